@@ -1,0 +1,189 @@
+//! CPU loading: reading a file and decoding it with `image` into the bitmap the CPU tier holds.
+//!
+//! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha (SPEC §2). The
+//! header is read first and images with more than `loader.max_pixels` pixels are refused before
+//! any pixel memory is allocated. Every failure is a typed [`Error`] naming the href.
+
+use crate::error::{Error, Result};
+use crate::stats::PixelFormat;
+use crate::tier::Resource;
+use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
+use std::io::{Cursor, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+static LIVE_BITMAPS: AtomicI64 = AtomicI64::new(0);
+static LIVE_BITMAP_BYTES: AtomicI64 = AtomicI64::new(0);
+
+/// A decoded image: tightly packed rows, RGBA8 (4 bytes per pixel) or Gray8 (1 byte).
+///
+/// ```
+/// use texcache::{Bitmap, PixelFormat};
+/// let b = Bitmap::new(3, 2, PixelFormat::Rgba8, vec![0; 24]);
+/// assert_eq!(texcache::tier::Resource::bytes(&b), 24);
+/// ```
+pub struct Bitmap {
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+    pixels: Vec<u8>,
+}
+
+impl Bitmap {
+    /// Wraps pixels. Panics if `pixels.len()` does not match the size and format: that is a
+    /// programming error, never a property of input data.
+    pub fn new(width: u32, height: u32, format: PixelFormat, pixels: Vec<u8>) -> Bitmap {
+        let bpp = match format {
+            PixelFormat::Rgba8 => 4,
+            PixelFormat::Gray8 => 1,
+            PixelFormat::Yuv420 => panic!("bitmaps are rgba8 or gray8"),
+        };
+        assert_eq!(pixels.len() as u64, width as u64 * height as u64 * bpp, "bitmap size");
+        LIVE_BITMAPS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BITMAP_BYTES.fetch_add(pixels.len() as i64, Ordering::Relaxed);
+        Bitmap { width, height, format, pixels }
+    }
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+    /// `Rgba8` or `Gray8`.
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+    /// Bytes per pixel: 4 or 1.
+    pub fn bytes_per_pixel(&self) -> u32 {
+        if self.format == PixelFormat::Gray8 {
+            1
+        } else {
+            4
+        }
+    }
+    /// The pixels, rows top to bottom, tightly packed.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+}
+
+impl Drop for Bitmap {
+    fn drop(&mut self) {
+        LIVE_BITMAPS.fetch_sub(1, Ordering::Relaxed);
+        LIVE_BITMAP_BYTES.fetch_sub(self.pixels.len() as i64, Ordering::Relaxed);
+    }
+}
+
+impl Resource for Bitmap {
+    fn bytes(&self) -> u64 {
+        self.pixels.len() as u64
+    }
+    fn dimensions(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+    fn format(&self) -> PixelFormat {
+        self.format
+    }
+}
+
+impl std::fmt::Debug for Bitmap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bitmap({}x{} {})", self.width, self.height, self.format.name())
+    }
+}
+
+/// Bitmaps alive in this process and their pixel bytes (for leak checks).
+pub fn live_bitmaps() -> (i64, i64) {
+    (LIVE_BITMAPS.load(Ordering::Relaxed), LIVE_BITMAP_BYTES.load(Ordering::Relaxed))
+}
+
+/// Reads `path` whole. `confine_to`: the canonical mediadir the opened file must lie in; checked
+/// on the open file itself, so a symlink swapped in after the key was computed is caught too.
+pub fn read_file(href: &str, path: &Path, confine_to: Option<&Path>) -> Result<Vec<u8>> {
+    let io = |e| Error::io(href, path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile { href: href.into(), path: path.into() });
+    }
+    if let Some(root) = confine_to {
+        let real = opened_path(&file, path).map_err(io)?;
+        if !real.starts_with(root) {
+            return Err(Error::OutsideMediadir { href: href.into(), path: real });
+        }
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// The real path of an open file.
+fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let _ = path;
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        std::fs::canonicalize(path)
+    }
+}
+
+/// Decodes encoded image bytes into a bitmap (SPEC §2), refusing more than `max_pixels`.
+///
+/// ```
+/// let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/pngsuite/basn0g08.png"));
+/// # let Ok(png) = png else { return };
+/// let b = texcache::bitmap::decode("basn0g08.png", &png, 1 << 20).unwrap();
+/// assert_eq!((b.width(), b.height(), b.format()), (32, 32, texcache::PixelFormat::Gray8));
+/// ```
+pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Corrupt { href: href.into(), detail: e.to_string() })?;
+    if reader.format().is_none() {
+        return Err(Error::Unsupported {
+            href: href.into(),
+            detail: if bytes.is_empty() { "empty file".into() } else { "not a recognised image format".into() },
+        });
+    }
+    let mut limits = Limits::no_limits();
+    // Room for the largest intermediate: 16-bit RGBA of max_pixels.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > max_pixels {
+        return Err(Error::TooManyPixels { href: href.into(), width, height, max: max_pixels });
+    }
+    let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
+    Ok(if gray {
+        Bitmap::new(width, height, PixelFormat::Gray8, img.into_luma8().into_raw())
+    } else {
+        Bitmap::new(width, height, PixelFormat::Rgba8, img.into_rgba8().into_raw())
+    })
+}
+
+/// Reads and decodes a file: [`read_file`] then [`decode`].
+pub fn load_file(href: &str, path: &Path, confine_to: Option<&Path>, max_pixels: u64) -> Result<Bitmap> {
+    let bytes = read_file(href, path, confine_to)?;
+    decode(href, &bytes, max_pixels)
+}
+
+fn classify(href: &str, e: ImageError) -> Error {
+    let href = href.to_string();
+    match e {
+        ImageError::Unsupported(u) => Error::Unsupported { href, detail: u.to_string() },
+        ImageError::Limits(l) => Error::Corrupt { href, detail: format!("decoder limit: {l}") },
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::Corrupt { href, detail: "truncated (unexpected end of file)".into() }
+        }
+        other => Error::Corrupt { href, detail: other.to_string() },
+    }
+}

@@ -1,0 +1,272 @@
+//! The cache an application embeds: hrefs in, shared handles out.
+//!
+//! [`Cache`] ties the pieces together: the key [`Resolver`], the CPU tier of decoded
+//! [`Bitmap`]s, the GPU tier of textures, prefetch threads, and the stats snapshot. It is
+//! cheap to clone (one `Arc`) and `Send + Sync`; handles may outlive it.
+
+use crate::bitmap::{self, Bitmap};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::key::{Key, Resolver};
+use crate::stats::{self, ProcessStats, Stats, TierStats};
+use crate::tier::{Handle, Tier, TierKind};
+use parking_lot::{Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
+
+/// A shared handle to a decoded bitmap.
+pub type BitmapHandle = Handle<Bitmap>;
+
+/// The two-tier image cache.
+///
+/// ```
+/// # fn main() -> texcache::Result<()> {
+/// let dir = std::env::temp_dir().join("texcache-doc-cache");
+/// std::fs::create_dir_all(&dir).unwrap();
+/// image::RgbaImage::new(4, 4).save(dir.join("a.png")).unwrap();
+///
+/// let mut cfg = texcache::Config::default();
+/// cfg.mediadir = dir;
+/// let cache = texcache::Cache::new(cfg)?;
+/// let a = cache.bitmap("a.png")?;        // miss: read and decode
+/// let b = cache.bitmap("./a.png")?;      // hit: the same pixels
+/// assert!(texcache::Handle::ptr_eq(&a, &b));
+/// assert_eq!(cache.stats().cpu.used, 4 * 4 * 4);
+/// drop((a, b));                          // unused now, still cached
+/// assert_eq!(cache.stats().cpu.unused, 64);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: Mutex<Config>,
+    resolver: Resolver,
+    /// Canonical mediadir when `confine` is on.
+    confine_root: Option<PathBuf>,
+    max_pixels: AtomicU64,
+    cpu: Tier<Bitmap>,
+    prefetch: Prefetch,
+}
+
+struct Prefetch {
+    queue: Mutex<Option<mpsc::Sender<String>>>,
+    pending: Mutex<u64>,
+    idle: Condvar,
+}
+
+impl Cache {
+    /// A cache configured by `config`.
+    pub fn new(config: Config) -> Result<Cache> {
+        let resolver = Resolver::new(&config.mediadir);
+        let confine_root = if config.confine {
+            Some(std::fs::canonicalize(resolver.mediadir()).map_err(|e| Error::Config {
+                file: PathBuf::from("<config>"),
+                line: None,
+                message: format!("mediadir {}: {e}", resolver.mediadir().display()),
+            })?)
+        } else {
+            None
+        };
+        let inner = Inner {
+            resolver,
+            confine_root,
+            max_pixels: AtomicU64::new(config.loader.max_pixels),
+            cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
+            prefetch: Prefetch { queue: Mutex::new(None), pending: Mutex::new(0), idle: Condvar::new() },
+            config: Mutex::new(config),
+        };
+        Ok(Cache { inner: Arc::new(inner) })
+    }
+
+    /// A cache on the built-in defaults (`config/texcache.toml`).
+    pub fn with_defaults() -> Cache {
+        Cache::new(Config::default()).expect("the defaults are valid")
+    }
+
+    /// A cache configured by the file named in `TEXCACHE_CONFIG`, or the defaults.
+    pub fn from_env() -> Result<Cache> {
+        Cache::new(Config::from_env_or_default()?)
+    }
+
+    /// The configuration in force (budgets reflect runtime changes).
+    pub fn config(&self) -> Config {
+        self.inner.config.lock().clone()
+    }
+
+    /// The key `href` maps to (no I/O).
+    pub fn key(&self, href: &str) -> Key {
+        let r = &self.inner.resolver;
+        r.key(&r.lookup(href))
+    }
+
+    /// Acquires the decoded bitmap of `href` (SPEC §3.1).
+    pub fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
+        self.inner.bitmap(href)
+    }
+
+    /// Acquires `href` only if it is already decoded; never loads, counts a hit when it is.
+    pub fn bitmap_if_resident(&self, href: &str) -> Option<BitmapHandle> {
+        self.inner.cpu.get_resident(&self.inner.resolver.lookup(href))
+    }
+
+    /// Queues `hrefs` to be decoded by the `loader.threads` background threads, without holding
+    /// handles: they end up cached as unused, ready for a hit. Failures are counted, not
+    /// reported. See [`Cache::wait_prefetch`].
+    pub fn prefetch<I, S>(&self, hrefs: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut queue = self.inner.prefetch.queue.lock();
+        if queue.is_none() {
+            *queue = Some(self.start_prefetch_threads());
+        }
+        let tx = queue.as_ref().expect("started");
+        for href in hrefs {
+            *self.inner.prefetch.pending.lock() += 1;
+            if tx.send(href.into()).is_err() {
+                self.inner.prefetch.done();
+            }
+        }
+    }
+
+    /// Blocks until every prefetch queued so far has finished.
+    pub fn wait_prefetch(&self) {
+        let mut pending = self.inner.prefetch.pending.lock();
+        while *pending > 0 {
+            self.inner.prefetch.idle.wait(&mut pending);
+        }
+    }
+
+    /// §3.5: removes `href` from both tiers. Returns whether anything was resident.
+    pub fn remove(&self, href: &str) -> bool {
+        let lookup = self.inner.resolver.lookup(href);
+        self.inner.cpu.remove(&lookup)
+    }
+
+    /// §3.6: evicts unused entries of `tier` until it uses at most `bytes`.
+    pub fn trim(&self, tier: TierKind, bytes: u64) -> TierStats {
+        match tier {
+            TierKind::Cpu => self.inner.cpu.trim(bytes),
+            TierKind::Gpu => TierStats::default(),
+        }
+    }
+
+    /// §3.7: changes a tier's budget at runtime; shrinking evicts at once.
+    pub fn set_budget(&self, tier: TierKind, bytes: u64) -> TierStats {
+        let mut cfg = self.inner.config.lock();
+        match tier {
+            TierKind::Cpu => {
+                cfg.cpu.budget.0 = bytes;
+                drop(cfg);
+                self.inner.cpu.set_budget(bytes)
+            }
+            TierKind::Gpu => {
+                cfg.gpu.budget.0 = bytes;
+                TierStats::default()
+            }
+        }
+    }
+
+    /// Re-reads a config file and applies what can change at runtime: budgets, `max_entries`,
+    /// `loader.max_pixels`. (`mediadir`, `confine`, the GPU backend and the socket take effect
+    /// in a new cache.)
+    pub fn reload_config(&self, file: impl AsRef<Path>) -> Result<()> {
+        let new = Config::load(file)?;
+        self.inner.max_pixels.store(new.loader.max_pixels, Ordering::Relaxed);
+        self.inner.cpu.set_max_entries(new.cpu.max_entries);
+        self.inner.cpu.set_budget(new.cpu.budget.0);
+        let mut cfg = self.inner.config.lock();
+        cfg.cpu = new.cpu;
+        cfg.gpu = new.gpu;
+        cfg.loader = new.loader;
+        Ok(())
+    }
+
+    /// The CPU tier itself.
+    pub fn cpu(&self) -> &Tier<Bitmap> {
+        &self.inner.cpu
+    }
+
+    /// The §6 snapshot (no entries).
+    pub fn stats(&self) -> Stats {
+        Stats {
+            cpu: self.inner.cpu.stats(),
+            gpu: TierStats { budget: self.inner.config.lock().gpu.budget.0, ..Default::default() },
+            video: Default::default(),
+            process: ProcessStats { rss: stats::process_rss() },
+            entries: None,
+        }
+    }
+
+    /// The §6 snapshot with the `entries` array.
+    pub fn stats_with_entries(&self) -> Stats {
+        let mut s = self.stats();
+        let entries = self.inner.cpu.entries().into_iter().map(|e| serde_json::to_value(e).expect("serialise"));
+        s.entries = Some(entries.collect());
+        s
+    }
+
+    fn start_prefetch_threads(&self) -> mpsc::Sender<String> {
+        let (tx, rx) = mpsc::channel::<String>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = self.inner.config.lock().loader.threads.max(1);
+        for i in 0..threads {
+            let rx = rx.clone();
+            let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+            std::thread::Builder::new()
+                .name(format!("texcache-prefetch-{i}"))
+                .spawn(move || prefetch_worker(rx, weak))
+                .expect("spawn prefetch thread");
+        }
+        tx
+    }
+}
+
+fn prefetch_worker(rx: Arc<Mutex<mpsc::Receiver<String>>>, cache: Weak<Inner>) {
+    loop {
+        let job = rx.lock().recv();
+        let Ok(href) = job else { return };
+        let Some(inner) = cache.upgrade() else { return };
+        let _ = inner.bitmap(&href);
+        inner.prefetch.done();
+    }
+}
+
+impl Prefetch {
+    fn done(&self) {
+        let mut p = self.pending.lock();
+        *p = p.saturating_sub(1);
+        if *p == 0 {
+            self.idle.notify_all();
+        }
+    }
+}
+
+impl Inner {
+    fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
+        let lookup = self.resolver.lookup(href);
+        self.cpu.acquire(&lookup, || self.resolver.key(&lookup), |key| self.decode(href, key))
+    }
+
+    /// Reads and decodes the file behind `key`, outside any lock.
+    fn decode(&self, href: &str, key: &Key) -> Result<Bitmap> {
+        if self.confine_root.is_some() && !self.resolver.is_inside(key.lookup()) {
+            return Err(Error::OutsideMediadir { href: href.into(), path: key.path().into() });
+        }
+        let max_pixels = self.max_pixels.load(Ordering::Relaxed);
+        bitmap::load_file(href, key.path(), self.confine_root.as_deref(), max_pixels)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the prefetch threads once they finish their current image.
+        self.prefetch.queue.get_mut().take();
+    }
+}

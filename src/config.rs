@@ -1,0 +1,264 @@
+//! The TOML configuration file (SPEC §5).
+//!
+//! Every key is optional and defaults to the value in `config/texcache.toml`. Unknown keys are
+//! errors, so a typo is never silently ignored; every error names the file, the line and the
+//! key. [`Config::load`] reads a file, [`Config::from_env_or_default`] honours
+//! `TEXCACHE_CONFIG`.
+
+use crate::error::{Error, Result};
+use crate::units::ByteSize;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+///
+/// ```
+/// let cfg = texcache::Config::parse("[cpu]\nbudget = \"64 MiB\"\n", "inline.toml").unwrap();
+/// assert_eq!(cfg.cpu.budget.0, 64 << 20);
+/// assert_eq!(cfg.gpu.budget.0, 512 << 20); // default
+///
+/// let err = texcache::Config::parse("[cpu]\nbudgett = 1\n", "bad.toml").unwrap_err();
+/// assert!(err.to_string().starts_with("bad.toml:2: cpu.budgett"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Base directory for relative hrefs.
+    pub mediadir: PathBuf,
+    /// Reject hrefs that resolve outside `mediadir`, symlinks included.
+    pub confine: bool,
+    pub cpu: CpuConfig,
+    pub gpu: GpuConfig,
+    pub video: VideoConfig,
+    pub loader: LoaderConfig,
+    pub stats: StatsConfig,
+}
+
+/// `[cpu]`: the decoded-bitmap tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CpuConfig {
+    pub budget: ByteSize,
+    /// 0 = unlimited.
+    pub max_entries: u64,
+}
+
+/// `[gpu]`: the texture tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpuConfig {
+    pub budget: ByteSize,
+    /// 0 = unlimited.
+    pub max_entries: u64,
+    pub mipmaps: bool,
+    pub keep_cpu_copy: bool,
+    pub backend: Backend,
+}
+
+/// Which wgpu backend texcache opens when it creates its own device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Auto,
+    Vulkan,
+    Gl,
+    Metal,
+    Dx12,
+}
+
+/// `[video]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    pub threaded: bool,
+    pub queue_length: usize,
+}
+
+/// `[loader]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// Background decode threads for prefetching.
+    pub threads: usize,
+    /// Images with more pixels are refused from their header.
+    pub max_pixels: u64,
+}
+
+/// `[stats]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Control socket path; empty = none.
+    pub socket: PathBuf,
+    /// Trace recording path; empty = none.
+    pub trace: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mediadir: PathBuf::from("."),
+            confine: false,
+            cpu: CpuConfig::default(),
+            gpu: GpuConfig::default(),
+            video: VideoConfig::default(),
+            loader: LoaderConfig::default(),
+            stats: StatsConfig::default(),
+        }
+    }
+}
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig { budget: ByteSize(256 << 20), max_entries: 0 }
+    }
+}
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig {
+            budget: ByteSize(512 << 20),
+            max_entries: 0,
+            mipmaps: false,
+            keep_cpu_copy: true,
+            backend: Backend::Auto,
+        }
+    }
+}
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig { threaded: true, queue_length: 8 }
+    }
+}
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig { threads: 2, max_pixels: 268_435_456 }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `file` only names the source in errors. Relative `mediadir`s stay
+    /// relative here (see [`Config::load`]).
+    pub fn parse(text: &str, file: impl AsRef<Path>) -> Result<Config> {
+        let file = file.as_ref();
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let span = e.span();
+            let line = span.as_ref().map(|s| line_of(text, s.start));
+            let key = span.as_ref().and_then(|s| key_path(text, s.start));
+            let msg = e.message().trim().to_string();
+            let message = match key {
+                Some(k) => format!("{k}: {msg}"),
+                None => msg,
+            };
+            Error::Config { file: file.to_owned(), line, message }
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses `file`. A relative `mediadir` is taken relative to the file's folder.
+    pub fn load(file: impl AsRef<Path>) -> Result<Config> {
+        let file = file.as_ref();
+        let text = std::fs::read_to_string(file).map_err(|e| Error::Config {
+            file: file.to_owned(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut cfg = Config::parse(&text, file)?;
+        if cfg.mediadir.is_relative() {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                cfg.mediadir = dir.join(&cfg.mediadir);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The file named by `TEXCACHE_CONFIG` if set, else the built-in defaults.
+    pub fn from_env_or_default() -> Result<Config> {
+        match std::env::var_os("TEXCACHE_CONFIG") {
+            Some(f) if !f.is_empty() => Config::load(PathBuf::from(f)),
+            _ => Ok(Config::default()),
+        }
+    }
+
+    /// The effective settings as TOML (what `texcache check-config` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    fn validate(&self, file: &Path) -> Result<()> {
+        let bad = |key: &str, message: &str| Error::Config {
+            file: file.to_owned(),
+            line: None,
+            message: format!("{key}: {message}"),
+        };
+        if self.video.queue_length == 0 {
+            return Err(bad("video.queue_length", "must be at least 1"));
+        }
+        if self.loader.max_pixels == 0 {
+            return Err(bad("loader.max_pixels", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// The dotted key an error offset points into: the nearest `[table]` header above plus the key
+/// on the offending line.
+fn key_path(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k.to_string()),
+        (Some(t), None) if line.trim().starts_with('[') => Some(t),
+        _ => line.trim().strip_prefix('[').map(|l| l.trim_end_matches(']').to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_default_file_equals_builtin_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/texcache.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Config::parse(&text, &path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            ("[gpu]\nmipmaps = true\nbackend = \"glide\"\n", "x.toml:3: gpu.backend"),
+            ("confine = 3\n", "x.toml:1: confine"),
+            ("[cpu]\nbudget = \"12 parsecs\"\n", "x.toml:2: cpu.budget"),
+            ("[cpu]\nbudget = -5\n", "x.toml:2: cpu.budget"),
+            ("[video]\nqueue_length = 4\nthreded = false\n", "x.toml:3: video.threded"),
+            ("[vidoe]\nthreaded = false\n", "x.toml:1: vidoe"),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse(text, "x.toml").unwrap_err().to_string();
+            assert!(err.starts_with(want), "{text:?}: got {err:?}, want prefix {want:?}");
+        }
+        let err = Config::parse("[video]\nqueue_length = 0\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("video.queue_length"), "{err}");
+    }
+
+    #[test]
+    fn sizes_accept_integers_and_units() {
+        let cfg = Config::parse("[cpu]\nbudget = 1000\n[gpu]\nbudget = \"2 GB\"\n", "x").unwrap();
+        assert_eq!(cfg.cpu.budget.0, 1000);
+        assert_eq!(cfg.gpu.budget.0, 2_000_000_000);
+    }
+}

@@ -1,0 +1,92 @@
+//! Typed errors.
+//!
+//! Every failure names what it is about (an href, a file, a trace line) and why. Errors are
+//! `Clone` because one failed load is handed to its caller *and* to every caller that waited
+//! for the same key (SPEC §3.2); I/O errors are kept behind an `Arc` for that reason.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Result alias used throughout texcache.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in texcache.
+///
+/// ```
+/// let err = texcache::Error::NotFound { href: "cat.png".into(), path: "/media/cat.png".into() };
+/// assert_eq!(err.to_string(), "cat.png: not found (/media/cat.png)");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file behind an href does not exist.
+    #[error("{href}: not found ({})", path.display())]
+    NotFound { href: String, path: PathBuf },
+    /// The file exists but may not be read.
+    #[error("{href}: permission denied ({})", path.display())]
+    Permission { href: String, path: PathBuf },
+    /// The href names a directory or another non-regular file.
+    #[error("{href}: not a regular file ({})", path.display())]
+    NotAFile { href: String, path: PathBuf },
+    /// Any other I/O failure while reading the file.
+    #[error("{href}: cannot read {}: {source}", path.display())]
+    Io { href: String, path: PathBuf, source: Arc<std::io::Error> },
+    /// The data is not in a format texcache decodes.
+    #[error("{href}: unsupported format: {detail}")]
+    Unsupported { href: String, detail: String },
+    /// The decoder rejected the data.
+    #[error("{href}: corrupt data: {detail}")]
+    Corrupt { href: String, detail: String },
+    /// The image header announces more pixels than `loader.max_pixels`; nothing was decoded.
+    #[error("{href}: too many pixels: {width}x{height} exceeds loader.max_pixels = {max}")]
+    TooManyPixels { href: String, width: u32, height: u32, max: u64 },
+    /// `confine = true` and the href resolves outside `mediadir` (lexically or via a symlink).
+    #[error("{href}: outside mediadir ({})", path.display())]
+    OutsideMediadir { href: String, path: PathBuf },
+    /// The GPU refused: no adapter, device lost, out of memory, validation.
+    #[error("{href}: GPU error: {detail}")]
+    Gpu { href: String, detail: String },
+    /// The loader panicked; the panic was caught and turned into this error.
+    #[error("{href}: load panicked: {message}")]
+    LoadPanicked { href: String, message: String },
+    /// A configuration file is invalid.
+    #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Config { file: PathBuf, line: Option<usize>, message: String },
+    /// A trace file is invalid.
+    #[error("{}:{line}: {message}", file.display())]
+    Trace { file: PathBuf, line: usize, message: String },
+    /// A video source problem (bad header, unsupported chroma format, truncated frame).
+    #[error("{href}: {detail}")]
+    Video { href: String, detail: String },
+}
+
+impl Error {
+    /// The href (or file) this error is about.
+    pub fn href(&self) -> Option<&str> {
+        match self {
+            Error::NotFound { href, .. }
+            | Error::Permission { href, .. }
+            | Error::NotAFile { href, .. }
+            | Error::Io { href, .. }
+            | Error::Unsupported { href, .. }
+            | Error::Corrupt { href, .. }
+            | Error::TooManyPixels { href, .. }
+            | Error::OutsideMediadir { href, .. }
+            | Error::Gpu { href, .. }
+            | Error::LoadPanicked { href, .. }
+            | Error::Video { href, .. } => Some(href),
+            Error::Config { .. } | Error::Trace { .. } => None,
+        }
+    }
+
+    /// Classifies an I/O error on `path` into the typed variants of SPEC §10.
+    pub(crate) fn io(href: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+        let (href, path) = (href.to_owned(), path.to_owned());
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { href, path },
+            std::io::ErrorKind::PermissionDenied => Error::Permission { href, path },
+            std::io::ErrorKind::IsADirectory => Error::NotAFile { href, path },
+            _ => Error::Io { href, path, source: Arc::new(e) },
+        }
+    }
+}

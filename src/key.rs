@@ -1,0 +1,218 @@
+//! Keys: what an href becomes before it is looked up (SPEC §1).
+//!
+//! A key is the href resolved against `mediadir` and lexically normalised (`.` and `..`
+//! resolved, repeated separators collapsed). Computing it never touches the file system, and for
+//! the common case — a relative href that is already normal, such as `"photos/cat.jpg"` — it does
+//! not even allocate: the index is searched with a *lookup string* borrowed from the href.
+//!
+//! The lookup string of a key inside `mediadir` is its path relative to `mediadir` (it never
+//! starts with `/`); outside `mediadir` it is the absolute path (it always starts with `/`).
+//! The two forms cannot collide, so the lookup string identifies the key.
+
+use std::borrow::{Borrow, Cow};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A resolved, normalised key. Cheap to clone (one `Arc`).
+///
+/// ```
+/// use texcache::key::Resolver;
+/// let r = Resolver::new("/media");
+/// let a = r.key(&r.lookup("photos/./cat.jpg"));
+/// let b = r.key(&r.lookup("/media/photos//cat.jpg"));
+/// assert_eq!(a, b);
+/// assert_eq!(a.path(), std::path::Path::new("/media/photos/cat.jpg"));
+/// ```
+#[derive(Clone)]
+pub struct Key(Arc<KeyInner>);
+
+struct KeyInner {
+    lookup: Box<str>,
+    path: PathBuf,
+}
+
+impl Key {
+    /// The absolute, normalised path this key names.
+    pub fn path(&self) -> &Path {
+        &self.0.path
+    }
+    /// The lookup string (relative to mediadir when inside it).
+    pub fn lookup(&self) -> &str {
+        &self.0.lookup
+    }
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.0.lookup
+    }
+}
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.lookup.hash(state)
+    }
+}
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.lookup == other.0.lookup
+    }
+}
+impl Eq for Key {}
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.path.display().fmt(f)
+    }
+}
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({:?})", self.0.path)
+    }
+}
+
+/// Turns hrefs into keys for one `mediadir`.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    /// Absolute, normalised, without a trailing `/` (except for `/` itself).
+    mediadir: String,
+}
+
+impl Resolver {
+    /// `mediadir` may be relative: it is made absolute against the current directory, once,
+    /// here (lexically, no symlinks resolved).
+    pub fn new(mediadir: impl AsRef<Path>) -> Resolver {
+        let m = mediadir.as_ref();
+        let abs = if m.is_absolute() {
+            m.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(m)
+        };
+        let s = abs.to_string_lossy();
+        Resolver { mediadir: normalize_abs(&s).into_owned() }
+    }
+
+    /// The absolute, normalised mediadir.
+    pub fn mediadir(&self) -> &Path {
+        Path::new(&self.mediadir)
+    }
+
+    /// The lookup string of `href`: borrowed from `href` when it is already normal. No I/O.
+    pub fn lookup<'a>(&self, href: &'a str) -> Cow<'a, str> {
+        if !href.starts_with('/') {
+            if is_normal_relative(href) {
+                return Cow::Borrowed(href);
+            }
+            let joined = format!("{}/{}", self.mediadir, href);
+            return Cow::Owned(self.strip(&normalize_abs(&joined)).into_owned());
+        }
+        match normalize_abs(href) {
+            Cow::Borrowed(n) => self.strip(n),
+            Cow::Owned(n) => Cow::Owned(self.strip(&n).into_owned()),
+        }
+    }
+
+    /// Builds the key for a lookup string returned by [`Resolver::lookup`].
+    pub fn key(&self, lookup: &str) -> Key {
+        let path = if lookup.starts_with('/') {
+            PathBuf::from(lookup)
+        } else if lookup.is_empty() {
+            PathBuf::from(&self.mediadir)
+        } else {
+            Path::new(&self.mediadir).join(lookup)
+        };
+        Key(Arc::new(KeyInner { lookup: lookup.into(), path }))
+    }
+
+    /// Whether a lookup string is inside mediadir (lexically).
+    pub fn is_inside(&self, lookup: &str) -> bool {
+        !lookup.starts_with('/')
+    }
+
+    fn strip<'a>(&self, abs: &'a str) -> Cow<'a, str> {
+        if abs == self.mediadir {
+            return Cow::Borrowed("");
+        }
+        let prefix_len = if self.mediadir == "/" { 0 } else { self.mediadir.len() };
+        match abs.strip_prefix(&self.mediadir[..prefix_len]) {
+            Some(rest) if rest.starts_with('/') => Cow::Borrowed(&rest[1..]),
+            _ => Cow::Borrowed(abs),
+        }
+    }
+}
+
+/// True if `href` is relative and has no empty, `.` or `..` component.
+fn is_normal_relative(href: &str) -> bool {
+    !href.is_empty() && href.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Lexically normalises an absolute path (`/a/./b//../c` → `/a/c`); `..` at the root stays at
+/// the root, as the kernel does. Borrowed when nothing changes.
+fn normalize_abs(path: &str) -> Cow<'_, str> {
+    debug_assert!(path.starts_with('/'));
+    let body = &path[1..];
+    if body.is_empty() || is_normal_relative(body) {
+        return Cow::Borrowed(path);
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in body.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for p in &parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_relative_hrefs_borrow() {
+        let r = Resolver::new("/m");
+        assert!(matches!(r.lookup("a/b.png"), Cow::Borrowed("a/b.png")));
+        assert!(matches!(r.lookup("/m/a/b.png"), Cow::Borrowed("a/b.png")));
+    }
+
+    #[test]
+    fn lexical_normalisation() {
+        let r = Resolver::new("/m/media");
+        let cases = [
+            ("a//b.png", "a/b.png"),
+            ("./a/./b.png", "a/b.png"),
+            ("a/x/../b.png", "a/b.png"),
+            ("../media/a.png", "a.png"),
+            ("../other/a.png", "/m/other/a.png"),
+            ("/m/media/a.png", "a.png"),
+            ("/m/media2/a.png", "/m/media2/a.png"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("../../../../x", "/x"),
+            ("/m/media", ""),
+            ("a/", "a"),
+        ];
+        for (href, want) in cases {
+            assert_eq!(r.lookup(href), want, "{href}");
+        }
+        assert_eq!(r.key("a.png").path(), Path::new("/m/media/a.png"));
+        assert_eq!(r.key("/x").path(), Path::new("/x"));
+    }
+
+    #[test]
+    fn root_mediadir() {
+        let r = Resolver::new("/");
+        assert_eq!(r.lookup("/etc/x"), "etc/x");
+        assert_eq!(r.key("etc/x").path(), Path::new("/etc/x"));
+    }
+}

@@ -1,0 +1,52 @@
+//! # texcache
+//!
+//! A two-level image and texture cache for media applications.
+//!
+//! Media applications load the same pictures again and again. texcache makes that memory
+//! bounded, shared and visible:
+//!
+//! - the **CPU tier** holds decoded bitmaps, the **GPU tier** wgpu textures; each is bounded by
+//!   a byte budget and evicts unused images least-recently-released first;
+//! - [`Handle`]s are reference counted: everyone asking for one href shares one bitmap and one
+//!   texture; images in use are never evicted; released ones stay cached until space is needed;
+//! - budgets and limits come from a TOML file ([`Config`]); [`Stats`] shows what is held.
+//!
+//! ```
+//! # fn main() -> texcache::Result<()> {
+//! # let dir = std::env::temp_dir().join("texcache-doc-lib");
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # image::RgbaImage::new(8, 8).save(dir.join("cat.png")).unwrap();
+//! let mut config = texcache::Config::default();
+//! config.mediadir = dir;                     // relative hrefs resolve here
+//! config.cpu.budget = "64 MiB".parse().unwrap();
+//! let cache = texcache::Cache::new(config)?;
+//!
+//! let cat = cache.bitmap("cat.png")?;        // decoded once, shared by every caller
+//! assert_eq!((cat.width(), cat.height()), (8, 8));
+//! println!("{}", cache.stats());             // the memory table
+//! # Ok(()) }
+//! ```
+//!
+//! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
+//! byte-budgeted tier core, its thread-safe wrapper and single-flight loading), [`bitmap`] (CPU
+//! loading), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`trace`] (trace files and
+//! replay).
+
+pub mod bitmap;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod key;
+pub mod stats;
+pub mod tier;
+pub mod trace;
+pub mod units;
+
+pub use bitmap::Bitmap;
+pub use cache::{BitmapHandle, Cache};
+pub use config::Config;
+pub use error::{Error, Result};
+pub use key::Key;
+pub use stats::{PixelFormat, Stats, TierStats};
+pub use tier::{Handle, TierKind};
+pub use units::ByteSize;

@@ -1,0 +1,105 @@
+//! Byte sizes as people write them: `"256 MiB"`, `"1.5 GB"`, `1048576`.
+//!
+//! Used by the config file, trace lines (`trim cpu 64 MiB`) and CLI budget lists.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A number of bytes, parsed from an integer or a string with a unit
+/// (B, KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB powers of 1024).
+///
+/// ```
+/// use texcache::ByteSize;
+/// assert_eq!("256 MiB".parse::<ByteSize>().unwrap().0, 256 << 20);
+/// assert_eq!("1.5KB".parse::<ByteSize>().unwrap().0, 1500);
+/// assert_eq!("42".parse::<ByteSize>().unwrap().0, 42);
+/// assert!("12 parsecs".parse::<ByteSize>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+const UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("KIB", 1 << 10),
+    ("MIB", 1 << 20),
+    ("GIB", 1 << 30),
+    ("TIB", 1 << 40),
+];
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let (num, unit) = (&s[..split], s[split..].trim());
+        if num.is_empty() {
+            return Err(format!("`{s}` is not a size (expected e.g. 1048576, \"64 MiB\", \"2 GB\")"));
+        }
+        let mult = if unit.is_empty() {
+            1
+        } else {
+            let up = unit.to_ascii_uppercase();
+            UNITS.iter().find(|(u, _)| *u == up).map(|(_, m)| *m).ok_or_else(|| {
+                format!("`{s}`: unknown unit `{unit}` (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")
+            })?
+        };
+        let bytes = if let Ok(n) = num.parse::<u64>() {
+            n.checked_mul(mult)
+        } else {
+            let f: f64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
+            let b = (f * mult as f64).round();
+            (b.is_finite() && b >= 0.0 && b < u64::MAX as f64).then_some(b as u64)
+        };
+        bytes.map(ByteSize).ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    /// Binary units with up to one decimal: `256.0 MiB`, `512 B`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b < 1024 {
+            return write!(f, "{b} B");
+        }
+        let units = ["KiB", "MiB", "GiB", "TiB"];
+        let mut v = b as f64 / 1024.0;
+        let mut i = 0;
+        while v >= 1024.0 && i < units.len() - 1 {
+            v /= 1024.0;
+            i += 1;
+        }
+        write!(f, "{v:.1} {}", units[i])
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a byte size: an integer, or a string such as \"256 MiB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a byte size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
