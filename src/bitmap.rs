@@ -143,6 +143,9 @@ fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<std::path::
 /// assert_eq!((b.width(), b.height(), b.format()), (32, 32, texcache::PixelFormat::Gray8));
 /// ```
 pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return decode_jpeg(href, bytes, max_pixels);
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Corrupt { href: href.into(), detail: e.to_string() })?;
@@ -174,6 +177,44 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
 pub fn load_file(href: &str, path: &Path, confine_to: Option<&Path>, max_pixels: u64) -> Result<Bitmap> {
     let bytes = read_file(href, path, confine_to)?;
     decode(href, &bytes, max_pixels)
+}
+
+/// JPEG goes straight to zune-jpeg (the decoder `image` uses too) so that it can run in strict
+/// mode, where a truncated or damaged stream is an error instead of a silently grey picture, and
+/// write RGBA (or gray) straight into the bitmap's buffer with no conversion copy.
+fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    use zune_jpeg::errors::DecodeErrors;
+    let corrupt = |e: DecodeErrors| match e {
+        DecodeErrors::Unsupported(s) => Error::Unsupported { href: href.into(), detail: format!("JPEG {s:?}") },
+        DecodeErrors::ExhaustedData => Error::Corrupt { href: href.into(), detail: "truncated (unexpected end of data)".into() },
+        other => Error::Corrupt { href: href.into(), detail: other.to_string() },
+    };
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(u32::MAX as usize)
+        .set_max_height(u32::MAX as usize)
+        .jpeg_set_out_colorspace(ColorSpace::RGBA);
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    dec.decode_headers().map_err(corrupt)?;
+    let info = dec.info().expect("headers decoded");
+    let (width, height) = (info.width as u32, info.height as u32);
+    if width as u64 * height as u64 > max_pixels {
+        return Err(Error::TooManyPixels { href: href.into(), width, height, max: max_pixels });
+    }
+    let gray = dec.input_colorspace() == Some(ColorSpace::Luma);
+    if gray {
+        dec.set_options(options.jpeg_set_out_colorspace(ColorSpace::Luma));
+    }
+    let format = if gray { PixelFormat::Gray8 } else { PixelFormat::Rgba8 };
+    let len = dec.output_buffer_size().ok_or_else(|| corrupt(DecodeErrors::FormatStatic("image too large")))?;
+    let want = width as usize * height as usize * if gray { 1 } else { 4 };
+    if len != want {
+        return Err(Error::Unsupported { href: href.into(), detail: format!("JPEG output of {len} bytes for {width}x{height}") });
+    }
+    let mut pixels = vec![0u8; len];
+    dec.decode_into(&mut pixels).map_err(corrupt)?;
+    Ok(Bitmap::new(width, height, format, pixels))
 }
 
 fn classify(href: &str, e: ImageError) -> Error {

@@ -90,3 +90,19 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn io_errors_are_classified() {
+        let p = std::path::Path::new("/m/a.png");
+        assert!(matches!(Error::io("a.png", p, IoError::from(ErrorKind::NotFound)), Error::NotFound { .. }));
+        assert!(matches!(Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied)), Error::Permission { .. }));
+        assert!(matches!(Error::io("a.png", p, IoError::from(ErrorKind::IsADirectory)), Error::NotAFile { .. }));
+        let e = Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied));
+        assert_eq!(e.to_string(), "a.png: permission denied (/m/a.png)");
+    }
+}

@@ -37,6 +37,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod key;
+pub mod samples;
 pub mod stats;
 pub mod tier;
 pub mod trace;

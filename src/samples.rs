@@ -1,0 +1,50 @@
+//! Sample media generated on the fly, so the demo, examples and benchmarks need no files from
+//! anywhere: gradients and photo-like noise as PNG and JPEG.
+
+use crate::error::{Error, Result};
+use image::{ImageFormat, Rgba, RgbaImage};
+use std::path::{Path, PathBuf};
+
+/// A deterministic test picture: a gradient with a seed-dependent hue and soft noise, so that
+/// it compresses like a photo rather than like a flat colour.
+pub fn picture(width: u32, height: u32, seed: u32) -> RgbaImage {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let (r0, g0, b0) = ((seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256);
+    RgbaImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = (state % 24) as i32 - 12;
+        let fx = x * 255 / width.max(1);
+        let fy = y * 255 / height.max(1);
+        let c = |base: u32, f: u32| ((base + f) % 256) as i32 + n;
+        Rgba([c(r0, fx).clamp(0, 255) as u8, c(g0, fy).clamp(0, 255) as u8, c(b0, (fx + fy) / 2).clamp(0, 255) as u8, 255])
+    })
+}
+
+/// Writes `count` pictures of `width`x`height` into `dir` as `img_NNN.png` (or `.jpg` every
+/// third one when `mixed`), returning their file names (hrefs relative to `dir`).
+pub fn write_pictures(dir: &Path, count: u32, width: u32, height: u32, mixed: bool) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(&dir.display().to_string(), dir, e))?;
+    let mut names = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let jpeg = mixed && i % 3 == 2;
+        let name = format!("img_{i:03}.{}", if jpeg { "jpg" } else { "png" });
+        let path: PathBuf = dir.join(&name);
+        if !path.exists() {
+            let img = picture(width, height, i);
+            let res = if jpeg {
+                image::DynamicImage::ImageRgba8(img).to_rgb8().save_with_format(&path, ImageFormat::Jpeg)
+            } else {
+                img.save_with_format(&path, ImageFormat::Png)
+            };
+            res.map_err(|e| Error::Io {
+                href: name.clone(),
+                path: path.clone(),
+                source: std::sync::Arc::new(std::io::Error::other(e.to_string())),
+            })?;
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
