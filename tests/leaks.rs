@@ -1,0 +1,30 @@
+//! No bitmap memory is left once every handle and the cache are gone. Its own test binary, so
+//! the process-wide live-bitmap counter sees no other test.
+
+mod common;
+
+#[test]
+fn nothing_is_left_after_handles_and_cache_drop() {
+    assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0));
+    let dir = common::corpus().join("pngsuite");
+    let cache = common::cache(&dir, 64 * 1024);
+    let mut held = Vec::new();
+    for (i, e) in std::fs::read_dir(&dir).unwrap().enumerate() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if let Ok(h) = cache.bitmap(&name) {
+            if i % 4 == 0 {
+                held.push(h);
+            }
+        }
+    }
+    cache.remove(held[0].key().lookup());
+    let (live, bytes) = texcache::bitmap::live_bitmaps();
+    let s = cache.stats().cpu;
+    assert_eq!(bytes as u64, s.used, "every live bitmap byte is accounted for");
+    assert_eq!(live as u64, s.entries);
+    drop(cache);
+    let (_, bytes) = texcache::bitmap::live_bitmaps();
+    assert_eq!(bytes as u64, held.iter().map(|h| h.bytes()).sum::<u64>(), "only held bitmaps survive the cache");
+    drop(held);
+    assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0));
+}
