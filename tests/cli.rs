@@ -1,0 +1,155 @@
+//! The `texcache` command line: replay of hand-written traces with exact counters, errors that
+//! name the line, check-config, demo.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn texcache(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_texcache")).args(args).env_remove("TEXCACHE_CONFIG").output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Three 10x10 RGBA pictures (400 bytes each) and a gray one, with a config of `budget` bytes.
+fn setup(budget: u64) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    for n in ["a", "b", "c"] {
+        common::png(tmp.path(), &format!("{n}.png"), 10, 10);
+    }
+    image::GrayImage::new(10, 10).save(tmp.path().join("g.png")).unwrap();
+    let cfg = tmp.path().join("cfg.toml");
+    std::fs::write(&cfg, format!("mediadir = \".\"\n[cpu]\nbudget = {budget}\n")).unwrap();
+    let cfg = cfg.display().to_string();
+    (tmp, cfg)
+}
+
+fn replay(dir: &Path, cfg: &str, trace: &str, extra: &[&str]) -> serde_json::Value {
+    let file = dir.join("t.trace");
+    std::fs::write(&file, trace).unwrap();
+    let mut args = vec!["replay", "--trace", file.to_str().unwrap(), "--config", cfg, "--json"];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = texcache(&args);
+    assert!(ok, "replay failed: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn replay_counts_exactly_and_evicts_least_recently_released() {
+    let (tmp, cfg) = setup(850);
+    let trace = "\
+# two fit in 850 bytes, the third forces an eviction
+bitmap A a.png
+bitmap B b.png
+release B          # released first
+release A
+bitmap C c.png     # used 1200 > 850: evict b (released before a)
+bitmap A2 a.png    # hit
+bitmap G g.png     # gray: 100 bytes; 900 with all in use: over budget, nothing to evict
+release C
+release A2
+release G          # (c was evicted on its release: 900 > 850)
+bitmap X missing.png
+release X
+";
+    let v = replay(tmp.path(), &cfg, trace, &["--entries"]);
+    let cpu = &v["cpu"];
+    let want = serde_json::json!({
+        "budget": 850, "used": 500, "in_use": 0, "unused": 500, "over_budget": 0, "peak_used": 900,
+        "entries": 2, "in_use_entries": 0, "hits": 1, "misses": 5, "coalesced": 0,
+        "evictions": 2, "evicted_bytes": 800, "failures": 1
+    });
+    assert_eq!(cpu, &want);
+    assert_eq!(v["gpu"]["used"], 0);
+    assert_eq!(v["video"]["nodes"], 0);
+    assert!(v["process"]["rss"].as_u64().unwrap() > 0);
+    let entries = v["entries"].as_array().unwrap();
+    let keys: Vec<_> = entries.iter().map(|e| e["key"].as_str().unwrap().rsplit('/').next().unwrap()).collect();
+    assert_eq!(keys, ["a.png", "g.png"]);
+    assert_eq!(entries[1]["format"], "gray8");
+    assert_eq!(entries[1]["bytes"], 100);
+    assert_eq!(entries[0]["refs"], 0);
+}
+
+#[test]
+fn replay_remove_trim_budget() {
+    let (tmp, cfg) = setup(1 << 20);
+    let trace = "\
+bitmap A a.png
+bitmap B b.png
+release B
+bitmap C c.png
+release C
+remove ./b.png     # unused: freed, not an eviction
+remove a.png       # in use: leaves the index, still counted
+trim cpu 500       # 800 used: evicts c (a is in use)
+budget cpu 1 KiB
+";
+    let v = replay(tmp.path(), &cfg, trace, &[]);
+    let cpu = &v["cpu"];
+    assert_eq!(
+        (cpu["used"].as_u64(), cpu["in_use"].as_u64(), cpu["entries"].as_u64(), cpu["evictions"].as_u64(), cpu["budget"].as_u64()),
+        (Some(400), Some(400), Some(1), Some(1), Some(1024))
+    );
+}
+
+#[test]
+fn replay_errors_name_the_line() {
+    let (tmp, cfg) = setup(1000);
+    let file = tmp.path().join("bad.trace");
+    for (trace, want) in [
+        ("bitmap A a.png\nbitmap A b.png\n", "bad.trace:2: ID `A` is still held"),
+        ("bitmap A a.png\n\n# c\nrelease Z\n", "bad.trace:4: `release`: unknown ID `Z`"),
+        ("frobnicate x\n", "bad.trace:1: unknown operation `frobnicate`"),
+        ("trim cpu lots\n", "bad.trace:1: `trim`"),
+    ] {
+        std::fs::write(&file, trace).unwrap();
+        let (ok, _, err) = texcache(&["replay", "--trace", file.to_str().unwrap(), "--config", &cfg]);
+        assert!(!ok);
+        assert!(err.contains(want), "{trace:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    }
+}
+
+#[test]
+fn replay_prints_a_table_by_default() {
+    let (tmp, cfg) = setup(1000);
+    let file = tmp.path().join("t.trace");
+    std::fs::write(&file, "bitmap A a.png\n").unwrap();
+    let (ok, out, _) = texcache(&["replay", "--trace", file.to_str().unwrap(), "--config", &cfg]);
+    assert!(ok);
+    assert!(out.lines().any(|l| l.starts_with("cpu") && l.contains("400 B")), "{out}");
+}
+
+#[test]
+fn check_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.toml");
+    std::fs::write(&good, "[cpu]\nbudget = \"64 MiB\"\n").unwrap();
+    let (ok, out, _) = texcache(&["check-config", good.to_str().unwrap()]);
+    assert!(ok);
+    assert!(out.contains("budget = 67108864"), "{out}");
+    assert!(out.contains("queue_length = 8"), "{out}");
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[gpu]\nbudget = \"1 GiB\"\nmipmap = true\n").unwrap();
+    let (ok, _, err) = texcache(&["check-config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("bad.toml:3: gpu.mipmap"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/texcache.toml");
+    assert!(texcache(&["check-config", default.to_str().unwrap()]).0);
+    let (ok, _, err) = texcache(&["check-config", "/nonexistent.toml"]);
+    assert!(!ok && err.contains("/nonexistent.toml"), "{err}");
+}
+
+#[test]
+fn demo_runs_and_evicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, out, err) = texcache(&["demo", "--dir", tmp.path().to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["cpu"]["evictions"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["cpu"]["used"].as_u64().unwrap() <= v["cpu"]["budget"].as_u64().unwrap());
+}
