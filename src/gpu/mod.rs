@@ -1,0 +1,88 @@
+//! GPU upload: the wgpu device texcache uploads with, and the textures the GPU tier holds.
+//!
+//! An application that renders with wgpu passes its own `Device` and `Queue`
+//! ([`Gpu::from_device`]); the CLI and tests let texcache open one from `gpu.backend`
+//! ([`Gpu::open`]), lazily, on the first texture request. Validation and out-of-memory errors are
+//! captured with error scopes and returned as [`Error::Gpu`] naming the href; a lost device is
+//! remembered, so later uploads fail with a clear error instead of panicking, until the cache is
+//! bound to a new device.
+
+mod texture;
+
+pub use texture::{read_back, Texture};
+
+use crate::config::Backend;
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A wgpu device and queue, with what texcache needs to know about them.
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    adapter: String,
+    lost: Arc<AtomicBool>,
+}
+
+impl Gpu {
+    /// Wraps an application's own device and queue (the normal way to embed texcache).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: impl Into<String>) -> Gpu {
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |_reason, _msg| flag.store(true, Ordering::Release));
+        // The default handler panics; errors are captured per upload with error scopes instead.
+        device.on_uncaptured_error(Arc::new(|e| eprintln!("texcache: uncaptured wgpu error: {e}")));
+        Gpu { device, queue, adapter: adapter.into(), lost }
+    }
+
+    /// Opens the best adapter of `backend` and creates a device on it.
+    pub fn open(backend: Backend) -> Result<Gpu> {
+        let backends = match backend {
+            Backend::Auto => wgpu::Backends::PRIMARY | wgpu::Backends::GL,
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Gl => wgpu::Backends::GL,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+        };
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..Default::default() });
+        let err = |detail: String| Error::Gpu { href: "<device>".into(), detail };
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            err(format!(
+                "no {backend:?} GPU adapter found ({e}); on a machine without a GPU install a software \
+                 driver, e.g. `apt-get install mesa-vulkan-drivers` (lavapipe)"
+            ))
+        })?;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("texcache device"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| err(format!("cannot create a device on {}: {e}", info.name)))?;
+        Ok(Gpu::from_device(device, queue, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)))
+    }
+
+    /// A description of the adapter.
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    /// The device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Whether the device has been lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+}
