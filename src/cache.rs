@@ -7,6 +7,7 @@
 use crate::bitmap::{self, Bitmap};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Texture};
 use crate::key::{Key, Resolver};
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
@@ -18,6 +19,8 @@ use std::sync::{Arc, Weak};
 
 /// A shared handle to a decoded bitmap.
 pub type BitmapHandle = Handle<Bitmap>;
+/// A shared handle to a texture.
+pub type TextureHandle = Handle<Texture>;
 
 /// The two-tier image cache.
 ///
@@ -50,6 +53,9 @@ pub(crate) struct Inner {
     confine_root: Option<PathBuf>,
     max_pixels: AtomicU64,
     cpu: Tier<Bitmap>,
+    gpu: Tier<Texture>,
+    /// The device textures are uploaded to: the application's, or one opened lazily.
+    device: Mutex<Option<Arc<Gpu>>>,
     prefetch: Prefetch,
 }
 
@@ -77,6 +83,8 @@ impl Cache {
             confine_root,
             max_pixels: AtomicU64::new(config.loader.max_pixels),
             cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
+            gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
+            device: Mutex::new(None),
             prefetch: Prefetch { queue: Mutex::new(None), pending: Mutex::new(0), idle: Condvar::new() },
             config: Mutex::new(config),
         };
@@ -107,6 +115,45 @@ impl Cache {
     /// Acquires the decoded bitmap of `href` (SPEC §3.1).
     pub fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
         self.inner.bitmap(href)
+    }
+
+    /// Acquires the texture of `href` (SPEC §3.8): a GPU hit, or a GPU miss that acquires the
+    /// bitmap through the CPU tier, uploads it and drops the bitmap handle. The device is the
+    /// one bound with [`Cache::bind_gpu`], else one opened from `gpu.backend` on first use.
+    pub fn texture(&self, href: &str) -> Result<TextureHandle> {
+        let inner = &self.inner;
+        let lookup = inner.resolver.lookup(href);
+        inner.gpu.acquire(&lookup, || inner.resolver.key(&lookup), |key| {
+            let gpu = inner.gpu_device(href)?;
+            let keep = inner.config.lock().gpu.keep_cpu_copy;
+            if keep {
+                let bitmap = inner.bitmap(href)?;
+                return Texture::upload(&gpu, href, &bitmap);
+            }
+            if let Some(bitmap) = inner.cpu.get_resident(&lookup) {
+                return Texture::upload(&gpu, href, &bitmap);
+            }
+            let decoded = inner.decode(href, key);
+            inner.cpu.count_uninserted_miss(decoded.is_err());
+            Texture::upload(&gpu, href, &decoded?)
+        })
+    }
+
+    /// Binds the GPU tier to an application's device (or a new one after a device loss).
+    /// Textures already cached stay valid on their old device until dropped; new uploads go to
+    /// `gpu`.
+    pub fn bind_gpu(&self, gpu: Arc<Gpu>) {
+        *self.inner.device.lock() = Some(gpu);
+    }
+
+    /// The device the GPU tier uploads to, opening one from `gpu.backend` if none is bound.
+    pub fn gpu(&self) -> Result<Arc<Gpu>> {
+        self.inner.gpu_device("<device>")
+    }
+
+    /// The GPU tier itself.
+    pub fn gpu_tier(&self) -> &Tier<Texture> {
+        &self.inner.gpu
     }
 
     /// Acquires `href` only if it is already decoded; never loads, counts a hit when it is.
@@ -146,14 +193,15 @@ impl Cache {
     /// §3.5: removes `href` from both tiers. Returns whether anything was resident.
     pub fn remove(&self, href: &str) -> bool {
         let lookup = self.inner.resolver.lookup(href);
-        self.inner.cpu.remove(&lookup)
+        let gpu = self.inner.gpu.remove(&lookup);
+        self.inner.cpu.remove(&lookup) | gpu
     }
 
     /// §3.6: evicts unused entries of `tier` until it uses at most `bytes`.
     pub fn trim(&self, tier: TierKind, bytes: u64) -> TierStats {
         match tier {
             TierKind::Cpu => self.inner.cpu.trim(bytes),
-            TierKind::Gpu => TierStats::default(),
+            TierKind::Gpu => self.inner.gpu.trim(bytes),
         }
     }
 
@@ -168,7 +216,8 @@ impl Cache {
             }
             TierKind::Gpu => {
                 cfg.gpu.budget.0 = bytes;
-                TierStats::default()
+                drop(cfg);
+                self.inner.gpu.set_budget(bytes)
             }
         }
     }
@@ -181,9 +230,13 @@ impl Cache {
         self.inner.max_pixels.store(new.loader.max_pixels, Ordering::Relaxed);
         self.inner.cpu.set_max_entries(new.cpu.max_entries);
         self.inner.cpu.set_budget(new.cpu.budget.0);
+        self.inner.gpu.set_max_entries(new.gpu.max_entries);
+        self.inner.gpu.set_budget(new.gpu.budget.0);
         let mut cfg = self.inner.config.lock();
         cfg.cpu = new.cpu;
-        cfg.gpu = new.gpu;
+        cfg.gpu.budget = new.gpu.budget;
+        cfg.gpu.max_entries = new.gpu.max_entries;
+        cfg.gpu.keep_cpu_copy = new.gpu.keep_cpu_copy;
         cfg.loader = new.loader;
         Ok(())
     }
@@ -197,7 +250,7 @@ impl Cache {
     pub fn stats(&self) -> Stats {
         Stats {
             cpu: self.inner.cpu.stats(),
-            gpu: TierStats { budget: self.inner.config.lock().gpu.budget.0, ..Default::default() },
+            gpu: self.inner.gpu.stats(),
             video: Default::default(),
             process: ProcessStats { rss: stats::process_rss() },
             entries: None,
@@ -207,7 +260,8 @@ impl Cache {
     /// The §6 snapshot with the `entries` array.
     pub fn stats_with_entries(&self) -> Stats {
         let mut s = self.stats();
-        let entries = self.inner.cpu.entries().into_iter().map(|e| serde_json::to_value(e).expect("serialise"));
+        let all = self.inner.cpu.entries().into_iter().chain(self.inner.gpu.entries());
+        let entries = all.map(|e| serde_json::to_value(e).expect("serialise"));
         s.entries = Some(entries.collect());
         s
     }
@@ -249,6 +303,23 @@ impl Prefetch {
 }
 
 impl Inner {
+    fn gpu_device(&self, href: &str) -> Result<Arc<Gpu>> {
+        let mut device = self.device.lock();
+        if let Some(gpu) = device.as_ref() {
+            return Ok(gpu.clone());
+        }
+        let cfg = self.config.lock().gpu.clone();
+        if cfg.mipmaps {
+            return Err(Error::Gpu { href: href.into(), detail: "gpu.mipmaps is not supported yet".into() });
+        }
+        let gpu = Arc::new(Gpu::open(cfg.backend).map_err(|e| match e {
+            Error::Gpu { detail, .. } => Error::Gpu { href: href.into(), detail },
+            other => other,
+        })?);
+        *device = Some(gpu.clone());
+        Ok(gpu)
+    }
+
     fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
         let lookup = self.resolver.lookup(href);
         self.cpu.acquire(&lookup, || self.resolver.key(&lookup), |key| self.decode(href, key))

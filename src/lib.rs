@@ -36,6 +36,7 @@ pub mod bitmap;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod gpu;
 pub mod key;
 pub mod samples;
 pub mod stats;
@@ -44,7 +45,8 @@ pub mod trace;
 pub mod units;
 
 pub use bitmap::Bitmap;
-pub use cache::{BitmapHandle, Cache};
+pub use cache::{BitmapHandle, Cache, TextureHandle};
+pub use gpu::{Gpu, Texture};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use key::Key;

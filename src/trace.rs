@@ -6,7 +6,7 @@
 //! still held, or naming an unknown ID, is an error naming the line. A failed load is counted in
 //! the stats, not fatal: its ID is remembered as failed so that its `release` is a no-op.
 
-use crate::cache::{BitmapHandle, Cache};
+use crate::cache::{BitmapHandle, Cache, TextureHandle};
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use crate::units::ByteSize;
@@ -161,6 +161,7 @@ fn split_word(s: &str) -> (&str, &str) {
 /// What an ID names during replay.
 enum Held {
     Bitmap(#[allow(dead_code)] BitmapHandle),
+    Texture(#[allow(dead_code)] TextureHandle),
     /// The acquire failed (counted); its release is a no-op.
     Failed,
 }
@@ -199,6 +200,11 @@ impl<'c> Replayer<'c> {
                 let held = self.cache.bitmap(href).map_or(Held::Failed, Held::Bitmap);
                 self.held.insert(id.clone(), held);
             }
+            Op::Texture { id, href } => {
+                self.check_free(id)?;
+                let held = self.cache.texture(href).map_or(Held::Failed, Held::Texture);
+                self.held.insert(id.clone(), held);
+            }
             Op::Release { id } => {
                 self.held.remove(id).ok_or_else(|| format!("`release`: unknown ID `{id}`"))?;
             }
@@ -211,8 +217,8 @@ impl<'c> Replayer<'c> {
             Op::Budget { tier, bytes } => {
                 self.cache.set_budget(*tier, *bytes);
             }
-            Op::Texture { .. } | Op::Video { .. } | Op::Play { .. } | Op::Wait { .. } | Op::Next { .. } | Op::Stop { .. } => {
-                return Err(format!("`{op}`: this build has no GPU or video support yet"));
+            Op::Video { .. } | Op::Play { .. } | Op::Wait { .. } | Op::Next { .. } | Op::Stop { .. } => {
+                return Err(format!("`{op}`: video nodes are not built yet"));
             }
         }
         Ok(())

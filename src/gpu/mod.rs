@@ -44,7 +44,7 @@ impl Gpu {
             Backend::Metal => wgpu::Backends::METAL,
             Backend::Dx12 => wgpu::Backends::DX12,
         };
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..Default::default() });
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() });
         let err = |detail: String| Error::Gpu { href: "<device>".into(), detail };
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,

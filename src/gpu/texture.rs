@@ -35,6 +35,10 @@ impl Texture {
     pub fn height(&self) -> u32 {
         self.texture.height()
     }
+    /// `Rgba8` (as `Rgba8UnormSrgb`) or `Gray8` (as `R8Unorm`).
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
     /// The device it lives on.
     pub fn gpu(&self) -> &Arc<Gpu> {
         &self.gpu
@@ -141,7 +145,7 @@ pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
     let err = |detail: String| Error::Gpu { href: "<readback>".into(), detail };
     gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| err(e.to_string()))?;
     rx.recv().map_err(|e| err(e.to_string()))?.map_err(|e| err(e.to_string()))?;
-    let data = buffer.slice(..).get_mapped_range();
+    let data = buffer.slice(..).get_mapped_range().map_err(|e| err(e.to_string()))?;
     let mut out = Vec::with_capacity((row * h) as usize);
     for y in 0..h as usize {
         out.extend_from_slice(&data[y * padded as usize..][..row as usize]);

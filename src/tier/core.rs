@@ -243,6 +243,13 @@ impl<V> TierCore<V> {
         out
     }
 
+    /// Counts a miss that was served without inserting anything (SPEC §3.8 with
+    /// `gpu.keep_cpu_copy = false`), and its failure if the load failed.
+    pub fn count_uninserted_miss(&mut self, failed: bool) {
+        self.c.misses += 1;
+        self.c.failures += failed as u64;
+    }
+
     /// The §6 counters for this tier.
     pub fn stats(&self) -> TierStats {
         let c = &self.c;

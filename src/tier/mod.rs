@@ -126,6 +126,11 @@ impl<R: Resource> Tier<R> {
         }
     }
 
+    /// Counts a miss served without inserting (see [`core::TierCore::count_uninserted_miss`]).
+    pub fn count_uninserted_miss(&self, failed: bool) {
+        self.shared.core.lock().count_uninserted_miss(failed);
+    }
+
     /// §3.5. Returns true if an entry was resident.
     pub fn remove(&self, lookup: &str) -> bool {
         let removed = self.shared.core.lock().remove(lookup);

@@ -22,3 +22,37 @@ pub fn cache(mediadir: &Path, cpu_budget: u64) -> texcache::Cache {
 pub fn png(dir: &Path, name: &str, w: u32, h: u32) {
     texcache::samples::picture(w, h, w * 31 + h).save(dir.join(name)).unwrap();
 }
+
+/// The GPU every GPU test uses: a real wgpu device (lavapipe on machines without a GPU). With no
+/// adapter the test fails with a clear message, unless `TEXCACHE_SKIP_GPU_TESTS=1` opts out
+/// (then `None`).
+pub fn gpu() -> Option<std::sync::Arc<texcache::Gpu>> {
+    static GPU: std::sync::OnceLock<Result<std::sync::Arc<texcache::Gpu>, String>> = std::sync::OnceLock::new();
+    let got = GPU.get_or_init(|| {
+        texcache::Gpu::open(texcache::config::Backend::Auto).map(std::sync::Arc::new).map_err(|e| e.to_string())
+    });
+    match got {
+        Ok(g) => Some(g.clone()),
+        Err(_) if std::env::var("TEXCACHE_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
+            eprintln!("TEXCACHE_SKIP_GPU_TESTS=1: skipping a GPU test");
+            None
+        }
+        Err(e) => panic!(
+            "GPU tests need a wgpu adapter: {e}\n(install one, e.g. `apt-get install mesa-vulkan-drivers`, \
+             or set TEXCACHE_SKIP_GPU_TESTS=1 to skip GPU tests explicitly)"
+        ),
+    }
+}
+
+/// A cache over `mediadir` bound to the test GPU.
+pub fn gpu_cache(mediadir: &Path, cpu_budget: u64, gpu_budget: u64, keep_cpu_copy: bool) -> Option<texcache::Cache> {
+    let gpu = gpu()?;
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = mediadir.to_path_buf();
+    cfg.cpu.budget.0 = cpu_budget;
+    cfg.gpu.budget.0 = gpu_budget;
+    cfg.gpu.keep_cpu_copy = keep_cpu_copy;
+    let cache = texcache::Cache::new(cfg).unwrap();
+    cache.bind_gpu(gpu);
+    Some(cache)
+}
