@@ -27,7 +27,9 @@ fn hit(c: &mut Criterion) {
     std::fs::create_dir(tmp.path().join("img")).unwrap();
     let one = {
         let mut v = Vec::new();
-        image::RgbaImage::new(1, 1).write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap();
+        image::RgbaImage::new(1, 1)
+            .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png)
+            .unwrap();
         v
     };
     for i in 0..N {
@@ -44,9 +46,13 @@ fn hit(c: &mut Criterion) {
 
     let qc: quick_cache::sync::Cache<String, Arc<Vec<u8>>, PixelWeighter> =
         quick_cache::sync::Cache::with_weighter(N, 1 << 30, PixelWeighter);
-    let moka: moka::sync::Cache<String, Arc<Vec<u8>>> =
-        moka::sync::Cache::builder().max_capacity(1 << 30).weigher(|_k, v: &Arc<Vec<u8>>| v.len() as u32).build();
-    let lru = Mutex::new(lru::LruCache::<String, Arc<Vec<u8>>>::new(NonZeroUsize::new(N).unwrap()));
+    let moka: moka::sync::Cache<String, Arc<Vec<u8>>> = moka::sync::Cache::builder()
+        .max_capacity(1 << 30)
+        .weigher(|_k, v: &Arc<Vec<u8>>| v.len() as u32)
+        .build();
+    let lru = Mutex::new(lru::LruCache::<String, Arc<Vec<u8>>>::new(
+        NonZeroUsize::new(N).unwrap(),
+    ));
     for i in 0..N {
         // One value per key, as texcache has one bitmap per key.
         let k = format!("img/{i:05}.png");
@@ -62,13 +68,25 @@ fn hit(c: &mut Criterion) {
         i = (i + 1) % keys.len();
         keys[i].as_str()
     };
-    g.bench_function("texcache", |b| b.iter(|| drop(black_box(cache.bitmap(next()).unwrap()))));
-    g.bench_function("quick_cache", |b| b.iter(|| drop(black_box(qc.get(next()).unwrap()))));
-    g.bench_function("moka", |b| b.iter(|| drop(black_box(moka.get(next()).unwrap()))));
-    g.bench_function("mutex_lru", |b| b.iter(|| drop(black_box(lru.lock().get(next()).cloned().unwrap()))));
+    g.bench_function("texcache", |b| {
+        b.iter(|| drop(black_box(cache.bitmap(next()).unwrap())))
+    });
+    g.bench_function("quick_cache", |b| {
+        b.iter(|| drop(black_box(qc.get(next()).unwrap())))
+    });
+    g.bench_function("moka", |b| {
+        b.iter(|| drop(black_box(moka.get(next()).unwrap())))
+    });
+    g.bench_function("mutex_lru", |b| {
+        b.iter(|| drop(black_box(lru.lock().get(next()).cloned().unwrap())))
+    });
     g.finish();
     let s = cache.stats().cpu;
-    assert_eq!((s.misses, s.entries), (N as u64, N as u64), "every benchmarked acquire was a hit");
+    assert_eq!(
+        (s.misses, s.entries),
+        (N as u64, N as u64),
+        "every benchmarked acquire was a hit"
+    );
 }
 
 #[derive(Clone)]

@@ -5,7 +5,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::hint::black_box;
 use std::path::Path;
 
-const FILES: &[&str] = &["kodim23.png", "kodim23.jpg", "Fantasy_Digital_Painting.png", "kodim23_3072x2048.jpg"];
+const FILES: &[&str] = &[
+    "kodim23.png",
+    "kodim23.jpg",
+    "Fantasy_Digital_Painting.png",
+    "kodim23_3072x2048.jpg",
+];
 
 fn miss(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/photos");
@@ -33,7 +38,11 @@ fn miss(c: &mut Criterion) {
     }
     g.finish();
     let s = cache.stats().cpu;
-    assert_eq!((s.hits, s.entries), (0, 0), "every benchmarked acquire was a miss");
+    assert_eq!(
+        (s.hits, s.entries),
+        (0, 0),
+        "every benchmarked acquire was a miss"
+    );
 }
 
 criterion_group!(benches, miss);

@@ -38,10 +38,19 @@ impl Bitmap {
             PixelFormat::Gray8 => 1,
             PixelFormat::Yuv420 => panic!("bitmaps are rgba8 or gray8"),
         };
-        assert_eq!(pixels.len() as u64, width as u64 * height as u64 * bpp, "bitmap size");
+        assert_eq!(
+            pixels.len() as u64,
+            width as u64 * height as u64 * bpp,
+            "bitmap size"
+        );
         LIVE_BITMAPS.fetch_add(1, Ordering::Relaxed);
         LIVE_BITMAP_BYTES.fetch_add(pixels.len() as i64, Ordering::Relaxed);
-        Bitmap { width, height, format, pixels }
+        Bitmap {
+            width,
+            height,
+            format,
+            pixels,
+        }
     }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
@@ -90,13 +99,22 @@ impl Resource for Bitmap {
 
 impl std::fmt::Debug for Bitmap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bitmap({}x{} {})", self.width, self.height, self.format.name())
+        write!(
+            f,
+            "Bitmap({}x{} {})",
+            self.width,
+            self.height,
+            self.format.name()
+        )
     }
 }
 
 /// Bitmaps alive in this process and their pixel bytes (for leak checks).
 pub fn live_bitmaps() -> (i64, i64) {
-    (LIVE_BITMAPS.load(Ordering::Relaxed), LIVE_BITMAP_BYTES.load(Ordering::Relaxed))
+    (
+        LIVE_BITMAPS.load(Ordering::Relaxed),
+        LIVE_BITMAP_BYTES.load(Ordering::Relaxed),
+    )
 }
 
 /// Reads `path` whole. `confine_to`: the canonical mediadir the opened file must lie in; checked
@@ -106,12 +124,18 @@ pub fn read_file(href: &str, path: &Path, confine_to: Option<&Path>) -> Result<V
     let mut file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
-        return Err(Error::NotAFile { href: href.into(), path: path.into() });
+        return Err(Error::NotAFile {
+            href: href.into(),
+            path: path.into(),
+        });
     }
     if let Some(root) = confine_to {
         let real = opened_path(&file, path).map_err(io)?;
         if !real.starts_with(root) {
-            return Err(Error::OutsideMediadir { href: href.into(), path: real });
+            return Err(Error::OutsideMediadir {
+                href: href.into(),
+                path: real,
+            });
         }
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -148,11 +172,18 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::Corrupt { href: href.into(), detail: e.to_string() })?;
+        .map_err(|e| Error::Corrupt {
+            href: href.into(),
+            detail: e.to_string(),
+        })?;
     if reader.format().is_none() {
         return Err(Error::Unsupported {
             href: href.into(),
-            detail: if bytes.is_empty() { "empty file".into() } else { "not a recognised image format".into() },
+            detail: if bytes.is_empty() {
+                "empty file".into()
+            } else {
+                "not a recognised image format".into()
+            },
         });
     }
     let mut limits = Limits::no_limits();
@@ -162,19 +193,39 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     let decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > max_pixels {
-        return Err(Error::TooManyPixels { href: href.into(), width, height, max: max_pixels });
+        return Err(Error::TooManyPixels {
+            href: href.into(),
+            width,
+            height,
+            max: max_pixels,
+        });
     }
     let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
     let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
     Ok(if gray {
-        Bitmap::new(width, height, PixelFormat::Gray8, img.into_luma8().into_raw())
+        Bitmap::new(
+            width,
+            height,
+            PixelFormat::Gray8,
+            img.into_luma8().into_raw(),
+        )
     } else {
-        Bitmap::new(width, height, PixelFormat::Rgba8, img.into_rgba8().into_raw())
+        Bitmap::new(
+            width,
+            height,
+            PixelFormat::Rgba8,
+            img.into_rgba8().into_raw(),
+        )
     })
 }
 
 /// Reads and decodes a file: [`read_file`] then [`decode`].
-pub fn load_file(href: &str, path: &Path, confine_to: Option<&Path>, max_pixels: u64) -> Result<Bitmap> {
+pub fn load_file(
+    href: &str,
+    path: &Path,
+    confine_to: Option<&Path>,
+    max_pixels: u64,
+) -> Result<Bitmap> {
     let bytes = read_file(href, path, confine_to)?;
     decode(href, &bytes, max_pixels)
 }
@@ -186,9 +237,18 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     use zune_jpeg::errors::DecodeErrors;
     let corrupt = |e: DecodeErrors| match e {
-        DecodeErrors::Unsupported(s) => Error::Unsupported { href: href.into(), detail: format!("JPEG {s:?}") },
-        DecodeErrors::ExhaustedData => Error::Corrupt { href: href.into(), detail: "truncated (unexpected end of data)".into() },
-        other => Error::Corrupt { href: href.into(), detail: other.to_string() },
+        DecodeErrors::Unsupported(s) => Error::Unsupported {
+            href: href.into(),
+            detail: format!("JPEG {s:?}"),
+        },
+        DecodeErrors::ExhaustedData => Error::Corrupt {
+            href: href.into(),
+            detail: "truncated (unexpected end of data)".into(),
+        },
+        other => Error::Corrupt {
+            href: href.into(),
+            detail: other.to_string(),
+        },
     };
     let options = DecoderOptions::default()
         .set_strict_mode(true)
@@ -200,17 +260,31 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     let info = dec.info().expect("headers decoded");
     let (width, height) = (info.width as u32, info.height as u32);
     if width as u64 * height as u64 > max_pixels {
-        return Err(Error::TooManyPixels { href: href.into(), width, height, max: max_pixels });
+        return Err(Error::TooManyPixels {
+            href: href.into(),
+            width,
+            height,
+            max: max_pixels,
+        });
     }
     let gray = dec.input_colorspace() == Some(ColorSpace::Luma);
     if gray {
         dec.set_options(options.jpeg_set_out_colorspace(ColorSpace::Luma));
     }
-    let format = if gray { PixelFormat::Gray8 } else { PixelFormat::Rgba8 };
-    let len = dec.output_buffer_size().ok_or_else(|| corrupt(DecodeErrors::FormatStatic("image too large")))?;
+    let format = if gray {
+        PixelFormat::Gray8
+    } else {
+        PixelFormat::Rgba8
+    };
+    let len = dec
+        .output_buffer_size()
+        .ok_or_else(|| corrupt(DecodeErrors::FormatStatic("image too large")))?;
     let want = width as usize * height as usize * if gray { 1 } else { 4 };
     if len != want {
-        return Err(Error::Unsupported { href: href.into(), detail: format!("JPEG output of {len} bytes for {width}x{height}") });
+        return Err(Error::Unsupported {
+            href: href.into(),
+            detail: format!("JPEG output of {len} bytes for {width}x{height}"),
+        });
     }
     let mut pixels = vec![0u8; len];
     dec.decode_into(&mut pixels).map_err(corrupt)?;
@@ -220,11 +294,23 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
 fn classify(href: &str, e: ImageError) -> Error {
     let href = href.to_string();
     match e {
-        ImageError::Unsupported(u) => Error::Unsupported { href, detail: u.to_string() },
-        ImageError::Limits(l) => Error::Corrupt { href, detail: format!("decoder limit: {l}") },
+        ImageError::Unsupported(u) => Error::Unsupported {
+            href,
+            detail: u.to_string(),
+        },
+        ImageError::Limits(l) => Error::Corrupt {
+            href,
+            detail: format!("decoder limit: {l}"),
+        },
         ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::Corrupt { href, detail: "truncated (unexpected end of file)".into() }
+            Error::Corrupt {
+                href,
+                detail: "truncated (unexpected end of file)".into(),
+            }
         }
-        other => Error::Corrupt { href, detail: other.to_string() },
+        other => Error::Corrupt {
+            href,
+            detail: other.to_string(),
+        },
     }
 }

@@ -70,11 +70,13 @@ impl Cache {
     pub fn new(config: Config) -> Result<Cache> {
         let resolver = Resolver::new(&config.mediadir);
         let confine_root = if config.confine {
-            Some(std::fs::canonicalize(resolver.mediadir()).map_err(|e| Error::Config {
-                file: PathBuf::from("<config>"),
-                line: None,
-                message: format!("mediadir {}: {e}", resolver.mediadir().display()),
-            })?)
+            Some(
+                std::fs::canonicalize(resolver.mediadir()).map_err(|e| Error::Config {
+                    file: PathBuf::from("<config>"),
+                    line: None,
+                    message: format!("mediadir {}: {e}", resolver.mediadir().display()),
+                })?,
+            )
         } else {
             None
         };
@@ -85,10 +87,16 @@ impl Cache {
             cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
             gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
             device: Mutex::new(None),
-            prefetch: Prefetch { queue: Mutex::new(None), pending: Mutex::new(0), idle: Condvar::new() },
+            prefetch: Prefetch {
+                queue: Mutex::new(None),
+                pending: Mutex::new(0),
+                idle: Condvar::new(),
+            },
             config: Mutex::new(config),
         };
-        Ok(Cache { inner: Arc::new(inner) })
+        Ok(Cache {
+            inner: Arc::new(inner),
+        })
     }
 
     /// A cache on the built-in defaults (`config/texcache.toml`).
@@ -123,20 +131,24 @@ impl Cache {
     pub fn texture(&self, href: &str) -> Result<TextureHandle> {
         let inner = &self.inner;
         let lookup = inner.resolver.lookup(href);
-        inner.gpu.acquire(&lookup, || inner.resolver.key(&lookup), |key| {
-            let gpu = inner.gpu_device(href)?;
-            let keep = inner.config.lock().gpu.keep_cpu_copy;
-            if keep {
-                let bitmap = inner.bitmap(href)?;
-                return Texture::upload(&gpu, href, &bitmap);
-            }
-            if let Some(bitmap) = inner.cpu.get_resident(&lookup) {
-                return Texture::upload(&gpu, href, &bitmap);
-            }
-            let decoded = inner.decode(href, key);
-            inner.cpu.count_uninserted_miss(decoded.is_err());
-            Texture::upload(&gpu, href, &decoded?)
-        })
+        inner.gpu.acquire(
+            &lookup,
+            || inner.resolver.key(&lookup),
+            |key| {
+                let gpu = inner.gpu_device(href)?;
+                let keep = inner.config.lock().gpu.keep_cpu_copy;
+                if keep {
+                    let bitmap = inner.bitmap(href)?;
+                    return Texture::upload(&gpu, href, &bitmap);
+                }
+                if let Some(bitmap) = inner.cpu.get_resident(&lookup) {
+                    return Texture::upload(&gpu, href, &bitmap);
+                }
+                let decoded = inner.decode(href, key);
+                inner.cpu.count_uninserted_miss(decoded.is_err());
+                Texture::upload(&gpu, href, &decoded?)
+            },
+        )
     }
 
     /// Binds the GPU tier to an application's device (or a new one after a device loss).
@@ -158,7 +170,9 @@ impl Cache {
 
     /// Acquires `href` only if it is already decoded; never loads, counts a hit when it is.
     pub fn bitmap_if_resident(&self, href: &str) -> Option<BitmapHandle> {
-        self.inner.cpu.get_resident(&self.inner.resolver.lookup(href))
+        self.inner
+            .cpu
+            .get_resident(&self.inner.resolver.lookup(href))
     }
 
     /// Queues `hrefs` to be decoded by the `loader.threads` background threads, without holding
@@ -227,7 +241,9 @@ impl Cache {
     /// in a new cache.)
     pub fn reload_config(&self, file: impl AsRef<Path>) -> Result<()> {
         let new = Config::load(file)?;
-        self.inner.max_pixels.store(new.loader.max_pixels, Ordering::Relaxed);
+        self.inner
+            .max_pixels
+            .store(new.loader.max_pixels, Ordering::Relaxed);
         self.inner.cpu.set_max_entries(new.cpu.max_entries);
         self.inner.cpu.set_budget(new.cpu.budget.0);
         self.inner.gpu.set_max_entries(new.gpu.max_entries);
@@ -252,7 +268,9 @@ impl Cache {
             cpu: self.inner.cpu.stats(),
             gpu: self.inner.gpu.stats(),
             video: Default::default(),
-            process: ProcessStats { rss: stats::process_rss() },
+            process: ProcessStats {
+                rss: stats::process_rss(),
+            },
             entries: None,
         }
     }
@@ -260,7 +278,12 @@ impl Cache {
     /// The §6 snapshot with the `entries` array.
     pub fn stats_with_entries(&self) -> Stats {
         let mut s = self.stats();
-        let all = self.inner.cpu.entries().into_iter().chain(self.inner.gpu.entries());
+        let all = self
+            .inner
+            .cpu
+            .entries()
+            .into_iter()
+            .chain(self.inner.gpu.entries());
         let entries = all.map(|e| serde_json::to_value(e).expect("serialise"));
         s.entries = Some(entries.collect());
         s
@@ -310,10 +333,16 @@ impl Inner {
         }
         let cfg = self.config.lock().gpu.clone();
         if cfg.mipmaps {
-            return Err(Error::Gpu { href: href.into(), detail: "gpu.mipmaps is not supported yet".into() });
+            return Err(Error::Gpu {
+                href: href.into(),
+                detail: "gpu.mipmaps is not supported yet".into(),
+            });
         }
         let gpu = Arc::new(Gpu::open(cfg.backend).map_err(|e| match e {
-            Error::Gpu { detail, .. } => Error::Gpu { href: href.into(), detail },
+            Error::Gpu { detail, .. } => Error::Gpu {
+                href: href.into(),
+                detail,
+            },
             other => other,
         })?);
         *device = Some(gpu.clone());
@@ -322,13 +351,20 @@ impl Inner {
 
     fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
         let lookup = self.resolver.lookup(href);
-        self.cpu.acquire(&lookup, || self.resolver.key(&lookup), |key| self.decode(href, key))
+        self.cpu.acquire(
+            &lookup,
+            || self.resolver.key(&lookup),
+            |key| self.decode(href, key),
+        )
     }
 
     /// Reads and decodes the file behind `key`, outside any lock.
     fn decode(&self, href: &str, key: &Key) -> Result<Bitmap> {
         if self.confine_root.is_some() && !self.resolver.is_inside(key.lookup()) {
-            return Err(Error::OutsideMediadir { href: href.into(), path: key.path().into() });
+            return Err(Error::OutsideMediadir {
+                href: href.into(),
+                path: key.path().into(),
+            });
         }
         let max_pixels = self.max_pixels.load(Ordering::Relaxed);
         bitmap::load_file(href, key.path(), self.confine_root.as_deref(), max_pixels)

@@ -110,7 +110,10 @@ impl Default for Config {
 }
 impl Default for CpuConfig {
     fn default() -> Self {
-        CpuConfig { budget: ByteSize(256 << 20), max_entries: 0 }
+        CpuConfig {
+            budget: ByteSize(256 << 20),
+            max_entries: 0,
+        }
     }
 }
 impl Default for GpuConfig {
@@ -126,12 +129,18 @@ impl Default for GpuConfig {
 }
 impl Default for VideoConfig {
     fn default() -> Self {
-        VideoConfig { threaded: true, queue_length: 8 }
+        VideoConfig {
+            threaded: true,
+            queue_length: 8,
+        }
     }
 }
 impl Default for LoaderConfig {
     fn default() -> Self {
-        LoaderConfig { threads: 2, max_pixels: 268_435_456 }
+        LoaderConfig {
+            threads: 2,
+            max_pixels: 268_435_456,
+        }
     }
 }
 
@@ -149,7 +158,11 @@ impl Config {
                 Some(k) => format!("{k}: {msg}"),
                 None => msg,
             };
-            Error::Config { file: file.to_owned(), line, message }
+            Error::Config {
+                file: file.to_owned(),
+                line,
+                message,
+            }
         })?;
         cfg.validate(file)?;
         Ok(cfg)
@@ -202,7 +215,11 @@ impl Config {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The dotted key an error offset points into: the nearest `[table]` header above plus the key
@@ -211,7 +228,11 @@ fn key_path(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("");
-    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
+    let key = line
+        .split('=')
+        .next()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
     let table = text[..line_start]
         .lines()
         .rev()
@@ -222,7 +243,10 @@ fn key_path(text: &str, offset: usize) -> Option<String> {
         (Some(t), Some(k)) => Some(format!("{t}.{k}")),
         (None, Some(k)) => Some(k.to_string()),
         (Some(t), None) if line.trim().starts_with('[') => Some(t),
-        _ => line.trim().strip_prefix('[').map(|l| l.trim_end_matches(']').to_string()),
+        _ => line
+            .trim()
+            .strip_prefix('[')
+            .map(|l| l.trim_end_matches(']').to_string()),
     }
 }
 
@@ -240,18 +264,29 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_key() {
         let cases = [
-            ("[gpu]\nmipmaps = true\nbackend = \"glide\"\n", "x.toml:3: gpu.backend"),
+            (
+                "[gpu]\nmipmaps = true\nbackend = \"glide\"\n",
+                "x.toml:3: gpu.backend",
+            ),
             ("confine = 3\n", "x.toml:1: confine"),
             ("[cpu]\nbudget = \"12 parsecs\"\n", "x.toml:2: cpu.budget"),
             ("[cpu]\nbudget = -5\n", "x.toml:2: cpu.budget"),
-            ("[video]\nqueue_length = 4\nthreded = false\n", "x.toml:3: video.threded"),
+            (
+                "[video]\nqueue_length = 4\nthreded = false\n",
+                "x.toml:3: video.threded",
+            ),
             ("[vidoe]\nthreaded = false\n", "x.toml:1: vidoe"),
         ];
         for (text, want) in cases {
             let err = Config::parse(text, "x.toml").unwrap_err().to_string();
-            assert!(err.starts_with(want), "{text:?}: got {err:?}, want prefix {want:?}");
+            assert!(
+                err.starts_with(want),
+                "{text:?}: got {err:?}, want prefix {want:?}"
+            );
         }
-        let err = Config::parse("[video]\nqueue_length = 0\n", "x.toml").unwrap_err().to_string();
+        let err = Config::parse("[video]\nqueue_length = 0\n", "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("video.queue_length"), "{err}");
     }
 

@@ -30,7 +30,11 @@ pub enum Error {
     NotAFile { href: String, path: PathBuf },
     /// Any other I/O failure while reading the file.
     #[error("{href}: cannot read {}: {source}", path.display())]
-    Io { href: String, path: PathBuf, source: Arc<std::io::Error> },
+    Io {
+        href: String,
+        path: PathBuf,
+        source: Arc<std::io::Error>,
+    },
     /// The data is not in a format texcache decodes.
     #[error("{href}: unsupported format: {detail}")]
     Unsupported { href: String, detail: String },
@@ -39,7 +43,12 @@ pub enum Error {
     Corrupt { href: String, detail: String },
     /// The image header announces more pixels than `loader.max_pixels`; nothing was decoded.
     #[error("{href}: too many pixels: {width}x{height} exceeds loader.max_pixels = {max}")]
-    TooManyPixels { href: String, width: u32, height: u32, max: u64 },
+    TooManyPixels {
+        href: String,
+        width: u32,
+        height: u32,
+        max: u64,
+    },
     /// `confine = true` and the href resolves outside `mediadir` (lexically or via a symlink).
     #[error("{href}: outside mediadir ({})", path.display())]
     OutsideMediadir { href: String, path: PathBuf },
@@ -51,10 +60,18 @@ pub enum Error {
     LoadPanicked { href: String, message: String },
     /// A configuration file is invalid.
     #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Config { file: PathBuf, line: Option<usize>, message: String },
+    Config {
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     /// A trace file is invalid.
     #[error("{}:{line}: {message}", file.display())]
-    Trace { file: PathBuf, line: usize, message: String },
+    Trace {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
     #[error("{href}: {detail}")]
     Video { href: String, detail: String },
@@ -86,7 +103,11 @@ impl Error {
             std::io::ErrorKind::NotFound => Error::NotFound { href, path },
             std::io::ErrorKind::PermissionDenied => Error::Permission { href, path },
             std::io::ErrorKind::IsADirectory => Error::NotAFile { href, path },
-            _ => Error::Io { href, path, source: Arc::new(e) },
+            _ => Error::Io {
+                href,
+                path,
+                source: Arc::new(e),
+            },
         }
     }
 }
@@ -99,9 +120,18 @@ mod tests {
     #[test]
     fn io_errors_are_classified() {
         let p = std::path::Path::new("/m/a.png");
-        assert!(matches!(Error::io("a.png", p, IoError::from(ErrorKind::NotFound)), Error::NotFound { .. }));
-        assert!(matches!(Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied)), Error::Permission { .. }));
-        assert!(matches!(Error::io("a.png", p, IoError::from(ErrorKind::IsADirectory)), Error::NotAFile { .. }));
+        assert!(matches!(
+            Error::io("a.png", p, IoError::from(ErrorKind::NotFound)),
+            Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied)),
+            Error::Permission { .. }
+        ));
+        assert!(matches!(
+            Error::io("a.png", p, IoError::from(ErrorKind::IsADirectory)),
+            Error::NotAFile { .. }
+        ));
         let e = Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied));
         assert_eq!(e.to_string(), "a.png: permission denied (/m/a.png)");
     }

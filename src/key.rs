@@ -87,10 +87,14 @@ impl Resolver {
         let abs = if m.is_absolute() {
             m.to_path_buf()
         } else {
-            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(m)
+            std::env::current_dir()
+                .unwrap_or_else(|_| PathBuf::from("/"))
+                .join(m)
         };
         let s = abs.to_string_lossy();
-        Resolver { mediadir: normalize_abs(&s).into_owned() }
+        Resolver {
+            mediadir: normalize_abs(&s).into_owned(),
+        }
     }
 
     /// The absolute, normalised mediadir.
@@ -116,14 +120,27 @@ impl Resolver {
     /// Builds the key for a lookup string returned by [`Resolver::lookup`].
     pub fn key(&self, lookup: &str) -> Key {
         if lookup.starts_with('/') {
-            return Key { path: lookup.into(), start: 0 };
+            return Key {
+                path: lookup.into(),
+                start: 0,
+            };
         }
         if lookup.is_empty() {
-            return Key { path: self.mediadir.as_str().into(), start: self.mediadir.len() };
+            return Key {
+                path: self.mediadir.as_str().into(),
+                start: self.mediadir.len(),
+            };
         }
-        let sep = if self.mediadir.ends_with('/') { "" } else { "/" };
+        let sep = if self.mediadir.ends_with('/') {
+            ""
+        } else {
+            "/"
+        };
         let path = format!("{}{sep}{lookup}", self.mediadir);
-        Key { start: path.len() - lookup.len(), path: path.into() }
+        Key {
+            start: path.len() - lookup.len(),
+            path: path.into(),
+        }
     }
 
     /// Whether a lookup string is inside mediadir (lexically).
@@ -135,7 +152,11 @@ impl Resolver {
         if abs == self.mediadir {
             return Cow::Borrowed("");
         }
-        let prefix_len = if self.mediadir == "/" { 0 } else { self.mediadir.len() };
+        let prefix_len = if self.mediadir == "/" {
+            0
+        } else {
+            self.mediadir.len()
+        };
         match abs.strip_prefix(&self.mediadir[..prefix_len]) {
             Some(rest) if rest.starts_with('/') => Cow::Borrowed(&rest[1..]),
             _ => Cow::Borrowed(abs),

@@ -46,9 +46,9 @@ pub mod units;
 
 pub use bitmap::Bitmap;
 pub use cache::{BitmapHandle, Cache, TextureHandle};
-pub use gpu::{Gpu, Texture};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use gpu::{Gpu, Texture};
 pub use key::Key;
 pub use stats::{PixelFormat, Stats, TierStats};
 pub use tier::{Handle, TierKind};

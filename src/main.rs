@@ -53,7 +53,12 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Demo { dir, json } => cli::demo::run(dir, json),
-        Command::Replay { trace, config, json, entries } => cli::replay::run(&trace, config.as_deref(), json, entries),
+        Command::Replay {
+            trace,
+            config,
+            json,
+            entries,
+        } => cli::replay::run(&trace, config.as_deref(), json, entries),
         Command::CheckConfig { file } => cli::check_config(&file),
     };
     match result {

@@ -18,13 +18,24 @@ pub fn picture(width: u32, height: u32, seed: u32) -> RgbaImage {
         let fx = x * 255 / width.max(1);
         let fy = y * 255 / height.max(1);
         let c = |base: u32, f: u32| ((base + f) % 256) as i32 + n;
-        Rgba([c(r0, fx).clamp(0, 255) as u8, c(g0, fy).clamp(0, 255) as u8, c(b0, (fx + fy) / 2).clamp(0, 255) as u8, 255])
+        Rgba([
+            c(r0, fx).clamp(0, 255) as u8,
+            c(g0, fy).clamp(0, 255) as u8,
+            c(b0, (fx + fy) / 2).clamp(0, 255) as u8,
+            255,
+        ])
     })
 }
 
 /// Writes `count` pictures of `width`x`height` into `dir` as `img_NNN.png` (or `.jpg` every
 /// third one when `mixed`), returning their file names (hrefs relative to `dir`).
-pub fn write_pictures(dir: &Path, count: u32, width: u32, height: u32, mixed: bool) -> Result<Vec<String>> {
+pub fn write_pictures(
+    dir: &Path,
+    count: u32,
+    width: u32,
+    height: u32,
+    mixed: bool,
+) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(&dir.display().to_string(), dir, e))?;
     let mut names = Vec::with_capacity(count as usize);
     for i in 0..count {
@@ -34,7 +45,9 @@ pub fn write_pictures(dir: &Path, count: u32, width: u32, height: u32, mixed: bo
         if !path.exists() {
             let img = picture(width, height, i);
             let res = if jpeg {
-                image::DynamicImage::ImageRgba8(img).to_rgb8().save_with_format(&path, ImageFormat::Jpeg)
+                image::DynamicImage::ImageRgba8(img)
+                    .to_rgb8()
+                    .save_with_format(&path, ImageFormat::Jpeg)
             } else {
                 img.save_with_format(&path, ImageFormat::Png)
             };

@@ -125,7 +125,11 @@ impl Stats {
 pub fn process_rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * page_size())
         .unwrap_or(0)
 }
@@ -155,8 +159,19 @@ impl fmt::Display for Stats {
         writeln!(
             f,
             "{:<5} {:>11} {:>11} {:>5} {:>11} {:>11} {:>11} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9}",
-            "tier", "budget", "used", "%", "in use", "unused", "peak", "entries", "hit%", "hits", "misses",
-            "evictions", "failures"
+            "tier",
+            "budget",
+            "used",
+            "%",
+            "in use",
+            "unused",
+            "peak",
+            "entries",
+            "hit%",
+            "hits",
+            "misses",
+            "evictions",
+            "failures"
         )?;
         for (name, t) in [("cpu", &self.cpu), ("gpu", &self.gpu)] {
             writeln!(
@@ -177,7 +192,11 @@ impl fmt::Display for Stats {
                 t.failures
             )?;
             if t.over_budget > 0 {
-                writeln!(f, "      {name} is over budget by {} (held by live handles)", ByteSize(t.over_budget))?;
+                writeln!(
+                    f,
+                    "      {name} is over budget by {} (held by live handles)",
+                    ByteSize(t.over_budget)
+                )?;
             }
         }
         let v = &self.video;
@@ -190,10 +209,19 @@ impl fmt::Display for Stats {
             ByteSize(v.cpu_bytes),
             ByteSize(v.gpu_bytes)
         )?;
-        write!(f, "total {} cached; process RSS {}", ByteSize(self.total_bytes()), ByteSize(self.process.rss))?;
+        write!(
+            f,
+            "total {} cached; process RSS {}",
+            ByteSize(self.total_bytes()),
+            ByteSize(self.process.rss)
+        )?;
         if let Some(entries) = &self.entries {
             writeln!(f)?;
-            write!(f, "{:<5} {:>11} {:>11} {:>7} {:>5} {:>9}  key", "tier", "bytes", "size", "format", "refs", "idle ms")?;
+            write!(
+                f,
+                "{:<5} {:>11} {:>11} {:>7} {:>5} {:>9}  key",
+                "tier", "bytes", "size", "format", "refs", "idle ms"
+            )?;
             for e in entries {
                 let g = |k: &str| e.get(k).cloned().unwrap_or_default();
                 write!(

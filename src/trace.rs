@@ -70,8 +70,11 @@ impl Trace {
     /// Reads and parses a trace file.
     pub fn load(file: impl AsRef<Path>) -> Result<Trace> {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| Error::Trace { file: file.into(), line: 0, message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(file).map_err(|e| Error::Trace {
+            file: file.into(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
         Trace::parse(&text, file)
     }
 
@@ -93,10 +96,17 @@ impl Trace {
             if content.is_empty() {
                 continue;
             }
-            let err = |message: String| Error::Trace { file: file.into(), line, message };
+            let err = |message: String| Error::Trace {
+                file: file.into(),
+                line,
+                message,
+            };
             ops.push((line, parse_op(content).map_err(err)?));
         }
-        Ok(Trace { file: file.into(), ops })
+        Ok(Trace {
+            file: file.into(),
+            ops,
+        })
     }
 }
 
@@ -134,7 +144,9 @@ fn parse_op(s: &str) -> std::result::Result<Op, String> {
         "play" => Op::Play { id: only_id(verb)? },
         "wait" => Op::Wait { id: only_id(verb)? },
         "stop" => Op::Stop { id: only_id(verb)? },
-        "remove" if !rest.is_empty() => Op::Remove { href: rest.to_string() },
+        "remove" if !rest.is_empty() => Op::Remove {
+            href: rest.to_string(),
+        },
         "remove" => return Err("`remove` needs an HREF".into()),
         "trim" => tier_size(verb).map(|(tier, bytes)| Op::Trim { tier, bytes })?,
         "budget" => tier_size(verb).map(|(tier, bytes)| Op::Budget { tier, bytes })?,
@@ -143,8 +155,16 @@ fn parse_op(s: &str) -> std::result::Result<Op, String> {
             if id.is_empty() {
                 return Err("`next` needs an ID".into());
             }
-            let n = if n.is_empty() { 1 } else { n.parse().map_err(|_| format!("`next`: `{n}` is not a count"))? };
-            Op::Next { id: id.to_string(), n }
+            let n = if n.is_empty() {
+                1
+            } else {
+                n.parse()
+                    .map_err(|_| format!("`next`: `{n}` is not a count"))?
+            };
+            Op::Next {
+                id: id.to_string(),
+                n,
+            }
         }
         other => return Err(format!("unknown operation `{other}`")),
     })
@@ -175,14 +195,21 @@ pub struct Replayer<'c> {
 impl<'c> Replayer<'c> {
     /// A replayer over `cache`.
     pub fn new(cache: &'c Cache) -> Self {
-        Replayer { cache, held: HashMap::new() }
+        Replayer {
+            cache,
+            held: HashMap::new(),
+        }
     }
 
     /// Runs every op of `trace`; `progress(done, total)` is called after each.
     pub fn run(&mut self, trace: &Trace, mut progress: impl FnMut(usize, usize)) -> Result<()> {
         let total = trace.ops.len();
         for (i, (line, op)) in trace.ops.iter().enumerate() {
-            self.step(op).map_err(|message| Error::Trace { file: trace.file.clone(), line: *line, message })?;
+            self.step(op).map_err(|message| Error::Trace {
+                file: trace.file.clone(),
+                line: *line,
+                message,
+            })?;
             progress(i + 1, total);
         }
         Ok(())
@@ -206,7 +233,9 @@ impl<'c> Replayer<'c> {
                 self.held.insert(id.clone(), held);
             }
             Op::Release { id } => {
-                self.held.remove(id).ok_or_else(|| format!("`release`: unknown ID `{id}`"))?;
+                self.held
+                    .remove(id)
+                    .ok_or_else(|| format!("`release`: unknown ID `{id}`"))?;
             }
             Op::Remove { href } => {
                 self.cache.remove(href);
@@ -217,7 +246,11 @@ impl<'c> Replayer<'c> {
             Op::Budget { tier, bytes } => {
                 self.cache.set_budget(*tier, *bytes);
             }
-            Op::Video { .. } | Op::Play { .. } | Op::Wait { .. } | Op::Next { .. } | Op::Stop { .. } => {
+            Op::Video { .. }
+            | Op::Play { .. }
+            | Op::Wait { .. }
+            | Op::Next { .. }
+            | Op::Stop { .. } => {
                 return Err(format!("`{op}`: video nodes are not built yet"));
             }
         }

@@ -34,18 +34,22 @@ impl FromStr for ByteSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (num, unit) = (&s[..split], s[split..].trim());
         if num.is_empty() {
-            return Err(format!("`{s}` is not a size (expected e.g. 1048576, \"64 MiB\", \"2 GB\")"));
+            return Err(format!(
+                "`{s}` is not a size (expected e.g. 1048576, \"64 MiB\", \"2 GB\")"
+            ));
         }
         let mult = if unit.is_empty() {
             1
         } else {
             let up = unit.to_ascii_uppercase();
             UNITS.iter().find(|(u, _)| *u == up).map(|(_, m)| *m).ok_or_else(|| {
-                format!("`{s}`: unknown unit `{unit}` (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")
-            })?
+                    format!("`{s}`: unknown unit `{unit}` (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")
+                })?
         };
         let bytes = if let Ok(n) = num.parse::<u64>() {
             n.checked_mul(mult)
@@ -54,7 +58,9 @@ impl FromStr for ByteSize {
             let b = (f * mult as f64).round();
             (b.is_finite() && b >= 0.0 && b < u64::MAX as f64).then_some(b as u64)
         };
-        bytes.map(ByteSize).ok_or_else(|| format!("`{s}` is too large"))
+        bytes
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{s}` is too large"))
     }
 }
 
@@ -88,7 +94,9 @@ impl<'de> serde::Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a byte size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a byte size cannot be negative"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 v.parse().map_err(E::custom)

@@ -22,11 +22,17 @@ fn sixteen_threads_on_one_cold_href_decode_once() {
         })
         .collect();
     let got: Vec<_> = handles.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(got.iter().all(|h| Handle::ptr_eq(h, &got[0])), "all share one bitmap");
+    assert!(
+        got.iter().all(|h| Handle::ptr_eq(h, &got[0])),
+        "all share one bitmap"
+    );
     assert_eq!(got[0].refs(), 16);
     let s = cache.stats().cpu;
     assert_eq!((s.misses, s.coalesced, s.hits), (1, 15, 0), "{s:?}");
-    assert_eq!((s.entries, s.in_use, s.used), (1, 3072 * 2048 * 4, 3072 * 2048 * 4));
+    assert_eq!(
+        (s.entries, s.in_use, s.used),
+        (1, 3072 * 2048 * 4, 3072 * 2048 * 4)
+    );
     drop(got);
     assert_eq!(cache.stats().cpu.unused, 3072 * 2048 * 4);
 }
@@ -46,19 +52,25 @@ impl Resource for Blob {
 
 /// Runs 16 threads on one key; the loader waits (without sleeping) until the 15 others are
 /// registered as waiters, then returns `outcome()`.
-fn coalesce(outcome: fn() -> texcache::Result<Blob>) -> (Arc<Tier<Blob>>, Vec<texcache::Result<Handle<Blob>>>) {
+fn coalesce(
+    outcome: fn() -> texcache::Result<Blob>,
+) -> (Arc<Tier<Blob>>, Vec<texcache::Result<Handle<Blob>>>) {
     let tier = Arc::new(Tier::<Blob>::new(TierKind::Cpu, 1 << 20, 0));
     let resolver = Resolver::new("/m");
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let (tier, resolver) = (tier.clone(), resolver.clone());
             std::thread::spawn(move || {
-                tier.acquire("k", || resolver.key("k"), |_| {
-                    while tier.stats().coalesced < 15 {
-                        std::thread::yield_now();
-                    }
-                    outcome()
-                })
+                tier.acquire(
+                    "k",
+                    || resolver.key("k"),
+                    |_| {
+                        while tier.stats().coalesced < 15 {
+                            std::thread::yield_now();
+                        }
+                        outcome()
+                    },
+                )
             })
         })
         .collect();
@@ -72,17 +84,30 @@ fn coalesced_waiters_share_one_load() {
     let handles: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
     assert_eq!(handles[0].refs(), 16);
     let s = tier.stats();
-    assert_eq!((s.misses, s.coalesced, s.in_use, s.entries), (1, 15, 1000, 1));
+    assert_eq!(
+        (s.misses, s.coalesced, s.in_use, s.entries),
+        (1, 15, 1000, 1)
+    );
     drop(handles);
     assert_eq!(tier.stats().unused, 1000);
 }
 
 #[test]
 fn a_failed_or_panicking_load_wakes_every_waiter_with_the_error() {
-    let (tier, results) = coalesce(|| Err(Error::Corrupt { href: "k".into(), detail: "bad".into() }));
-    assert!(results.iter().all(|r| matches!(r, Err(Error::Corrupt { .. }))));
+    let (tier, results) = coalesce(|| {
+        Err(Error::Corrupt {
+            href: "k".into(),
+            detail: "bad".into(),
+        })
+    });
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(Error::Corrupt { .. }))));
     let s = tier.stats();
-    assert_eq!((s.misses, s.coalesced, s.failures, s.entries, s.used), (1, 15, 1, 0, 0));
+    assert_eq!(
+        (s.misses, s.coalesced, s.failures, s.entries, s.used),
+        (1, 15, 1, 0, 0)
+    );
 
     let (tier, results) = coalesce(|| panic!("decoder exploded"));
     for r in &results {
@@ -94,7 +119,12 @@ fn a_failed_or_panicking_load_wakes_every_waiter_with_the_error() {
     assert_eq!(tier.stats().failures, 1);
     // Not remembered: the next acquire loads again.
     let r = Resolver::new("/m");
-    assert_eq!(tier.acquire("k", || r.key("k"), |_| Ok(Blob(7))).unwrap().bytes(), 7);
+    assert_eq!(
+        tier.acquire("k", || r.key("k"), |_| Ok(Blob(7)))
+            .unwrap()
+            .bytes(),
+        7
+    );
 }
 
 #[test]
@@ -104,7 +134,13 @@ fn hrefs_with_the_same_key_share_one_entry() {
     common::png(&tmp.path().join("sub"), "a.png", 5, 3);
     let cache = common::cache(tmp.path(), 1 << 20);
     let abs = format!("{}/sub/a.png", tmp.path().display());
-    let hrefs = ["sub/a.png", "./sub/a.png", "sub//a.png", "sub/x/../a.png", abs.as_str()];
+    let hrefs = [
+        "sub/a.png",
+        "./sub/a.png",
+        "sub//a.png",
+        "sub/x/../a.png",
+        abs.as_str(),
+    ];
     let handles: Vec<_> = hrefs.iter().map(|h| cache.bitmap(h).unwrap()).collect();
     assert!(handles.iter().all(|h| Handle::ptr_eq(h, &handles[0])));
     let s = cache.stats().cpu;
@@ -123,7 +159,10 @@ fn remove_frees_unused_at_once_and_in_use_on_last_drop() {
     assert!(cache.remove("b.png"));
     let s = cache.stats().cpu;
     // a is gone; b is still counted while its handle lives (§3.5), and is not an eviction.
-    assert_eq!((s.used, s.in_use, s.entries, s.in_use_entries, s.evictions), (400, 400, 1, 1, 0));
+    assert_eq!(
+        (s.used, s.in_use, s.entries, s.in_use_entries, s.evictions),
+        (400, 400, 1, 1, 0)
+    );
     // The next acquire loads afresh: a second copy, while the orphan lives on.
     let b2 = cache.bitmap("b.png").unwrap();
     assert!(!Handle::ptr_eq(&b, &b2));
@@ -150,7 +189,11 @@ fn over_budget_images_are_still_served_and_shared() {
     assert_eq!((s.used, s.evictions, s.evicted_bytes), (1600, 1, 16));
     drop((big, big2)); // released: now evicted, since 1600 > 1000
     let s = cache.stats().cpu;
-    assert_eq!((s.used, s.over_budget, s.evictions, s.peak_used), (0, 0, 2, 1616)); // small was in use at 1616
+    assert_eq!(
+        (s.used, s.over_budget, s.evictions, s.peak_used),
+        (0, 0, 2, 1616)
+    );
+    // small was in use at 1616
 }
 
 #[test]
@@ -168,7 +211,10 @@ fn max_entries_limits_the_count() {
     }
     let keys: Vec<_> = cache.cpu().entries().into_iter().map(|e| e.key).collect();
     assert_eq!(keys.len(), 2);
-    assert!(keys[0].ends_with("/b.png") && keys[1].ends_with("/c.png"), "{keys:?}");
+    assert!(
+        keys[0].ends_with("/b.png") && keys[1].ends_with("/c.png"),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -200,7 +246,10 @@ fn trim_and_runtime_budgets() {
     let s = cache.trim(TierKind::Cpu, 1000);
     assert_eq!((s.used, s.evictions, s.budget), (800, 3, 1 << 20)); // 2000 -> 800
     let s = cache.set_budget(TierKind::Cpu, 0);
-    assert_eq!((s.used, s.in_use, s.evictions, s.over_budget), (400, 400, 4, 400));
+    assert_eq!(
+        (s.used, s.in_use, s.evictions, s.over_budget),
+        (400, 400, 4, 400)
+    );
     drop(keep);
     assert_eq!(cache.stats().cpu.used, 0);
     assert_eq!(cache.config().cpu.budget.0, 0);
@@ -238,7 +287,10 @@ fn prefetch_warms_without_holding() {
     cache.prefetch(names.iter().cloned().chain(["missing.png".to_string()]));
     cache.wait_prefetch();
     let s = cache.stats().cpu;
-    assert_eq!((s.entries, s.in_use, s.used, s.failures), (6, 0, 6 * 144, 1));
+    assert_eq!(
+        (s.entries, s.in_use, s.used, s.failures),
+        (6, 0, 6 * 144, 1)
+    );
     let before = s.hits;
     for n in &names {
         cache.bitmap(n).unwrap();
@@ -265,11 +317,17 @@ fn confine_rejects_hrefs_outside_mediadir() {
     let abs = tmp.path().join("secret.png").display().to_string();
     for href in ["../secret.png", abs.as_str(), "link.png"] {
         let err = cache.bitmap(href).unwrap_err();
-        assert!(matches!(err, Error::OutsideMediadir { .. }), "{href}: {err:?}");
+        assert!(
+            matches!(err, Error::OutsideMediadir { .. }),
+            "{href}: {err:?}"
+        );
         assert!(err.to_string().starts_with(href), "{err}");
     }
     assert!(cache.bitmap("ok.png").is_ok());
-    assert!(cache.bitmap("inner.png").is_ok(), "a symlink that stays inside is fine");
+    assert!(
+        cache.bitmap("inner.png").is_ok(),
+        "a symlink that stays inside is fine"
+    );
     // Without confine the same hrefs load.
     let open = common::cache(&media, 1 << 20);
     assert!(open.bitmap("../secret.png").is_ok() && open.bitmap("link.png").is_ok());

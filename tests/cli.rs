@@ -7,8 +7,16 @@ use std::path::Path;
 use std::process::Command;
 
 fn texcache(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_texcache")).args(args).env_remove("TEXCACHE_CONFIG").output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_texcache"))
+        .args(args)
+        .env_remove("TEXCACHE_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// Three 10x10 RGBA pictures (400 bytes each) and a gray one, with a config of `budget` bytes.
@@ -17,9 +25,15 @@ fn setup(budget: u64) -> (tempfile::TempDir, String) {
     for n in ["a", "b", "c"] {
         common::png(tmp.path(), &format!("{n}.png"), 10, 10);
     }
-    image::GrayImage::new(10, 10).save(tmp.path().join("g.png")).unwrap();
+    image::GrayImage::new(10, 10)
+        .save(tmp.path().join("g.png"))
+        .unwrap();
     let cfg = tmp.path().join("cfg.toml");
-    std::fs::write(&cfg, format!("mediadir = \".\"\n[cpu]\nbudget = {budget}\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("mediadir = \".\"\n[cpu]\nbudget = {budget}\n"),
+    )
+    .unwrap();
     let cfg = cfg.display().to_string();
     (tmp, cfg)
 }
@@ -27,7 +41,14 @@ fn setup(budget: u64) -> (tempfile::TempDir, String) {
 fn replay(dir: &Path, cfg: &str, trace: &str, extra: &[&str]) -> serde_json::Value {
     let file = dir.join("t.trace");
     std::fs::write(&file, trace).unwrap();
-    let mut args = vec!["replay", "--trace", file.to_str().unwrap(), "--config", cfg, "--json"];
+    let mut args = vec![
+        "replay",
+        "--trace",
+        file.to_str().unwrap(),
+        "--config",
+        cfg,
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let (ok, out, err) = texcache(&args);
     assert!(ok, "replay failed: {err}");
@@ -64,7 +85,10 @@ release X
     assert_eq!(v["video"]["nodes"], 0);
     assert!(v["process"]["rss"].as_u64().unwrap() > 0);
     let entries = v["entries"].as_array().unwrap();
-    let keys: Vec<_> = entries.iter().map(|e| e["key"].as_str().unwrap().rsplit('/').next().unwrap()).collect();
+    let keys: Vec<_> = entries
+        .iter()
+        .map(|e| e["key"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
     assert_eq!(keys, ["a.png", "g.png"]);
     assert_eq!(entries[1]["format"], "gray8");
     assert_eq!(entries[1]["bytes"], 100);
@@ -88,7 +112,13 @@ budget cpu 1 KiB
     let v = replay(tmp.path(), &cfg, trace, &[]);
     let cpu = &v["cpu"];
     assert_eq!(
-        (cpu["used"].as_u64(), cpu["in_use"].as_u64(), cpu["entries"].as_u64(), cpu["evictions"].as_u64(), cpu["budget"].as_u64()),
+        (
+            cpu["used"].as_u64(),
+            cpu["in_use"].as_u64(),
+            cpu["entries"].as_u64(),
+            cpu["evictions"].as_u64(),
+            cpu["budget"].as_u64()
+        ),
         (Some(400), Some(400), Some(1), Some(1), Some(1024))
     );
 }
@@ -98,13 +128,28 @@ fn replay_errors_name_the_line() {
     let (tmp, cfg) = setup(1000);
     let file = tmp.path().join("bad.trace");
     for (trace, want) in [
-        ("bitmap A a.png\nbitmap A b.png\n", "bad.trace:2: ID `A` is still held"),
-        ("bitmap A a.png\n\n# c\nrelease Z\n", "bad.trace:4: `release`: unknown ID `Z`"),
-        ("frobnicate x\n", "bad.trace:1: unknown operation `frobnicate`"),
+        (
+            "bitmap A a.png\nbitmap A b.png\n",
+            "bad.trace:2: ID `A` is still held",
+        ),
+        (
+            "bitmap A a.png\n\n# c\nrelease Z\n",
+            "bad.trace:4: `release`: unknown ID `Z`",
+        ),
+        (
+            "frobnicate x\n",
+            "bad.trace:1: unknown operation `frobnicate`",
+        ),
         ("trim cpu lots\n", "bad.trace:1: `trim`"),
     ] {
         std::fs::write(&file, trace).unwrap();
-        let (ok, _, err) = texcache(&["replay", "--trace", file.to_str().unwrap(), "--config", &cfg]);
+        let (ok, _, err) = texcache(&[
+            "replay",
+            "--trace",
+            file.to_str().unwrap(),
+            "--config",
+            &cfg,
+        ]);
         assert!(!ok);
         assert!(err.contains(want), "{trace:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
@@ -116,9 +161,19 @@ fn replay_prints_a_table_by_default() {
     let (tmp, cfg) = setup(1000);
     let file = tmp.path().join("t.trace");
     std::fs::write(&file, "bitmap A a.png\n").unwrap();
-    let (ok, out, _) = texcache(&["replay", "--trace", file.to_str().unwrap(), "--config", &cfg]);
+    let (ok, out, _) = texcache(&[
+        "replay",
+        "--trace",
+        file.to_str().unwrap(),
+        "--config",
+        &cfg,
+    ]);
     assert!(ok);
-    assert!(out.lines().any(|l| l.starts_with("cpu") && l.contains("400 B")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cpu") && l.contains("400 B")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -33,22 +33,40 @@ fn every_pngsuite_image_has_exact_bytes() {
         .filter(|n| n.ends_with(".png") && !n.starts_with('x'))
         .collect();
     names.sort();
-    assert!(names.len() > 150, "PngSuite looks incomplete: {} files", names.len());
+    assert!(
+        names.len() > 150,
+        "PngSuite looks incomplete: {} files",
+        names.len()
+    );
     let mut total = 0u64;
     for name in &names {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let (w, h, color, trns) = png_header(&bytes);
         let gray = color == 0 && !trns;
         let handle = cache.bitmap(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (fmt, bpp) = if gray { (PixelFormat::Gray8, 1) } else { (PixelFormat::Rgba8, 4) };
-        assert_eq!((handle.width(), handle.height(), handle.format()), (w, h, fmt), "{name}");
+        let (fmt, bpp) = if gray {
+            (PixelFormat::Gray8, 1)
+        } else {
+            (PixelFormat::Rgba8, 4)
+        };
+        assert_eq!(
+            (handle.width(), handle.height(), handle.format()),
+            (w, h, fmt),
+            "{name}"
+        );
         assert_eq!(handle.bytes(), w as u64 * h as u64 * bpp, "{name}");
         assert_eq!(handle.pixels().len() as u64, handle.bytes(), "{name}");
         total += handle.bytes();
     }
     let s = cache.stats().cpu;
-    assert_eq!((s.used, s.unused, s.in_use, s.entries), (total, total, 0, names.len() as u64));
-    assert_eq!((s.misses, s.failures, s.evictions), (names.len() as u64, 0, 0));
+    assert_eq!(
+        (s.used, s.unused, s.in_use, s.entries),
+        (total, total, 0, names.len() as u64)
+    );
+    assert_eq!(
+        (s.misses, s.failures, s.evictions),
+        (names.len() as u64, 0, 0)
+    );
 }
 
 #[test]
@@ -57,17 +75,33 @@ fn pngsuite_pixels_match_reference_decoding() {
     // palette image and a gray one, against `image`'s own conversion.
     let dir = common::corpus().join("pngsuite");
     let cache = common::cache(&dir, 1 << 30);
-    for name in ["basn6a16.png", "basn3p08.png", "basn0g16.png", "basi2c08.png"] {
+    for name in [
+        "basn6a16.png",
+        "basn3p08.png",
+        "basn0g16.png",
+        "basi2c08.png",
+    ] {
         let h = cache.bitmap(name).unwrap();
         let img = image::open(dir.join(name)).unwrap();
-        let want = if h.format() == PixelFormat::Gray8 { img.to_luma8().into_raw() } else { img.to_rgba8().into_raw() };
+        let want = if h.format() == PixelFormat::Gray8 {
+            img.to_luma8().into_raw()
+        } else {
+            img.to_rgba8().into_raw()
+        };
         assert_eq!(h.pixels(), &want[..], "{name}");
     }
 }
 
 fn assert_typed(name: &str, err: &Error) {
-    assert_eq!(err.href(), Some(name), "{name}: error must name the href: {err}");
-    let ok = matches!(err, Error::Corrupt { .. } | Error::Unsupported { .. } | Error::TooManyPixels { .. });
+    assert_eq!(
+        err.href(),
+        Some(name),
+        "{name}: error must name the href: {err}"
+    );
+    let ok = matches!(
+        err,
+        Error::Corrupt { .. } | Error::Unsupported { .. } | Error::TooManyPixels { .. }
+    );
     assert!(ok, "{name}: unexpected error kind: {err:?}");
     assert!(err.to_string().starts_with(name), "{err}");
 }
@@ -76,7 +110,11 @@ fn assert_typed(name: &str, err: &Error) {
 fn corrupt_files_give_typed_errors_and_leave_the_cache_usable() {
     let corpus = common::corpus();
     // Files a lenient decoder may accept (see corpus/README.md).
-    let may_decode = ["xcsn0g01.png", "x_interlaced_chck.png", "invalid_palette_index.png"];
+    let may_decode = [
+        "xcsn0g01.png",
+        "x_interlaced_chck.png",
+        "invalid_palette_index.png",
+    ];
     for sub in ["pngsuite", "png-faults"] {
         let dir = corpus.join(sub);
         let cache = common::cache(&dir, 1 << 30);
@@ -89,7 +127,10 @@ fn corrupt_files_give_typed_errors_and_leave_the_cache_usable() {
             }
             tried += 1;
             match cache.bitmap(&name) {
-                Ok(_) => assert!(may_decode.contains(&name.as_str()), "{sub}/{name} decoded but is corrupt"),
+                Ok(_) => assert!(
+                    may_decode.contains(&name.as_str()),
+                    "{sub}/{name} decoded but is corrupt"
+                ),
                 Err(e) => {
                     assert_typed(&name, &e);
                     failures += 1;
@@ -104,7 +145,11 @@ fn corrupt_files_give_typed_errors_and_leave_the_cache_usable() {
         assert_eq!(s.failures, failures, "{sub}");
         assert_eq!(s.in_use, 0);
         // Still usable.
-        let good = if sub == "pngsuite" { "basn2c08.png" } else { "../pngsuite/basn2c08.png" };
+        let good = if sub == "pngsuite" {
+            "basn2c08.png"
+        } else {
+            "../pngsuite/basn2c08.png"
+        };
         assert_eq!(cache.bitmap(good).unwrap().bytes(), 32 * 32 * 4);
     }
 }
@@ -131,10 +176,19 @@ fn truncated_empty_and_non_image_inputs() {
         let err = cache.bitmap(name).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err:?}");
     }
-    assert!(matches!(cache.bitmap("folder.png").unwrap_err(), Error::NotAFile { .. }));
+    assert!(matches!(
+        cache.bitmap("folder.png").unwrap_err(),
+        Error::NotAFile { .. }
+    ));
     let err = cache.bitmap("missing.png").unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
-    assert_eq!(err.to_string(), format!("missing.png: not found ({})", tmp.path().join("missing.png").display()));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "missing.png: not found ({})",
+            tmp.path().join("missing.png").display()
+        )
+    );
 
     let s = cache.stats().cpu;
     assert_eq!((s.failures, s.misses, s.entries, s.used), (7, 7, 0, 0));
@@ -149,7 +203,9 @@ fn too_many_pixels_is_refused_from_the_header() {
     let cache = texcache::Cache::new(cfg).unwrap();
     let err = cache.bitmap("kodim23_3072x2048.jpg").unwrap_err();
     match &err {
-        Error::TooManyPixels { width, height, max, .. } => assert_eq!((*width, *height, *max), (3072, 2048, 1_000_000)),
+        Error::TooManyPixels {
+            width, height, max, ..
+        } => assert_eq!((*width, *height, *max), (3072, 2048, 1_000_000)),
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("3072x2048"), "{err}");
@@ -169,7 +225,10 @@ fn permission_denied_is_typed() {
         return;
     }
     let cache = common::cache(tmp.path(), 1 << 20);
-    assert!(matches!(cache.bitmap("locked.png").unwrap_err(), Error::Permission { .. }));
+    assert!(matches!(
+        cache.bitmap("locked.png").unwrap_err(),
+        Error::Permission { .. }
+    ));
 }
 
 #[test]
@@ -177,10 +236,19 @@ fn photos_decode_like_image_does() {
     // JPEGs go through zune-jpeg in strict mode straight to RGBA: same pixels as `image`.
     let dir = common::corpus().join("photos");
     let cache = common::cache(&dir, 1 << 30);
-    for name in ["kodim02.jpg", "kodim07.png", "Transparency.png", "Fantasy_Digital_Painting.jpg"] {
+    for name in [
+        "kodim02.jpg",
+        "kodim07.png",
+        "Transparency.png",
+        "Fantasy_Digital_Painting.jpg",
+    ] {
         let h = cache.bitmap(name).unwrap();
         let img = image::open(dir.join(name)).unwrap();
-        assert_eq!((h.width(), h.height()), (img.width(), img.height()), "{name}");
+        assert_eq!(
+            (h.width(), h.height()),
+            (img.width(), img.height()),
+            "{name}"
+        );
         assert_eq!(h.pixels(), &img.to_rgba8().into_raw()[..], "{name}");
     }
 }

@@ -20,11 +20,18 @@ fn nothing_is_left_after_handles_and_cache_drop() {
     cache.remove(held[0].key().lookup());
     let (live, bytes) = texcache::bitmap::live_bitmaps();
     let s = cache.stats().cpu;
-    assert_eq!(bytes as u64, s.used, "every live bitmap byte is accounted for");
+    assert_eq!(
+        bytes as u64, s.used,
+        "every live bitmap byte is accounted for"
+    );
     assert_eq!(live as u64, s.entries);
     drop(cache);
     let (_, bytes) = texcache::bitmap::live_bitmaps();
-    assert_eq!(bytes as u64, held.iter().map(|h| h.bytes()).sum::<u64>(), "only held bitmaps survive the cache");
+    assert_eq!(
+        bytes as u64,
+        held.iter().map(|h| h.bytes()).sum::<u64>(),
+        "only held bitmaps survive the cache"
+    );
     drop(held);
     assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0));
 }

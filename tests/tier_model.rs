@@ -66,7 +66,9 @@ struct Model {
 
 impl Model {
     fn evict(&mut self, limit: u64) {
-        while (self.s.used > limit || (self.max_entries > 0 && self.s.entries > self.max_entries)) && !self.unused.is_empty() {
+        while (self.s.used > limit || (self.max_entries > 0 && self.s.entries > self.max_entries))
+            && !self.unused.is_empty()
+        {
             let g = self.unused.remove(0);
             let (key, bytes, _, _) = self.entries.remove(&g).unwrap();
             self.index.remove(&key);
@@ -148,18 +150,28 @@ fn run(ops: Vec<Op>, budget: u64) {
         match op {
             Op::Acquire { key, fail } => {
                 let lookup = format!("k{key}.png");
-                let got = tier.acquire(&lookup, || resolver.key(&lookup), |_| {
-                    if *fail {
-                        Err(Error::Corrupt { href: lookup.clone(), detail: "injected".into() })
-                    } else {
-                        Ok(Blob(size_of(*key)))
-                    }
-                });
+                let got = tier.acquire(
+                    &lookup,
+                    || resolver.key(&lookup),
+                    |_| {
+                        if *fail {
+                            Err(Error::Corrupt {
+                                href: lookup.clone(),
+                                detail: "injected".into(),
+                            })
+                        } else {
+                            Ok(Blob(size_of(*key)))
+                        }
+                    },
+                );
                 let want = model.acquire(*key, *fail);
                 match (got, want) {
                     (Ok(h), Some(g)) => held.push((g, h)),
                     (Err(_), None) => {}
-                    (got, want) => panic!("step {step} {op:?}: tier {:?}, model {want:?}", got.map(|h| h.bytes())),
+                    (got, want) => panic!(
+                        "step {step} {op:?}: tier {:?}, model {want:?}",
+                        got.map(|h| h.bytes())
+                    ),
                 }
             }
             Op::Clone(i) if !held.is_empty() => {
@@ -196,7 +208,11 @@ fn run(ops: Vec<Op>, budget: u64) {
         model.finish();
         assert_eq!(tier.stats(), model.s, "step {step}: {op:?}");
         let mut resident: Vec<String> = tier.entries().into_iter().map(|e| e.key).collect();
-        let mut want: Vec<String> = model.index.keys().map(|k| format!("/media/k{k}.png")).collect();
+        let mut want: Vec<String> = model
+            .index
+            .keys()
+            .map(|k| format!("/media/k{k}.png"))
+            .collect();
         resident.sort();
         want.sort();
         assert_eq!(resident, want, "step {step}: {op:?}");
@@ -220,7 +236,10 @@ fn eviction_is_least_recently_released_first() {
     // Acquire a, b, c; release b, then a, then c; shrink: b goes first, then a.
     let resolver = Resolver::new("/m");
     let tier: Tier<Blob> = Tier::new(TierKind::Cpu, 1000, 0);
-    let get = |k: &str| tier.acquire(k, || resolver.key(k), |_| Ok(Blob(100))).unwrap();
+    let get = |k: &str| {
+        tier.acquire(k, || resolver.key(k), |_| Ok(Blob(100)))
+            .unwrap()
+    };
     let (a, b, c) = (get("a"), get("b"), get("c"));
     drop(b);
     drop(a);
@@ -232,5 +251,8 @@ fn eviction_is_least_recently_released_first() {
     let keys: Vec<String> = tier.entries().into_iter().map(|e| e.key).collect();
     assert_eq!(keys, ["/m/c"]);
     let s = tier.stats();
-    assert_eq!((s.evictions, s.evicted_bytes, s.used, s.peak_used), (2, 200, 100, 300));
+    assert_eq!(
+        (s.evictions, s.evicted_bytes, s.used, s.peak_used),
+        (2, 200, 100, 300)
+    );
 }

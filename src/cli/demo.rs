@@ -17,8 +17,14 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
     cfg.cpu.budget.0 = (count as u64 / 3) * (w * h * 4) as u64;
     let cache = Cache::new(cfg)?;
     if !json {
-        println!("texcache demo: {count} generated {w}x{h} pictures in {}", media.display());
-        println!("CPU budget {} (a third of them decoded)", texcache::ByteSize(cache.stats().cpu.budget));
+        println!(
+            "texcache demo: {count} generated {w}x{h} pictures in {}",
+            media.display()
+        );
+        println!(
+            "CPU budget {} (a third of them decoded)",
+            texcache::ByteSize(cache.stats().cpu.budget)
+        );
     }
 
     // A slideshow, three times round: show one picture, prefetch the next two.

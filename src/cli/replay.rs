@@ -19,7 +19,11 @@ pub fn run(trace: &Path, config: Option<&Path>, json: bool, entries: bool) -> Re
             }
         }
     })?;
-    let stats = if entries { cache.stats_with_entries() } else { cache.stats() };
+    let stats = if entries {
+        cache.stats_with_entries()
+    } else {
+        cache.stats()
+    };
     super::print_stats(&stats, json);
     Ok(())
 }

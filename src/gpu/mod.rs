@@ -26,13 +26,24 @@ pub struct Gpu {
 
 impl Gpu {
     /// Wraps an application's own device and queue (the normal way to embed texcache).
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: impl Into<String>) -> Gpu {
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: impl Into<String>,
+    ) -> Gpu {
         let lost = Arc::new(AtomicBool::new(false));
         let flag = lost.clone();
         device.set_device_lost_callback(move |_reason, _msg| flag.store(true, Ordering::Release));
         // The default handler panics; errors are captured per upload with error scopes instead.
-        device.on_uncaptured_error(Arc::new(|e| eprintln!("texcache: uncaptured wgpu error: {e}")));
-        Gpu { device, queue, adapter: adapter.into(), lost }
+        device.on_uncaptured_error(Arc::new(|e| {
+            eprintln!("texcache: uncaptured wgpu error: {e}")
+        }));
+        Gpu {
+            device,
+            queue,
+            adapter: adapter.into(),
+            lost,
+        }
     }
 
     /// Opens the best adapter of `backend` and creates a device on it.
@@ -44,8 +55,14 @@ impl Gpu {
             Backend::Metal => wgpu::Backends::METAL,
             Backend::Dx12 => wgpu::Backends::DX12,
         };
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() });
-        let err = |detail: String| Error::Gpu { href: "<device>".into(), detail };
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let err = |detail: String| Error::Gpu {
+            href: "<device>".into(),
+            detail,
+        };
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             ..Default::default()
@@ -63,7 +80,11 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| err(format!("cannot create a device on {}: {e}", info.name)))?;
-        Ok(Gpu::from_device(device, queue, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)))
+        Ok(Gpu::from_device(
+            device,
+            queue,
+            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+        ))
     }
 
     /// A description of the adapter.

@@ -48,18 +48,30 @@ impl Texture {
     /// 256-byte row alignment applies to buffer copies only), so the pixels are not copied into
     /// a padded buffer first.
     pub fn upload(gpu: &Arc<Gpu>, href: &str, bitmap: &Bitmap) -> Result<Texture> {
-        let gpu_err = |detail: String| Error::Gpu { href: href.into(), detail };
+        let gpu_err = |detail: String| Error::Gpu {
+            href: href.into(),
+            detail,
+        };
         if gpu.is_lost() {
-            return Err(gpu_err("the device was lost; bind the cache to a new device".into()));
+            return Err(gpu_err(
+                "the device was lost; bind the cache to a new device".into(),
+            ));
         }
         let (format, bpp) = match bitmap.format() {
             PixelFormat::Gray8 => (wgpu::TextureFormat::R8Unorm, 1),
             _ => (wgpu::TextureFormat::Rgba8UnormSrgb, 4),
         };
-        let size = wgpu::Extent3d { width: bitmap.width(), height: bitmap.height(), depth_or_array_layers: 1 };
+        let size = wgpu::Extent3d {
+            width: bitmap.width(),
+            height: bitmap.height(),
+            depth_or_array_layers: 1,
+        };
         let max = gpu.device.limits().max_texture_dimension_2d;
         if size.width > max || size.height > max {
-            return Err(gpu_err(format!("{}x{} exceeds the device's texture limit of {max}", size.width, size.height)));
+            return Err(gpu_err(format!(
+                "{}x{} exceeds the device's texture limit of {max}",
+                size.width, size.height
+            )));
         }
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -70,13 +82,24 @@ impl Texture {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::COPY_SRC,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_DST
+                | wgpu::TextureUsages::COPY_SRC,
             view_formats: &[],
         });
         gpu.queue.write_texture(
-            wgpu::TexelCopyTextureInfo { texture: &texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
             bitmap.pixels(),
-            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(size.width * bpp), rows_per_image: Some(size.height) },
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(size.width * bpp),
+                rows_per_image: Some(size.height),
+            },
             size,
         );
         let invalid = pollster::block_on(validation.pop());
@@ -85,8 +108,17 @@ impl Texture {
             texture.destroy();
             return Err(gpu_err(e.to_string()));
         }
-        let view = texture.create_view(&wgpu::TextureViewDescriptor { label: Some(href), ..Default::default() });
-        Ok(Texture { texture, view, format: bitmap.format(), bytes: bitmap.bytes(), gpu: gpu.clone() })
+        let view = texture.create_view(&wgpu::TextureViewDescriptor {
+            label: Some(href),
+            ..Default::default()
+        });
+        Ok(Texture {
+            texture,
+            view,
+            format: bitmap.format(),
+            bytes: bitmap.bytes(),
+            gpu: gpu.clone(),
+        })
     }
 }
 
@@ -110,7 +142,13 @@ impl Drop for Texture {
 
 impl std::fmt::Debug for Texture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Texture({}x{} {})", self.width(), self.height(), self.format.name())
+        write!(
+            f,
+            "Texture({}x{} {})",
+            self.width(),
+            self.height(),
+            self.format.name()
+        )
     }
 }
 
@@ -118,22 +156,35 @@ impl std::fmt::Debug for Texture {
 /// into a buffer with rows padded to wgpu's 256-byte alignment, waits, and unpads.
 pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
     let gpu = &texture.gpu;
-    let bpp = if texture.format == PixelFormat::Gray8 { 1 } else { 4 };
+    let bpp = if texture.format == PixelFormat::Gray8 {
+        1
+    } else {
+        4
+    };
     let (w, h) = (texture.width(), texture.height());
     let row = w * bpp;
-    let padded = row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let padded =
+        row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
     let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("texcache readback"),
         size: padded as u64 * h as u64,
         usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
         mapped_at_creation: false,
     });
-    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("texcache readback") });
+    let mut enc = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("texcache readback"),
+        });
     enc.copy_texture_to_buffer(
         texture.texture.as_image_copy(),
         wgpu::TexelCopyBufferInfo {
             buffer: &buffer,
-            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(padded), rows_per_image: Some(h) },
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(padded),
+                rows_per_image: Some(h),
+            },
         },
         texture.texture.size(),
     );
@@ -142,10 +193,20 @@ pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    let err = |detail: String| Error::Gpu { href: "<readback>".into(), detail };
-    gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| err(e.to_string()))?;
-    rx.recv().map_err(|e| err(e.to_string()))?.map_err(|e| err(e.to_string()))?;
-    let data = buffer.slice(..).get_mapped_range().map_err(|e| err(e.to_string()))?;
+    let err = |detail: String| Error::Gpu {
+        href: "<readback>".into(),
+        detail,
+    };
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| err(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(e.to_string()))?;
+    let data = buffer
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| err(e.to_string()))?;
     let mut out = Vec::with_capacity((row * h) as usize);
     for y in 0..h as usize {
         out.extend_from_slice(&data[y * padded as usize..][..row as usize]);

@@ -174,7 +174,12 @@ impl<V> TierCore<V> {
 
     /// §3.3: called after an entry's handle count dropped to zero. Idempotent, and harmless if
     /// the entry was re-acquired in between.
-    pub fn release(&mut self, entry: &Arc<Entry<V>>, now_ms: u64, evicted: &mut Vec<Arc<Entry<V>>>) {
+    pub fn release(
+        &mut self,
+        entry: &Arc<Entry<V>>,
+        now_ms: u64,
+        evicted: &mut Vec<Arc<Entry<V>>>,
+    ) {
         if entry.refs.load(Ordering::Acquire) != 0 {
             return;
         }
@@ -308,11 +313,14 @@ impl<V> TierCore<V> {
     /// (or over `max_entries`) and any unused entry is left.
     fn evict_to(&mut self, limit: u64, evicted: &mut Vec<Arc<Entry<V>>>) {
         loop {
-            let over = self.c.used > limit || (self.max_entries != 0 && self.c.entries > self.max_entries);
+            let over =
+                self.c.used > limit || (self.max_entries != 0 && self.c.entries > self.max_entries);
             if !over || self.c.entries == self.c.in_use_entries {
                 break;
             }
-            let Some((key, e)) = self.list.peek_lru() else { break };
+            let Some((key, e)) = self.list.peek_lru() else {
+                break;
+            };
             if e.state() != UNUSED {
                 let key = key.clone();
                 self.list.promote(&key);

@@ -66,7 +66,12 @@ pub struct Tier<R: Resource> {
 impl<R: Resource> Tier<R> {
     /// An empty tier.
     pub fn new(kind: TierKind, budget: u64, max_entries: u64) -> Self {
-        Tier { shared: Arc::new(Shared { core: Mutex::new(TierCore::new(budget, max_entries)), kind }) }
+        Tier {
+            shared: Arc::new(Shared {
+                core: Mutex::new(TierCore::new(budget, max_entries)),
+                kind,
+            }),
+        }
     }
 
     /// Which tier this is.
@@ -89,7 +94,10 @@ impl<R: Resource> Tier<R> {
             Lookup::Wait(ph) => ph.wait().map(|entry| Handle { entry }),
             Lookup::Miss(ph) => {
                 let result = catch_unwind(AssertUnwindSafe(|| load(&ph.key))).unwrap_or_else(|p| {
-                    Err(Error::LoadPanicked { href: ph.key.to_string(), message: panic_message(&*p) })
+                    Err(Error::LoadPanicked {
+                        href: ph.key.to_string(),
+                        message: panic_message(&*p),
+                    })
                 });
                 let mut evicted = Vec::new();
                 let outcome = {
@@ -97,7 +105,10 @@ impl<R: Resource> Tier<R> {
                     match result {
                         Ok(res) => {
                             let bytes = res.bytes();
-                            let homed = Homed { res, home: self.shared.clone() };
+                            let homed = Homed {
+                                res,
+                                home: self.shared.clone(),
+                            };
                             Ok(core.complete(&ph, homed, bytes, &mut evicted))
                         }
                         Err(e) => {
@@ -173,13 +184,20 @@ impl<R: Resource> Tier<R> {
                     height,
                     format: e.value.res.format(),
                     refs: refs as u64,
-                    idle_ms: if refs == 0 { now.saturating_sub(e.released_ms()) } else { 0 },
+                    idle_ms: if refs == 0 {
+                        now.saturating_sub(e.released_ms())
+                    } else {
+                        0
+                    },
                 }
             })
             .collect()
     }
 
-    fn with_evictions(&self, f: impl FnOnce(&mut TierCore<Homed<R>>, &mut Vec<Arc<Entry<Homed<R>>>>)) -> TierStats {
+    fn with_evictions(
+        &self,
+        f: impl FnOnce(&mut TierCore<Homed<R>>, &mut Vec<Arc<Entry<Homed<R>>>>),
+    ) -> TierStats {
         let mut evicted = Vec::new();
         let mut core = self.shared.core.lock();
         f(&mut core, &mut evicted);
@@ -235,7 +253,9 @@ impl<R: Resource> Deref for Handle<R> {
 impl<R: Resource> Clone for Handle<R> {
     fn clone(&self) -> Self {
         self.entry.refs.fetch_add(1, Ordering::Relaxed);
-        Handle { entry: self.entry.clone() }
+        Handle {
+            entry: self.entry.clone(),
+        }
     }
 }
 
@@ -266,7 +286,10 @@ impl<R: Resource> fmt::Debug for Handle<R> {
 pub(crate) fn now_ms() -> u64 {
     #[cfg(target_os = "linux")]
     {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE always exists on Linux.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -274,7 +297,10 @@ pub(crate) fn now_ms() -> u64 {
     #[cfg(not(target_os = "linux"))]
     {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
     }
 }
 

@@ -25,7 +25,12 @@ pub struct Placeholder<V> {
 
 impl<V> Placeholder<V> {
     pub(crate) fn new(key: Key) -> Self {
-        Placeholder { key, waiters: AtomicUsize::new(0), result: Mutex::new(None), ready: Condvar::new() }
+        Placeholder {
+            key,
+            waiters: AtomicUsize::new(0),
+            result: Mutex::new(None),
+            ready: Condvar::new(),
+        }
     }
 
     /// Hands the outcome to every waiter.

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 /// `../shared/corpus` beside the repository.
 pub fn corpus() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    assert!(p.is_dir(), "the test corpus is missing: expected {} (../shared beside the repository)", p.display());
+    assert!(
+        p.is_dir(),
+        "the test corpus is missing: expected {} (../shared beside the repository)",
+        p.display()
+    );
     p
 }
 
@@ -20,16 +24,21 @@ pub fn cache(mediadir: &Path, cpu_budget: u64) -> texcache::Cache {
 
 /// Writes an RGBA PNG of `w`x`h` into `dir/name`.
 pub fn png(dir: &Path, name: &str, w: u32, h: u32) {
-    texcache::samples::picture(w, h, w * 31 + h).save(dir.join(name)).unwrap();
+    texcache::samples::picture(w, h, w * 31 + h)
+        .save(dir.join(name))
+        .unwrap();
 }
 
 /// The GPU every GPU test uses: a real wgpu device (lavapipe on machines without a GPU). With no
 /// adapter the test fails with a clear message, unless `TEXCACHE_SKIP_GPU_TESTS=1` opts out
 /// (then `None`).
 pub fn gpu() -> Option<std::sync::Arc<texcache::Gpu>> {
-    static GPU: std::sync::OnceLock<Result<std::sync::Arc<texcache::Gpu>, String>> = std::sync::OnceLock::new();
+    static GPU: std::sync::OnceLock<Result<std::sync::Arc<texcache::Gpu>, String>> =
+        std::sync::OnceLock::new();
     let got = GPU.get_or_init(|| {
-        texcache::Gpu::open(texcache::config::Backend::Auto).map(std::sync::Arc::new).map_err(|e| e.to_string())
+        texcache::Gpu::open(texcache::config::Backend::Auto)
+            .map(std::sync::Arc::new)
+            .map_err(|e| e.to_string())
     });
     match got {
         Ok(g) => Some(g.clone()),
@@ -45,7 +54,12 @@ pub fn gpu() -> Option<std::sync::Arc<texcache::Gpu>> {
 }
 
 /// A cache over `mediadir` bound to the test GPU.
-pub fn gpu_cache(mediadir: &Path, cpu_budget: u64, gpu_budget: u64, keep_cpu_copy: bool) -> Option<texcache::Cache> {
+pub fn gpu_cache(
+    mediadir: &Path,
+    cpu_budget: u64,
+    gpu_budget: u64,
+    keep_cpu_copy: bool,
+) -> Option<texcache::Cache> {
     let gpu = gpu()?;
     let mut cfg = texcache::Config::default();
     cfg.mediadir = mediadir.to_path_buf();
