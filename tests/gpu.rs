@@ -247,3 +247,36 @@ fn replay_texture_lines() {
         (Some(1), Some(1), Some(0))
     );
 }
+
+#[test]
+fn a_lost_device_gives_errors_and_the_tier_can_be_rebound() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "a.png", 4, 4);
+    common::png(tmp.path(), "b.png", 4, 4);
+    // A device of its own, so that destroying it leaves the other tests' device alone.
+    let doomed = Arc::new(texcache::Gpu::open(texcache::config::Backend::Auto).unwrap());
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    let cache = texcache::Cache::new(cfg).unwrap();
+    cache.bind_gpu(doomed.clone());
+    let a = cache.texture("a.png").unwrap();
+    doomed.device().destroy();
+    doomed.device().poll(wgpu::PollType::Poll).ok();
+    assert!(doomed.is_lost(), "the device-lost callback ran");
+    let err = cache.texture("b.png").unwrap_err();
+    assert!(matches!(err, texcache::Error::Gpu { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("b.png: GPU error"), "{err}");
+    assert_eq!(cache.stats().gpu.failures, 1);
+    drop(a); // a texture of the lost device is still dropped cleanly
+    cache.bind_gpu(Arc::new(
+        texcache::Gpu::open(texcache::config::Backend::Auto).unwrap(),
+    ));
+    let b = cache.texture("b.png").unwrap();
+    assert_eq!(
+        read_back(&b).unwrap(),
+        cache.bitmap("b.png").unwrap().pixels()
+    );
+}
