@@ -192,14 +192,7 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     reader.limits(limits);
     let decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
     let (width, height) = decoder.dimensions();
-    if width as u64 * height as u64 > max_pixels {
-        return Err(Error::TooManyPixels {
-            href: href.into(),
-            width,
-            height,
-            max: max_pixels,
-        });
-    }
+    check_pixels(href, width, height, max_pixels)?;
     let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
     let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
     Ok(if gray {
@@ -259,14 +252,7 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     dec.decode_headers().map_err(corrupt)?;
     let info = dec.info().expect("headers decoded");
     let (width, height) = (info.width as u32, info.height as u32);
-    if width as u64 * height as u64 > max_pixels {
-        return Err(Error::TooManyPixels {
-            href: href.into(),
-            width,
-            height,
-            max: max_pixels,
-        });
-    }
+    check_pixels(href, width, height, max_pixels)?;
     let gray = dec.input_colorspace() == Some(ColorSpace::Luma);
     if gray {
         dec.set_options(options.jpeg_set_out_colorspace(ColorSpace::Luma));
@@ -289,6 +275,19 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     let mut pixels = vec![0u8; len];
     dec.decode_into(&mut pixels).map_err(corrupt)?;
     Ok(Bitmap::new(width, height, format, pixels))
+}
+
+/// Refuses images over `loader.max_pixels`, from their header, before any pixel memory exists.
+fn check_pixels(href: &str, width: u32, height: u32, max_pixels: u64) -> Result<()> {
+    if width as u64 * height as u64 > max_pixels {
+        return Err(Error::TooManyPixels {
+            href: href.into(),
+            width,
+            height,
+            max: max_pixels,
+        });
+    }
+    Ok(())
 }
 
 fn classify(href: &str, e: ImageError) -> Error {
