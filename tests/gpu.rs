@@ -12,12 +12,7 @@ fn textures_read_back_equal_to_their_bitmaps() {
         return;
     };
     eprintln!("adapter: {}", cache.gpu().unwrap().adapter());
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".png") && !n.starts_with('x'))
-        .collect();
-    names.sort();
+    let names = common::pngsuite_valid();
     let (mut gray, mut rgba, mut total) = (0, 0, 0u64);
     for name in &names {
         let tex = cache

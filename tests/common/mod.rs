@@ -70,3 +70,14 @@ pub fn gpu_cache(
     cache.bind_gpu(gpu);
     Some(cache)
 }
+
+/// The file names of the valid PngSuite images (those not starting with `x`), sorted.
+pub fn pngsuite_valid() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(corpus().join("pngsuite"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".png") && !n.starts_with('x'))
+        .collect();
+    names.sort();
+    names
+}
