@@ -28,7 +28,10 @@ fn sixteen_threads_on_one_cold_href_decode_once() {
     );
     assert_eq!(got[0].refs(), 16);
     let s = cache.stats().cpu;
-    assert_eq!((s.misses, s.coalesced, s.hits), (1, 15, 0), "{s:?}");
+    // One decode. A thread the scheduler starts after the decode finished counts a hit rather
+    // than a coalesced wait (`coalesced_waiters_share_one_load` pins the exact 15 with a gated
+    // loader); on a normal machine the 6-megapixel decode outlasts the barrier by far.
+    assert_eq!((s.misses, s.coalesced + s.hits), (1, 15), "{s:?}");
     assert_eq!(
         (s.entries, s.in_use, s.used),
         (1, 3072 * 2048 * 4, 3072 * 2048 * 4)

@@ -15,12 +15,22 @@
 //! least-recently-used end; an in-use entry found there is moved to the other end, which does not
 //! change the relative order of the unused ones. A hit and a release therefore cost one hash
 //! lookup each and never allocate.
+//!
+//! # Who frees an entry
+//!
+//! Entries are boxed and referred to by [`EntryPtr`]. The handle count (`refs`) is changed only
+//! by this core, that is under the tier lock, so it needs no atomic read-modify-write: a hit is a
+//! lock round trip and nothing else, the cheapest a shared cache can be. An entry is freed
+//! exactly once, here, when it is neither indexed nor referenced (evicted, trimmed or removed
+//! while unused, or the last handle of a removed entry dropped); the box is handed to the caller
+//! in a [`Freed`] list so that the memory (pixels, textures) is released outside the lock.
 
 use super::placeholder::Placeholder;
-use crate::key::Key;
+use crate::key::{Key, KeyHash, KeyStr};
 use crate::stats::TierStats;
 use lru::LruCache;
 use std::collections::HashMap;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -28,20 +38,20 @@ const IN_USE: u8 = 0;
 const UNUSED: u8 = 1;
 /// Removed from the index while in use: still counted until its last handle drops (§3.5).
 const ORPHAN: u8 = 2;
-/// Gone from the books.
-const DEAD: u8 = 3;
 
-/// One cached item and its bookkeeping. Shared by the index and the handles through an `Arc`.
+/// One cached item and its bookkeeping.
+///
+/// `refs`, `state` and `released_ms` are atomics only so that the entry may be shared between
+/// threads in safe code; they are written only by the core (under the tier lock) with plain
+/// relaxed loads and stores. The fields a hit and a release touch come first.
+#[repr(C)]
 pub struct Entry<V> {
-    pub(crate) key: Key,
-    pub(crate) value: V,
-    pub(crate) bytes: u64,
-    /// Live handles. Raised from 0 only under the tier lock; lowered anywhere.
-    pub(crate) refs: AtomicUsize,
-    /// `IN_USE`, `UNUSED`, `ORPHAN` or `DEAD`; written only under the tier lock.
+    refs: AtomicUsize,
     state: AtomicU8,
-    /// Coarse milliseconds of the last release (for `idle_ms`).
+    pub(crate) bytes: u64,
+    pub(crate) key: Key,
     released_ms: AtomicU64,
+    pub(crate) value: V,
 }
 
 impl<V> Entry<V> {
@@ -51,16 +61,69 @@ impl<V> Entry<V> {
     fn set_state(&self, s: u8) {
         self.state.store(s, Ordering::Relaxed)
     }
+    fn refs(&self) -> usize {
+        self.refs.load(Ordering::Relaxed)
+    }
+    fn set_refs(&self, n: usize) {
+        self.refs.store(n, Ordering::Relaxed)
+    }
+    /// Live handles (exact when read under the tier lock).
+    pub(crate) fn ref_count(&self) -> usize {
+        self.refs()
+    }
     /// Coarse milliseconds of the last release.
     pub(crate) fn released_ms(&self) -> u64 {
         self.released_ms.load(Ordering::Relaxed)
     }
 }
 
+/// A pointer to a boxed entry. Dereferencing it is valid while the entry is indexed (under the
+/// tier lock) or while the holder owns one of its counted handles: the core frees an entry only
+/// when it is neither.
+pub struct EntryPtr<V>(NonNull<Entry<V>>);
+
+impl<V> Clone for EntryPtr<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V> Copy for EntryPtr<V> {}
+
+// SAFETY: an `EntryPtr` is a shared reference to an `Entry` whose mutable parts are atomics;
+// it is as thread-safe as `&Entry<V>`, which needs `V: Sync` (and `Send`, since the entry may be
+// freed on another thread).
+unsafe impl<V: Send + Sync> Send for EntryPtr<V> {}
+// SAFETY: as above.
+unsafe impl<V: Send + Sync> Sync for EntryPtr<V> {}
+
+impl<V> EntryPtr<V> {
+    /// The entry.
+    ///
+    /// # Safety
+    /// The entry must not have been freed: the caller holds a counted handle, or the tier lock
+    /// with the entry indexed.
+    pub unsafe fn get<'a>(self) -> &'a Entry<V> {
+        // SAFETY: upheld by the caller, see above.
+        unsafe { self.0.as_ref() }
+    }
+    /// Whether two pointers name the same entry.
+    pub fn same(self, other: Self) -> bool {
+        self.0 == other.0
+    }
+    fn entry(&self) -> &Entry<V> {
+        // SAFETY: used only inside the core on entries it has not freed (indexed, orphaned
+        // with live handles, or being freed right now by the caller of this method).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// Entries the core has let go of, to be dropped by the caller once the lock is released.
+pub type Freed<V> = Vec<Box<Entry<V>>>;
+
 /// What [`TierCore::acquire`] found.
 pub enum Lookup<V> {
-    /// Resident: a handle's worth of `refs` has been added.
-    Hit(Arc<Entry<V>>),
+    /// Resident: one handle has been counted for the caller.
+    Hit(EntryPtr<V>),
     /// Another caller is loading this key: wait on the placeholder (counted as coalesced).
     Wait(Arc<Placeholder<V>>),
     /// Nobody has it: the caller must load it and then call [`TierCore::complete`] or
@@ -86,8 +149,8 @@ struct Counters {
 
 /// The single-threaded tier: index, release-ordered list, loads in flight, counters.
 pub struct TierCore<V> {
-    list: LruCache<Key, Arc<Entry<V>>, foldhash::fast::RandomState>,
-    loading: HashMap<Key, Arc<Placeholder<V>>, foldhash::fast::RandomState>,
+    list: LruCache<Key, EntryPtr<V>, KeyHash>,
+    loading: HashMap<Key, Arc<Placeholder<V>>, KeyHash>,
     budget: u64,
     max_entries: u64,
     c: Counters,
@@ -97,8 +160,8 @@ impl<V> TierCore<V> {
     /// An empty tier with `budget` bytes and at most `max_entries` entries (0 = unlimited).
     pub fn new(budget: u64, max_entries: u64) -> Self {
         TierCore {
-            list: LruCache::unbounded_with_hasher(Default::default()),
-            loading: HashMap::with_hasher(Default::default()),
+            list: LruCache::unbounded_with_hasher(KeyHash),
+            loading: HashMap::with_hasher(KeyHash),
             budget,
             max_entries,
             c: Counters::default(),
@@ -107,16 +170,18 @@ impl<V> TierCore<V> {
 
     /// §3.1: a hit, a wait on a load in flight, or a miss. `make_key` runs only on a miss.
     pub fn acquire(&mut self, lookup: &str, make_key: impl FnOnce() -> Key) -> Lookup<V> {
-        if let Some(e) = self.list.peek(lookup) {
-            let e = e.clone();
-            e.refs.fetch_add(1, Ordering::Relaxed);
-            if e.state() == UNUSED {
+        let lookup = KeyStr::new(lookup);
+        if let Some(&p) = self.list.peek(lookup) {
+            let e = p.entry();
+            let refs = e.refs();
+            e.set_refs(refs + 1);
+            if refs == 0 {
                 e.set_state(IN_USE);
                 self.c.in_use += e.bytes;
                 self.c.in_use_entries += 1;
             }
             self.c.hits += 1;
-            return Lookup::Hit(e);
+            return Lookup::Hit(p);
         }
         if let Some(ph) = self.loading.get(lookup) {
             ph.waiters.fetch_add(1, Ordering::Relaxed);
@@ -138,32 +203,33 @@ impl<V> TierCore<V> {
         ph: &Arc<Placeholder<V>>,
         value: V,
         bytes: u64,
-        evicted: &mut Vec<Arc<Entry<V>>>,
-    ) -> Arc<Entry<V>> {
+        freed: &mut Freed<V>,
+    ) -> EntryPtr<V> {
         let attached = self.detach(ph);
         let refs = 1 + ph.waiters.load(Ordering::Relaxed);
-        let entry = Arc::new(Entry {
-            key: ph.key.clone(),
-            value,
-            bytes,
+        let key = ph.key.fresh();
+        let entry = Box::new(Entry {
             refs: AtomicUsize::new(refs),
             state: AtomicU8::new(if attached { IN_USE } else { ORPHAN }),
+            bytes,
+            key: key.clone(),
             released_ms: AtomicU64::new(0),
+            value,
         });
+        let p = EntryPtr(NonNull::from(Box::leak(entry)));
         if attached {
-            if let Some((_, old)) = self.list.push(ph.key.clone(), entry.clone()) {
+            if let Some((_, old)) = self.list.push(key, p) {
                 // Unreachable: a key is never resident and loading at once. Stay consistent.
                 debug_assert!(false, "key {} resident while loading", ph.key);
-                self.forget(&old);
-                evicted.push(old);
+                self.unindex(old, freed);
             }
         }
         self.c.used += bytes;
         self.c.in_use += bytes;
         self.c.entries += 1;
         self.c.in_use_entries += 1;
-        self.evict_to(self.budget, evicted);
-        entry
+        self.evict_to(self.budget, freed);
+        p
     }
 
     /// A load failed (§3.2): count it and forget the placeholder; nothing is inserted.
@@ -172,80 +238,81 @@ impl<V> TierCore<V> {
         self.c.failures += 1;
     }
 
-    /// §3.3: called after an entry's handle count dropped to zero. Idempotent, and harmless if
-    /// the entry was re-acquired in between.
-    pub fn release(
-        &mut self,
-        entry: &Arc<Entry<V>>,
-        now_ms: u64,
-        evicted: &mut Vec<Arc<Entry<V>>>,
-    ) {
-        if entry.refs.load(Ordering::Acquire) != 0 {
-            return;
-        }
-        match entry.state() {
-            IN_USE => {
-                entry.set_state(UNUSED);
-                entry.released_ms.store(now_ms, Ordering::Relaxed);
-                self.list.promote(&entry.key);
-                self.c.in_use -= entry.bytes;
-                self.c.in_use_entries -= 1;
-                self.evict_to(self.budget, evicted);
-            }
-            ORPHAN => {
-                entry.set_state(DEAD);
-                self.c.used -= entry.bytes;
-                self.c.in_use -= entry.bytes;
-                self.c.entries -= 1;
-                self.c.in_use_entries -= 1;
-            }
-            _ => {}
-        }
+    /// A handle was cloned.
+    pub fn add_ref(&mut self, p: EntryPtr<V>) {
+        let e = p.entry();
+        e.set_refs(e.refs() + 1);
     }
 
-    /// §3.5: drop `lookup` from the index. Returns the entry if it was resident, so the caller
-    /// can free it outside the lock. A load in flight for the key is detached: its result is
-    /// still handed to its callers, but the next acquire loads afresh.
-    pub fn remove(&mut self, lookup: &str) -> Option<Arc<Entry<V>>> {
-        self.loading.remove(lookup);
-        let e = self.list.pop(lookup)?;
-        match e.state() {
-            UNUSED => self.forget(&e),
-            _ => e.set_state(ORPHAN),
+    /// A handle was dropped. On the last one, §3.3: the entry becomes unused at the
+    /// most-recently-released end (and the tier may evict), or, if it was removed while in use,
+    /// it is freed.
+    pub fn drop_ref(&mut self, p: EntryPtr<V>, now_ms: u64, freed: &mut Freed<V>) {
+        let e = p.entry();
+        let refs = e.refs() - 1;
+        e.set_refs(refs);
+        if refs != 0 {
+            return;
         }
-        Some(e)
+        self.c.in_use -= e.bytes;
+        self.c.in_use_entries -= 1;
+        if e.state() == ORPHAN {
+            self.c.used -= e.bytes;
+            self.c.entries -= 1;
+            freed.push(Self::free(p));
+            return;
+        }
+        e.set_state(UNUSED);
+        e.released_ms.store(now_ms, Ordering::Relaxed);
+        self.list.promote(&e.key);
+        self.evict_to(self.budget, freed);
+    }
+
+    /// Live handles of an entry.
+    pub fn refs(&self, p: EntryPtr<V>) -> usize {
+        p.entry().refs()
+    }
+
+    /// §3.5: drop `lookup` from the index. Returns whether an entry was resident. An unused
+    /// entry is freed; an in-use one is freed by its last handle. A load in flight for the key
+    /// is detached: its result is still handed to its callers, but the next acquire loads
+    /// afresh.
+    pub fn remove(&mut self, lookup: &str, freed: &mut Freed<V>) -> bool {
+        let lookup = KeyStr::new(lookup);
+        self.loading.remove(lookup);
+        match self.list.pop(lookup) {
+            Some(p) => {
+                self.unindex(p, freed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// §3.6: evict unused entries until `used <= target` or none is left.
-    pub fn trim(&mut self, target: u64, evicted: &mut Vec<Arc<Entry<V>>>) {
-        self.evict_to(target, evicted);
+    pub fn trim(&mut self, target: u64, freed: &mut Freed<V>) {
+        self.evict_to(target, freed);
     }
 
     /// §3.7: a new budget, enforced at once.
-    pub fn set_budget(&mut self, budget: u64, evicted: &mut Vec<Arc<Entry<V>>>) {
+    pub fn set_budget(&mut self, budget: u64, freed: &mut Freed<V>) {
         self.budget = budget;
-        self.evict_to(budget, evicted);
+        self.evict_to(budget, freed);
     }
 
     /// A new entry-count limit (0 = unlimited), enforced at once.
-    pub fn set_max_entries(&mut self, max_entries: u64, evicted: &mut Vec<Arc<Entry<V>>>) {
+    pub fn set_max_entries(&mut self, max_entries: u64, freed: &mut Freed<V>) {
         self.max_entries = max_entries;
-        self.evict_to(self.budget, evicted);
+        self.evict_to(self.budget, freed);
     }
 
     /// The tier is going away: unused entries are freed, in-use ones become orphans that their
-    /// handles free, loads in flight are detached. Returns what to drop outside the lock.
-    pub fn close(&mut self) -> Vec<Arc<Entry<V>>> {
+    /// handles free, loads in flight are detached.
+    pub fn close(&mut self, freed: &mut Freed<V>) {
         self.loading.clear();
-        let mut out = Vec::with_capacity(self.list.len());
-        while let Some((_, e)) = self.list.pop_lru() {
-            match e.state() {
-                UNUSED => self.forget(&e),
-                _ => e.set_state(ORPHAN),
-            }
-            out.push(e);
+        while let Some((_, p)) = self.list.pop_lru() {
+            self.unindex(p, freed);
         }
-        out
     }
 
     /// Counts a miss that was served without inserting anything (SPEC §3.8 with
@@ -282,13 +349,13 @@ impl<V> TierCore<V> {
     }
 
     /// Indexed entries, least recently touched first.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Entry<V>>> {
-        self.list.iter().rev().map(|(_, e)| e)
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<V>> {
+        self.list.iter().rev().map(|(_, p)| p.entry())
     }
 
     /// Whether `lookup` is resident (no counter changes).
     pub fn contains(&self, lookup: &str) -> bool {
-        self.list.contains(lookup)
+        self.list.contains(KeyStr::new(lookup))
     }
 
     /// Removes `ph` from the loading map if it is still the one there; true if it was.
@@ -302,36 +369,58 @@ impl<V> TierCore<V> {
         }
     }
 
-    /// Takes an unused entry off the books (it has already left the list).
-    fn forget(&mut self, e: &Entry<V>) {
-        e.set_state(DEAD);
-        self.c.used -= e.bytes;
-        self.c.entries -= 1;
+    /// `p` has just left the index: free it if unused, else orphan it.
+    fn unindex(&mut self, p: EntryPtr<V>, freed: &mut Freed<V>) {
+        let e = p.entry();
+        if e.state() == UNUSED {
+            self.c.used -= e.bytes;
+            self.c.entries -= 1;
+            freed.push(Self::free(p));
+        } else {
+            e.set_state(ORPHAN);
+        }
+    }
+
+    /// Takes back ownership of an entry that is neither indexed nor referenced.
+    fn free(p: EntryPtr<V>) -> Box<Entry<V>> {
+        debug_assert_eq!(p.entry().refs(), 0);
+        // SAFETY: every entry is created by `Box::leak` in `complete`, and freed once: the
+        // callers reach here only after the entry left the index (or was never in it) and its
+        // last handle is gone, so no other `EntryPtr` to it will be dereferenced again.
+        unsafe { Box::from_raw(p.0.as_ptr()) }
     }
 
     /// §3.4 and §3.6: evict least-recently-released unused entries while over `limit` bytes
     /// (or over `max_entries`) and any unused entry is left.
-    fn evict_to(&mut self, limit: u64, evicted: &mut Vec<Arc<Entry<V>>>) {
+    fn evict_to(&mut self, limit: u64, freed: &mut Freed<V>) {
         loop {
             let over =
                 self.c.used > limit || (self.max_entries != 0 && self.c.entries > self.max_entries);
             if !over || self.c.entries == self.c.in_use_entries {
                 break;
             }
-            let Some((key, e)) = self.list.peek_lru() else {
+            let Some((_, &p)) = self.list.peek_lru() else {
                 break;
             };
+            let e = p.entry();
             if e.state() != UNUSED {
-                let key = key.clone();
-                self.list.promote(&key);
+                self.list.promote(&e.key);
                 continue;
             }
-            let (_, e) = self.list.pop_lru().expect("peeked");
-            self.forget(&e);
+            self.list.pop_lru();
             self.c.evictions += 1;
             self.c.evicted_bytes += e.bytes;
-            evicted.push(e);
+            self.unindex(p, freed);
         }
         self.end_op();
+    }
+}
+
+impl<V> Drop for TierCore<V> {
+    fn drop(&mut self) {
+        // A tier is closed before it is dropped, and handles keep it alive, so only unused
+        // entries can be left here; free them rather than leak.
+        let mut freed = Vec::new();
+        self.close(&mut freed);
     }
 }

@@ -7,7 +7,7 @@
 pub mod core;
 pub mod placeholder;
 
-use self::core::{Entry, Lookup, TierCore};
+use self::core::{EntryPtr, Freed, Lookup, TierCore};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::stats::{EntryInfo, PixelFormat, TierStats};
@@ -15,7 +15,6 @@ use parking_lot::Mutex;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What a tier can hold: something that knows its size in bytes (SPEC §2).
@@ -99,7 +98,7 @@ impl<R: Resource> Tier<R> {
                         message: panic_message(&*p),
                     })
                 });
-                let mut evicted = Vec::new();
+                let mut freed = Vec::new();
                 let outcome = {
                     let mut core = self.shared.core.lock();
                     match result {
@@ -109,7 +108,7 @@ impl<R: Resource> Tier<R> {
                                 res,
                                 home: self.shared.clone(),
                             };
-                            Ok(core.complete(&ph, homed, bytes, &mut evicted))
+                            Ok(core.complete(&ph, homed, bytes, &mut freed))
                         }
                         Err(e) => {
                             core.fail(&ph);
@@ -117,7 +116,7 @@ impl<R: Resource> Tier<R> {
                         }
                     }
                 };
-                drop(evicted);
+                drop(freed);
                 ph.publish(outcome.clone());
                 outcome.map(|entry| Handle { entry })
             }
@@ -144,8 +143,10 @@ impl<R: Resource> Tier<R> {
 
     /// §3.5. Returns true if an entry was resident.
     pub fn remove(&self, lookup: &str) -> bool {
-        let removed = self.shared.core.lock().remove(lookup);
-        removed.is_some()
+        let mut freed = Vec::new();
+        let removed = self.shared.core.lock().remove(lookup, &mut freed);
+        drop(freed);
+        removed
     }
 
     /// §3.6.
@@ -174,7 +175,7 @@ impl<R: Resource> Tier<R> {
         let core = self.shared.core.lock();
         core.iter()
             .map(|e| {
-                let refs = e.refs.load(Ordering::Relaxed);
+                let refs = e.ref_count();
                 let (width, height) = e.value.res.dimensions();
                 EntryInfo {
                     tier: self.shared.kind.name().into(),
@@ -196,87 +197,94 @@ impl<R: Resource> Tier<R> {
 
     fn with_evictions(
         &self,
-        f: impl FnOnce(&mut TierCore<Homed<R>>, &mut Vec<Arc<Entry<Homed<R>>>>),
+        f: impl FnOnce(&mut TierCore<Homed<R>>, &mut Freed<Homed<R>>),
     ) -> TierStats {
-        let mut evicted = Vec::new();
+        let mut freed = Vec::new();
         let mut core = self.shared.core.lock();
-        f(&mut core, &mut evicted);
+        f(&mut core, &mut freed);
         let stats = core.stats();
         drop(core);
-        drop(evicted);
+        drop(freed);
         stats
     }
 }
 
 impl<R: Resource> Drop for Tier<R> {
     fn drop(&mut self) {
-        let entries = self.shared.core.lock().close();
-        drop(entries);
+        let mut freed = Vec::new();
+        self.shared.core.lock().close(&mut freed);
+        drop(freed);
     }
 }
 
 /// A shared, reference-counted handle to one cached resource (SPEC §3.9).
 ///
-/// Cloning is cheap (two atomic increments); all clones point at the same pixels. The handle
-/// may outlive the cache. When the last handle of an entry drops, the entry becomes unused and
-/// may be evicted.
+/// Cloning is cheap (one uncontended lock round trip); all clones point at the same pixels.
+/// The handle may outlive the cache. When the last handle of an entry drops, the entry becomes
+/// unused and may be evicted.
 pub struct Handle<R: Resource> {
-    entry: Arc<Entry<Homed<R>>>,
+    /// Counted in the entry's `refs`, so the entry outlives this handle.
+    entry: EntryPtr<Homed<R>>,
 }
 
 impl<R: Resource> Handle<R> {
+    fn entry(&self) -> &core::Entry<Homed<R>> {
+        // SAFETY: this handle is counted in the entry's `refs`, and the core frees an entry
+        // only once no handle counts in it.
+        unsafe { self.entry.get() }
+    }
+    fn home(&self) -> &Shared<R> {
+        &self.entry().value.home
+    }
     /// The entry's key.
     pub fn key(&self) -> &Key {
-        &self.entry.key
+        &self.entry().key
     }
     /// The bytes this entry counts (SPEC §2).
     pub fn bytes(&self) -> u64 {
-        self.entry.bytes
+        self.entry().bytes
     }
     /// Live handles to this entry, this one included.
     pub fn refs(&self) -> usize {
-        self.entry.refs.load(Ordering::Relaxed)
+        self.home().core.lock().refs(self.entry)
     }
     /// Whether two handles point at the same entry.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.entry, &b.entry)
+        a.entry.same(b.entry)
     }
 }
 
 impl<R: Resource> Deref for Handle<R> {
     type Target = R;
     fn deref(&self) -> &R {
-        &self.entry.value.res
+        &self.entry().value.res
     }
 }
 
 impl<R: Resource> Clone for Handle<R> {
     fn clone(&self) -> Self {
-        self.entry.refs.fetch_add(1, Ordering::Relaxed);
-        Handle {
-            entry: self.entry.clone(),
-        }
+        self.home().core.lock().add_ref(self.entry);
+        Handle { entry: self.entry }
     }
 }
 
 impl<R: Resource> Drop for Handle<R> {
     fn drop(&mut self) {
-        if self.entry.refs.fetch_sub(1, Ordering::Release) == 1 {
-            std::sync::atomic::fence(Ordering::Acquire);
-            let mut evicted = Vec::new();
-            let mut core = self.entry.value.home.core.lock();
-            core.release(&self.entry, now_ms(), &mut evicted);
-            drop(core);
-        }
+        let mut freed = Vec::new();
+        let mut core = self.home().core.lock();
+        core.drop_ref(self.entry, now_ms(), &mut freed);
+        drop(core);
+        // May free this very entry (and with it the last reference to the tier).
+        drop(freed);
     }
 }
 
 impl<R: Resource> fmt::Debug for Handle<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
-            .field("tier", &self.entry.value.home.kind.name())
-            .field("key", &self.entry.key)
-            .field("bytes", &self.entry.bytes)
+            .field("tier", &self.home().kind.name())
+            .field("key", self.key())
+            .field("bytes", &self.bytes())
             .field("refs", &self.refs())
             .finish()
     }
@@ -313,3 +321,11 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         "non-string panic payload".into()
     }
 }
+
+// Handles cross threads (SPEC §3.9); keep that a compile-time fact.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Handle<crate::bitmap::Bitmap>>();
+    send_sync::<Handle<crate::gpu::Texture>>();
+    send_sync::<Tier<crate::bitmap::Bitmap>>();
+};

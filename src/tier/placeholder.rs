@@ -4,22 +4,21 @@
 //! The placeholder is created by [`super::core::TierCore::acquire`] on a miss and registered
 //! in the core's loading map. Waiters count themselves under the tier lock, so when the load
 //! completes the core creates the entry with one handle per waiter already counted; the waiters
-//! then only pick up their `Arc`. Success or failure is published exactly once, and
+//! then only pick up the pointer. Success or failure is published exactly once, and
 //! [`super::Tier`] catches panicking loaders, so no waiter can block forever.
 
-use super::core::Entry;
+use super::core::EntryPtr;
 use crate::error::Result;
 use crate::key::Key;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 
 /// A load in flight for one key.
 pub struct Placeholder<V> {
     pub(crate) key: Key,
     /// Callers waiting on this load; changed only under the tier lock.
     pub(crate) waiters: AtomicUsize,
-    result: Mutex<Option<Result<Arc<Entry<V>>>>>,
+    result: Mutex<Option<Result<EntryPtr<V>>>>,
     ready: Condvar,
 }
 
@@ -34,13 +33,13 @@ impl<V> Placeholder<V> {
     }
 
     /// Hands the outcome to every waiter.
-    pub(crate) fn publish(&self, outcome: Result<Arc<Entry<V>>>) {
+    pub(crate) fn publish(&self, outcome: Result<EntryPtr<V>>) {
         *self.result.lock() = Some(outcome);
         self.ready.notify_all();
     }
 
     /// Blocks until the outcome is published.
-    pub(crate) fn wait(&self) -> Result<Arc<Entry<V>>> {
+    pub(crate) fn wait(&self) -> Result<EntryPtr<V>> {
         let mut slot = self.result.lock();
         loop {
             if let Some(r) = slot.as_ref() {
