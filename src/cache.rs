@@ -60,7 +60,7 @@ pub(crate) struct Inner {
 }
 
 struct Prefetch {
-    queue: Mutex<Option<mpsc::Sender<String>>>,
+    queue: Mutex<Option<mpsc::Sender<(TierKind, String)>>>,
     pending: Mutex<u64>,
     idle: Condvar,
 }
@@ -129,26 +129,7 @@ impl Cache {
     /// bitmap through the CPU tier, uploads it and drops the bitmap handle. The device is the
     /// one bound with [`Cache::bind_gpu`], else one opened from `gpu.backend` on first use.
     pub fn texture(&self, href: &str) -> Result<TextureHandle> {
-        let inner = &self.inner;
-        let lookup = inner.resolver.lookup(href);
-        inner.gpu.acquire(
-            &lookup,
-            || inner.resolver.key(&lookup),
-            |key| {
-                let gpu = inner.gpu_device(href)?;
-                let keep = inner.config.lock().gpu.keep_cpu_copy;
-                if keep {
-                    let bitmap = inner.bitmap(href)?;
-                    return Texture::upload(&gpu, href, &bitmap);
-                }
-                if let Some(bitmap) = inner.cpu.get_resident(&lookup) {
-                    return Texture::upload(&gpu, href, &bitmap);
-                }
-                let decoded = inner.decode(href, key);
-                inner.cpu.count_uninserted_miss(decoded.is_err());
-                Texture::upload(&gpu, href, &decoded?)
-            },
-        )
+        self.inner.texture(href)
     }
 
     /// Binds the GPU tier to an application's device (or a new one after a device loss).
@@ -183,14 +164,29 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into())));
+    }
+
+    /// Like [`Cache::prefetch`], for textures: the background threads decode (through the CPU
+    /// tier, §3.8) and upload, so the render thread later finds them resident. A thread asking
+    /// for a resident texture never waits for these uploads: loads run outside the tier lock.
+    pub fn prefetch_textures<I, S>(&self, hrefs: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into())));
+    }
+
+    fn queue_prefetch(&self, jobs: impl Iterator<Item = (TierKind, String)>) {
         let mut queue = self.inner.prefetch.queue.lock();
         if queue.is_none() {
             *queue = Some(self.start_prefetch_threads());
         }
         let tx = queue.as_ref().expect("started");
-        for href in hrefs {
+        for job in jobs {
             *self.inner.prefetch.pending.lock() += 1;
-            if tx.send(href.into()).is_err() {
+            if tx.send(job).is_err() {
                 self.inner.prefetch.done();
             }
         }
@@ -289,8 +285,8 @@ impl Cache {
         s
     }
 
-    fn start_prefetch_threads(&self) -> mpsc::Sender<String> {
-        let (tx, rx) = mpsc::channel::<String>();
+    fn start_prefetch_threads(&self) -> mpsc::Sender<(TierKind, String)> {
+        let (tx, rx) = mpsc::channel::<(TierKind, String)>();
         let rx = Arc::new(Mutex::new(rx));
         let threads = self.inner.config.lock().loader.threads.max(1);
         for i in 0..threads {
@@ -305,12 +301,16 @@ impl Cache {
     }
 }
 
-fn prefetch_worker(rx: Arc<Mutex<mpsc::Receiver<String>>>, cache: Weak<Inner>) {
+fn prefetch_worker(rx: Arc<Mutex<mpsc::Receiver<(TierKind, String)>>>, cache: Weak<Inner>) {
     loop {
         let job = rx.lock().recv();
-        let Ok(href) = job else { return };
+        let Ok((tier, href)) = job else { return };
         let Some(inner) = cache.upgrade() else { return };
-        let _ = inner.bitmap(&href);
+        // Handles are dropped at once: the entries stay cached as unused.
+        let _ = match tier {
+            TierKind::Cpu => inner.bitmap(&href).map(drop),
+            TierKind::Gpu => inner.texture(&href).map(drop),
+        };
         inner.prefetch.done();
     }
 }
@@ -332,12 +332,6 @@ impl Inner {
             return Ok(gpu.clone());
         }
         let cfg = self.config.lock().gpu.clone();
-        if cfg.mipmaps {
-            return Err(Error::Gpu {
-                href: href.into(),
-                detail: "gpu.mipmaps is not supported yet".into(),
-            });
-        }
         let gpu = Arc::new(Gpu::open(cfg.backend).map_err(|e| match e {
             Error::Gpu { detail, .. } => Error::Gpu {
                 href: href.into(),
@@ -347,6 +341,32 @@ impl Inner {
         })?);
         *device = Some(gpu.clone());
         Ok(gpu)
+    }
+
+    fn texture(&self, href: &str) -> Result<TextureHandle> {
+        let inner = self;
+        let lookup = inner.resolver.lookup(href);
+        inner.gpu.acquire(
+            &lookup,
+            || inner.resolver.key(&lookup),
+            |key| {
+                let gpu = inner.gpu_device(href)?;
+                let (keep, mips) = {
+                    let cfg = inner.config.lock();
+                    (cfg.gpu.keep_cpu_copy, cfg.gpu.mipmaps)
+                };
+                if keep {
+                    let bitmap = inner.bitmap(href)?;
+                    return Texture::upload(&gpu, href, &bitmap, mips);
+                }
+                if let Some(bitmap) = inner.cpu.get_resident(&lookup) {
+                    return Texture::upload(&gpu, href, &bitmap, mips);
+                }
+                let decoded = inner.decode(href, key);
+                inner.cpu.count_uninserted_miss(decoded.is_err());
+                Texture::upload(&gpu, href, &decoded?, mips)
+            },
+        )
     }
 
     fn bitmap(&self, href: &str) -> Result<BitmapHandle> {

@@ -275,3 +275,212 @@ fn a_lost_device_gives_errors_and_the_tier_can_be_rebound() {
         cache.bitmap("b.png").unwrap().pixels()
     );
 }
+
+fn mip_cache(dir: &std::path::Path) -> Option<texcache::Cache> {
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = dir.to_path_buf();
+    cfg.gpu.mipmaps = true;
+    common::gpu_cache_with(cfg)
+}
+
+fn srgb_to_linear(c: u8) -> f64 {
+    let c = c as f64 / 255.0;
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+fn linear_to_srgb(l: f64) -> f64 {
+    let c = if l <= 0.003_130_8 {
+        l * 12.92
+    } else {
+        1.055 * l.powf(1.0 / 2.4) - 0.055
+    };
+    c * 255.0
+}
+
+/// A 2x2 box filter of one level (even sizes), colour in linear light for sRGB textures.
+fn box_filter(src: &[u8], w: usize, h: usize, bpp: usize, srgb: bool) -> Vec<f64> {
+    let (dw, dh) = ((w / 2).max(1), (h / 2).max(1));
+    let mut out = Vec::with_capacity(dw * dh * bpp);
+    for y in 0..dh {
+        for x in 0..dw {
+            for c in 0..bpp {
+                let mut sum = 0.0;
+                for (sx, sy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (px, py) = ((2 * x + sx).min(w - 1), (2 * y + sy).min(h - 1));
+                    let v = src[(py * w + px) * bpp + c];
+                    sum += if srgb && c < 3 {
+                        srgb_to_linear(v)
+                    } else {
+                        v as f64 / 255.0
+                    };
+                }
+                let avg = sum / 4.0;
+                out.push(if srgb && c < 3 {
+                    linear_to_srgb(avg)
+                } else {
+                    avg * 255.0
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn mip_levels_match_a_cpu_box_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "rgba.png", 64, 32);
+    image::DynamicImage::ImageRgba8(texcache::samples::picture(32, 64, 7))
+        .to_luma8()
+        .save(tmp.path().join("gray.png"))
+        .unwrap();
+    let Some(cache) = mip_cache(tmp.path()) else {
+        return;
+    };
+    for (name, w, h, bpp) in [
+        ("rgba.png", 64usize, 32usize, 4usize),
+        ("gray.png", 32, 64, 1),
+    ] {
+        let tex = cache.texture(name).unwrap();
+        assert_eq!(tex.mip_levels(), 7, "{name}: 64 down to 1 is 7 levels");
+        let srgb = bpp == 4;
+        let mut above = read_back(&tex).unwrap();
+        assert_eq!(
+            above,
+            cache.bitmap(name).unwrap().pixels(),
+            "{name} level 0"
+        );
+        let (mut lw, mut lh) = (w, h);
+        let mut worst = 0.0f64;
+        for level in 1..tex.mip_levels() {
+            let want = box_filter(&above, lw, lh, bpp, srgb);
+            (lw, lh) = ((lw / 2).max(1), (lh / 2).max(1));
+            let got = texcache::gpu::read_back_level(&tex, level).unwrap();
+            assert_eq!(got.len(), lw * lh * bpp, "{name} level {level} size");
+            for (g, w) in got.iter().zip(&want) {
+                worst = worst.max((*g as f64 - w).abs());
+            }
+            above = got;
+        }
+        assert!(
+            worst <= 1.5,
+            "{name}: a mip texel is {worst} away from the box filter"
+        );
+    }
+}
+
+#[test]
+fn mipmapped_textures_count_every_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "odd.png", 5, 3);
+    image::GrayImage::new(5, 3)
+        .save(tmp.path().join("gray.png"))
+        .unwrap();
+    let Some(cache) = mip_cache(tmp.path()) else {
+        return;
+    };
+    // 5x3, 2x1, 1x1.
+    let texel_sum = 5 * 3 + 2 * 1 + 1;
+    let a = cache.texture("odd.png").unwrap();
+    let g = cache.texture("gray.png").unwrap();
+    assert_eq!((a.mip_levels(), a.bytes()), (3, texel_sum * 4));
+    assert_eq!((g.mip_levels(), g.bytes()), (3, texel_sum));
+    let s = cache.stats();
+    assert_eq!((s.gpu.used, s.gpu.in_use), (texel_sum * 5, texel_sum * 5));
+    // The bitmaps stay one level.
+    assert_eq!(s.cpu.used, 5 * 3 * 4 + 5 * 3);
+    assert_eq!(
+        texcache::gpu::texture_bytes(1920, 1080, 4, texcache::gpu::level_count(1920, 1080)),
+        (0..11)
+            .map(|i| (1920u64 >> i).max(1) * (1080u64 >> i).max(1) * 4)
+            .sum::<u64>()
+    );
+}
+
+#[test]
+fn textures_prefetch_on_background_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("p{i}.png")).collect();
+    for n in &names {
+        common::png(tmp.path(), n, 40, 30);
+    }
+    let Some(cache) = common::gpu_cache(tmp.path(), 1 << 30, 1 << 30, true) else {
+        return;
+    };
+    cache.prefetch_textures(names.iter().cloned().chain(["missing.png".to_string()]));
+    cache.wait_prefetch();
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.gpu.entries,
+            s.gpu.in_use,
+            s.gpu.used,
+            s.gpu.misses,
+            s.gpu.failures
+        ),
+        (6, 0, 6 * 40 * 30 * 4, 7, 1)
+    );
+    for n in &names {
+        let t = cache.texture(n).unwrap();
+        assert_eq!(read_back(&t).unwrap(), cache.bitmap(n).unwrap().pixels());
+    }
+    assert_eq!(cache.stats().gpu.hits, 6, "the render thread only hits");
+}
+
+/// A load in flight holds no lock: while one texture's load is stuck, another thread still
+/// gets a resident texture. (The loader is gated by a channel, so this is deterministic.)
+#[test]
+fn a_resident_texture_never_waits_for_another_upload() {
+    use texcache::tier::Tier;
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "a.png", 8, 8);
+    common::png(tmp.path(), "b.png", 8, 8);
+    let Some(cache) = common::gpu_cache(tmp.path(), 1 << 30, 1 << 30, true) else {
+        return;
+    };
+    let gpu = cache.gpu().unwrap();
+    let bitmap = cache.bitmap("a.png").unwrap();
+    let tier: Arc<Tier<texcache::Texture>> = Arc::new(Tier::new(TierKind::Gpu, 1 << 30, 0));
+    let resolver = texcache::key::Resolver::new(tmp.path());
+    // "a" is resident (released, unused).
+    drop(
+        tier.acquire(
+            "a.png",
+            || resolver.key("a.png"),
+            |_| texcache::Texture::upload(&gpu, "a.png", &bitmap, false),
+        )
+        .unwrap(),
+    );
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let loader = {
+        let (tier, resolver, gpu, bitmap) =
+            (tier.clone(), resolver.clone(), gpu.clone(), bitmap.clone());
+        std::thread::spawn(move || {
+            tier.acquire(
+                "b.png",
+                || resolver.key("b.png"),
+                |_| {
+                    started_tx.send(()).unwrap();
+                    gate_rx.recv().unwrap();
+                    texcache::Texture::upload(&gpu, "b.png", &bitmap, false)
+                },
+            )
+            .map(|h| h.bytes())
+        })
+    };
+    started_rx.recv().unwrap();
+    // The upload of b is stuck in its loader; a is still served at once.
+    let a = tier
+        .acquire("a.png", || unreachable!(), |_| unreachable!())
+        .unwrap();
+    assert_eq!(read_back(&a).unwrap(), bitmap.pixels());
+    gate_tx.send(()).unwrap();
+    assert_eq!(loader.join().unwrap().unwrap(), 8 * 8 * 4);
+    let s = tier.stats();
+    assert_eq!((s.hits, s.misses, s.entries), (1, 2, 2));
+}

@@ -7,14 +7,16 @@
 //! remembered, so later uploads fail with a clear error instead of panicking, until the cache is
 //! bound to a new device.
 
+mod mipmap;
 mod texture;
 
-pub use texture::{read_back, Texture};
+pub use mipmap::{level_count, texture_bytes};
+pub use texture::{read_back, read_back_level, Texture};
 
 use crate::config::Backend;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A wgpu device and queue, with what texcache needs to know about them.
 pub struct Gpu {
@@ -22,6 +24,8 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     adapter: String,
     lost: Arc<AtomicBool>,
+    /// Built on the first mipmapped upload.
+    mipmapper: OnceLock<mipmap::Mipmapper>,
 }
 
 impl Gpu {
@@ -43,6 +47,7 @@ impl Gpu {
             queue,
             adapter: adapter.into(),
             lost,
+            mipmapper: OnceLock::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Textures: one uploaded bitmap, counted by SPEC §2, destroyed at once when dropped.
 
+use super::mipmap::{self, Mipmapper};
 use super::Gpu;
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
@@ -7,9 +8,10 @@ use crate::stats::PixelFormat;
 use crate::tier::Resource;
 use std::sync::Arc;
 
-/// A texture in the GPU tier: RGBA8 bitmaps as `Rgba8UnormSrgb`, Gray8 as `R8Unorm`, one mip
-/// level. Dropping it destroys the wgpu texture immediately, so the driver gets the memory back
-/// now rather than at a later poll.
+/// A texture in the GPU tier: RGBA8 bitmaps as `Rgba8UnormSrgb`, Gray8 as `R8Unorm`; one mip
+/// level, or a full chain generated on the GPU with `gpu.mipmaps`. Dropping it destroys the
+/// wgpu texture immediately, so the driver gets the memory back now rather than at a later
+/// poll.
 pub struct Texture {
     texture: wgpu::Texture,
     view: wgpu::TextureView,
@@ -44,10 +46,26 @@ impl Texture {
         &self.gpu
     }
 
+    /// Mip levels (1 without mipmaps).
+    pub fn mip_levels(&self) -> u32 {
+        self.texture.mip_level_count()
+    }
+
     /// Uploads `bitmap` through the queue. `write_texture` takes tightly packed rows (the
     /// 256-byte row alignment applies to buffer copies only), so the pixels are not copied into
-    /// a padded buffer first.
-    pub fn upload(gpu: &Arc<Gpu>, href: &str, bitmap: &Bitmap) -> Result<Texture> {
+    /// a padded buffer first. With `mipmaps`, the levels below are rendered on the GPU (see
+    /// `mipmap.rs`) in the same submission.
+    ///
+    /// ```no_run
+    /// # fn main() -> texcache::Result<()> {
+    /// use std::sync::Arc;
+    /// let gpu = Arc::new(texcache::Gpu::open(texcache::config::Backend::Auto)?);
+    /// let bitmap = texcache::bitmap::decode("a.png", &std::fs::read("a.png").unwrap(), 1 << 28)?;
+    /// let texture = texcache::Texture::upload(&gpu, "a.png", &bitmap, true)?;
+    /// assert_eq!(texture.mip_levels(), texcache::gpu::level_count(bitmap.width(), bitmap.height()));
+    /// # Ok(()) }
+    /// ```
+    pub fn upload(gpu: &Arc<Gpu>, href: &str, bitmap: &Bitmap, mipmaps: bool) -> Result<Texture> {
         let gpu_err = |detail: String| Error::Gpu {
             href: href.into(),
             detail,
@@ -73,18 +91,27 @@ impl Texture {
                 size.width, size.height
             )));
         }
+        let levels = if mipmaps {
+            mipmap::level_count(size.width, size.height)
+        } else {
+            1
+        };
+        let mut usage = wgpu::TextureUsages::TEXTURE_BINDING
+            | wgpu::TextureUsages::COPY_DST
+            | wgpu::TextureUsages::COPY_SRC;
+        if levels > 1 {
+            usage |= wgpu::TextureUsages::RENDER_ATTACHMENT;
+        }
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(href),
             size,
-            mip_level_count: 1,
+            mip_level_count: levels,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING
-                | wgpu::TextureUsages::COPY_DST
-                | wgpu::TextureUsages::COPY_SRC,
+            usage,
             view_formats: &[],
         });
         gpu.queue.write_texture(
@@ -102,6 +129,15 @@ impl Texture {
             },
             size,
         );
+        if levels > 1 {
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("texcache mipmaps"),
+                });
+            Mipmapper::get(&gpu.mipmapper, &gpu.device).record(&gpu.device, &mut encoder, &texture);
+            gpu.queue.submit([encoder.finish()]);
+        }
         let invalid = pollster::block_on(validation.pop());
         let oom = pollster::block_on(scope.pop());
         if let Some(e) = oom.or(invalid) {
@@ -116,7 +152,7 @@ impl Texture {
             texture,
             view,
             format: bitmap.format(),
-            bytes: bitmap.bytes(),
+            bytes: mipmap::texture_bytes(size.width, size.height, bpp as u64, levels),
             gpu: gpu.clone(),
         })
     }
@@ -155,13 +191,21 @@ impl std::fmt::Debug for Texture {
 /// Reads a texture's pixels back to the CPU, tightly packed (for tests and tools): copies it
 /// into a buffer with rows padded to wgpu's 256-byte alignment, waits, and unpads.
 pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
+    read_back_level(texture, 0)
+}
+
+/// [`read_back`] of one mip level.
+pub fn read_back_level(texture: &Texture, level: u32) -> Result<Vec<u8>> {
     let gpu = &texture.gpu;
     let bpp = if texture.format == PixelFormat::Gray8 {
         1
     } else {
         4
     };
-    let (w, h) = (texture.width(), texture.height());
+    let (w, h) = (
+        (texture.width() >> level).max(1),
+        (texture.height() >> level).max(1),
+    );
     let row = w * bpp;
     let padded =
         row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
@@ -177,7 +221,10 @@ pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
             label: Some("texcache readback"),
         });
     enc.copy_texture_to_buffer(
-        texture.texture.as_image_copy(),
+        wgpu::TexelCopyTextureInfo {
+            mip_level: level,
+            ..texture.texture.as_image_copy()
+        },
         wgpu::TexelCopyBufferInfo {
             buffer: &buffer,
             layout: wgpu::TexelCopyBufferLayout {
@@ -186,7 +233,11 @@ pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
                 rows_per_image: Some(h),
             },
         },
-        texture.texture.size(),
+        wgpu::Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
     );
     gpu.queue.submit([enc.finish()]);
     let (tx, rx) = std::sync::mpsc::channel();

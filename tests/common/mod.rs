@@ -60,12 +60,17 @@ pub fn gpu_cache(
     gpu_budget: u64,
     keep_cpu_copy: bool,
 ) -> Option<texcache::Cache> {
-    let gpu = gpu()?;
     let mut cfg = texcache::Config::default();
     cfg.mediadir = mediadir.to_path_buf();
     cfg.cpu.budget.0 = cpu_budget;
     cfg.gpu.budget.0 = gpu_budget;
     cfg.gpu.keep_cpu_copy = keep_cpu_copy;
+    gpu_cache_with(cfg)
+}
+
+/// A cache with `cfg`, bound to the test GPU.
+pub fn gpu_cache_with(cfg: texcache::Config) -> Option<texcache::Cache> {
+    let gpu = gpu()?;
     let cache = texcache::Cache::new(cfg).unwrap();
     cache.bind_gpu(gpu);
     Some(cache)
