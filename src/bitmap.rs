@@ -143,6 +143,21 @@ pub fn read_file(href: &str, path: &Path, confine_to: Option<&Path>) -> Result<V
     Ok(bytes)
 }
 
+/// For sources opened more than once (video): the real path of `path`, checked to lie inside
+/// the canonical mediadir `root` (symlinks resolved on the opened file).
+pub(crate) fn confined_path(href: &str, path: &Path, root: &Path) -> Result<std::path::PathBuf> {
+    let io = |e| Error::io(href, path, e);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let real = opened_path(&file, path).map_err(io)?;
+    if !real.starts_with(root) {
+        return Err(Error::OutsideMediadir {
+            href: href.into(),
+            path: real,
+        });
+    }
+    Ok(real)
+}
+
 /// The real path of an open file.
 fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<std::path::PathBuf> {
     #[cfg(target_os = "linux")]
@@ -290,7 +305,7 @@ fn check_pixels(href: &str, width: u32, height: u32, max_pixels: u64) -> Result<
     Ok(())
 }
 
-fn classify(href: &str, e: ImageError) -> Error {
+pub(crate) fn classify(href: &str, e: ImageError) -> Error {
     let href = href.to_string();
     match e {
         ImageError::Unsupported(u) => Error::Unsupported {

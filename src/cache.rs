@@ -11,6 +11,7 @@ use crate::gpu::{Gpu, Texture};
 use crate::key::{Key, Resolver};
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
+use crate::video::{self, VideoNode};
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     /// The device textures are uploaded to: the application's, or one opened lazily.
     device: Mutex<Option<Arc<Gpu>>>,
     prefetch: Prefetch,
+    /// Open video nodes, for the stats.
+    videos: Mutex<Vec<Weak<video::Shared>>>,
 }
 
 struct Prefetch {
@@ -87,6 +90,7 @@ impl Cache {
             cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
             gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
             device: Mutex::new(None),
+            videos: Mutex::new(Vec::new()),
             prefetch: Prefetch {
                 queue: Mutex::new(None),
                 pending: Mutex::new(0),
@@ -130,6 +134,39 @@ impl Cache {
     /// one bound with [`Cache::bind_gpu`], else one opened from `gpu.backend` on first use.
     pub fn texture(&self, href: &str) -> Result<TextureHandle> {
         self.inner.texture(href)
+    }
+
+    /// Opens a video node for `href` (SPEC §4), stopped: only the header is read. It decodes
+    /// with a thread and a queue of `video.queue_length` frames when `video.threaded`, else on
+    /// demand; its memory shows in the `video` section of the stats. Video files are not
+    /// cached: every node has its own source, queue and texture.
+    pub fn video(&self, href: &str) -> Result<VideoNode> {
+        let inner = &self.inner;
+        let key = self.key(href);
+        if inner.confine_root.is_some() && !inner.resolver.is_inside(key.lookup()) {
+            return Err(Error::OutsideMediadir {
+                href: href.into(),
+                path: key.path().into(),
+            });
+        }
+        let path = match &inner.confine_root {
+            Some(root) => bitmap::confined_path(href, key.path(), root)?,
+            None => key.path().to_path_buf(),
+        };
+        let (threaded, queue_length) = {
+            let cfg = inner.config.lock();
+            (cfg.video.threaded, cfg.video.queue_length)
+        };
+        let node = VideoNode::open(href, path, threaded, queue_length)?;
+        let mut videos = inner.videos.lock();
+        videos.retain(|w| w.strong_count() > 0);
+        videos.push(Arc::downgrade(node.shared()));
+        Ok(node)
+    }
+
+    /// The device texcache has uploaded with, if one is bound or was opened (never opens one).
+    pub fn gpu_if_open(&self) -> Option<Arc<Gpu>> {
+        self.inner.device.lock().clone()
     }
 
     /// Binds the GPU tier to an application's device (or a new one after a device loss).
@@ -260,10 +297,18 @@ impl Cache {
 
     /// The §6 snapshot (no entries).
     pub fn stats(&self) -> Stats {
+        let mut v = stats::VideoStats::default();
+        for n in self.video_nodes() {
+            v.nodes += 1;
+            v.playing += (n.state == "playing") as u64;
+            v.queued_frames += n.queued_frames;
+            v.cpu_bytes += n.cpu_bytes;
+            v.gpu_bytes += n.gpu_bytes;
+        }
         Stats {
             cpu: self.inner.cpu.stats(),
             gpu: self.inner.gpu.stats(),
-            video: Default::default(),
+            video: v,
             process: ProcessStats {
                 rss: stats::process_rss(),
             },
@@ -280,9 +325,30 @@ impl Cache {
             .entries()
             .into_iter()
             .chain(self.inner.gpu.entries());
-        let entries = all.map(|e| serde_json::to_value(e).expect("serialise"));
-        s.entries = Some(entries.collect());
+        let mut entries: Vec<_> = all
+            .map(|e| serde_json::to_value(e).expect("serialise"))
+            .collect();
+        for n in self.video_nodes() {
+            let mut v = serde_json::to_value(&n).expect("serialise");
+            v["tier"] = "video".into();
+            v["key"] = v["href"].clone();
+            v["bytes"] = (n.cpu_bytes + n.gpu_bytes).into();
+            v["refs"] = n.held_frames.into();
+            v["idle_ms"] = 0.into();
+            entries.push(v);
+        }
+        s.entries = Some(entries);
         s
+    }
+
+    /// A snapshot of every open video node.
+    pub fn video_nodes(&self) -> Vec<video::NodeStats> {
+        let videos = self.inner.videos.lock().clone();
+        videos
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|n| n.stats())
+            .collect()
     }
 
     fn start_prefetch_threads(&self) -> mpsc::Sender<(TierKind, String)> {

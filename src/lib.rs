@@ -43,6 +43,7 @@ pub mod stats;
 pub mod tier;
 pub mod trace;
 pub mod units;
+pub mod video;
 
 pub use bitmap::Bitmap;
 pub use cache::{BitmapHandle, Cache, TextureHandle};

@@ -61,3 +61,50 @@ pub fn write_pictures(
     }
     Ok(names)
 }
+
+/// Writes a YUV4MPEG2 test pattern of `frames` frames (4:2:0, 30 fps): moving bars in luma,
+/// slowly changing chroma, and the frame number in the first luma bytes, so every frame differs.
+pub fn write_y4m(path: &Path, width: u32, height: u32, frames: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let (w, h) = (width as usize, height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg")?;
+    let mut frame = vec![0u8; w * h + 2 * cw * ch];
+    for f in 0..frames as usize {
+        let (y, uv) = frame.split_at_mut(w * h);
+        for (i, px) in y.iter_mut().enumerate() {
+            let (x, yy) = (i % w, i / w);
+            *px = (16 + ((x + 3 * f) * 219 / w.max(1) + yy) % 220) as u8;
+        }
+        for (i, px) in uv.iter_mut().enumerate() {
+            *px = (64 + (i / cw + f * 5) % 128) as u8;
+        }
+        y[..8.min(w * h)].copy_from_slice(&(f as u64).to_le_bytes()[..8.min(w * h)]);
+        out.write_all(b"FRAME\n")?;
+        out.write_all(&frame)?;
+    }
+    out.flush()
+}
+
+/// Writes an animated GIF of `frames` frames of `width`x`height` (10 fps).
+pub fn write_gif(path: &Path, width: u32, height: u32, frames: u32) -> Result<()> {
+    let err = |detail: String| Error::Video {
+        href: path.display().to_string(),
+        detail,
+    };
+    let file = std::fs::File::create(path).map_err(|e| Error::io("<sample>", path, e))?;
+    let mut enc = image::codecs::gif::GifEncoder::new(std::io::BufWriter::new(file));
+    enc.set_repeat(image::codecs::gif::Repeat::Infinite)
+        .map_err(|e| err(e.to_string()))?;
+    for f in 0..frames {
+        let frame = image::Frame::from_parts(
+            picture(width, height, f * 7 + 1),
+            0,
+            0,
+            image::Delay::from_numer_denom_ms(100, 1),
+        );
+        enc.encode_frame(frame).map_err(|e| err(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -10,6 +10,7 @@ use crate::cache::{BitmapHandle, Cache, TextureHandle};
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use crate::units::ByteSize;
+use crate::video::VideoNode;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -182,6 +183,7 @@ fn split_word(s: &str) -> (&str, &str) {
 enum Held {
     Bitmap(#[allow(dead_code)] BitmapHandle),
     Texture(#[allow(dead_code)] TextureHandle),
+    Video(Box<VideoNode>),
     /// The acquire failed (counted); its release is a no-op.
     Failed,
 }
@@ -246,15 +248,57 @@ impl<'c> Replayer<'c> {
             Op::Budget { tier, bytes } => {
                 self.cache.set_budget(*tier, *bytes);
             }
-            Op::Video { .. }
-            | Op::Play { .. }
-            | Op::Wait { .. }
-            | Op::Next { .. }
-            | Op::Stop { .. } => {
-                return Err(format!("`{op}`: video nodes are not built yet"));
+            Op::Video { id, href } => {
+                self.check_free(id)?;
+                let held = self
+                    .cache
+                    .video(href)
+                    .map_or(Held::Failed, |n| Held::Video(Box::new(n)));
+                self.held.insert(id.clone(), held);
+            }
+            Op::Play { id } => {
+                if let Some(node) = self.node(id, op)? {
+                    // An error here (a thread that cannot start) is reported by `next`.
+                    let _ = node.play();
+                }
+            }
+            Op::Wait { id } => {
+                if let Some(node) = self.node(id, op)? {
+                    node.wait_full();
+                }
+            }
+            Op::Next { id, n } => {
+                let gpu = self.cache.gpu_if_open();
+                if let Some(node) = self.node(id, op)? {
+                    for _ in 0..*n {
+                        // Bad media is not fatal: an error or the end of the stream ends this op.
+                        let Ok(Some(frame)) = node.next_frame() else {
+                            break;
+                        };
+                        if let Some(gpu) = &gpu {
+                            let _ = node.upload(gpu, &frame);
+                        }
+                    }
+                }
+            }
+            Op::Stop { id } => {
+                if let Some(node) = self.node(id, op)? {
+                    node.stop();
+                }
             }
         }
         Ok(())
+    }
+
+    /// The node called `id`: `None` if its open failed, an error if `id` is unknown or not a
+    /// video.
+    fn node(&mut self, id: &str, op: &Op) -> std::result::Result<Option<&mut VideoNode>, String> {
+        match self.held.get_mut(id) {
+            Some(Held::Video(n)) => Ok(Some(n)),
+            Some(Held::Failed) => Ok(None),
+            Some(_) => Err(format!("`{op}`: `{id}` is not a video node")),
+            None => Err(format!("`{op}`: unknown ID `{id}`")),
+        }
     }
 
     fn check_free(&self, id: &str) -> std::result::Result<(), String> {

@@ -35,3 +35,33 @@ fn nothing_is_left_after_handles_and_cache_drop() {
     drop(held);
     assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0));
 }
+
+#[test]
+fn no_frame_buffer_is_left_after_video_nodes_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    texcache::samples::write_y4m(&tmp.path().join("c.y4m"), 32, 16, 12).unwrap();
+    let cache = common::cache(tmp.path(), 1 << 20);
+    let mut nodes: Vec<_> = (0..3).map(|_| cache.video("c.y4m").unwrap()).collect();
+    let mut held = Vec::new();
+    for n in &mut nodes {
+        n.play().unwrap();
+        n.wait_full();
+        held.push(n.next_frame().unwrap().unwrap());
+    }
+    let v = cache.stats().video;
+    assert_eq!(
+        texcache::video::live_frame_buffers() as u64 * (32 * 16 + 2 * 16 * 8),
+        v.cpu_bytes,
+        "every live frame buffer is accounted for"
+    );
+    nodes[0].stop();
+    drop(nodes);
+    assert_eq!(
+        texcache::video::live_frame_buffers(),
+        3,
+        "only the held frames are left"
+    );
+    drop(held);
+    assert_eq!(texcache::video::live_frame_buffers(), 0);
+    assert_eq!(cache.stats().video, Default::default());
+}

@@ -11,7 +11,7 @@ mod mipmap;
 mod texture;
 
 pub use mipmap::{level_count, texture_bytes};
-pub use texture::{read_back, read_back_level, Texture};
+pub use texture::{read_back, read_back_level, read_back_raw, Texture};
 
 use crate::config::Backend;
 use crate::error::{Error, Result};

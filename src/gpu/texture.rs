@@ -196,8 +196,13 @@ pub fn read_back(texture: &Texture) -> Result<Vec<u8>> {
 
 /// [`read_back`] of one mip level.
 pub fn read_back_level(texture: &Texture, level: u32) -> Result<Vec<u8>> {
-    let gpu = &texture.gpu;
-    let bpp = if texture.format == PixelFormat::Gray8 {
+    read_back_raw(&texture.gpu, &texture.texture, level)
+}
+
+/// [`read_back`] of any wgpu texture in an 8-bit format (`R8Unorm`: 1 byte per texel, else 4)
+/// made with `COPY_SRC`, such as a video node's.
+pub fn read_back_raw(gpu: &Gpu, texture: &wgpu::Texture, level: u32) -> Result<Vec<u8>> {
+    let bpp = if texture.format() == wgpu::TextureFormat::R8Unorm {
         1
     } else {
         4
@@ -223,7 +228,7 @@ pub fn read_back_level(texture: &Texture, level: u32) -> Result<Vec<u8>> {
     enc.copy_texture_to_buffer(
         wgpu::TexelCopyTextureInfo {
             mip_level: level,
-            ..texture.texture.as_image_copy()
+            ..texture.as_image_copy()
         },
         wgpu::TexelCopyBufferInfo {
             buffer: &buffer,

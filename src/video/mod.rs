@@ -1,0 +1,15 @@
+//! Video nodes (SPEC §4): frames decoded ahead into a bounded queue, one texture per node, all
+//! of it freed on stop.
+//!
+//! - `source.rs`: where frames come from (YUV4MPEG2; GIF, APNG, WebP animations).
+//! - `node.rs`: the node, its decoder thread, queue and buffer pool, the playback clock helper.
+//! - `texture.rs`: the node's one texture and the WGSL that samples YUV planes as RGB.
+
+mod node;
+pub mod source;
+mod texture;
+
+pub(crate) use node::Shared;
+pub use node::{live_frame_buffers, Frame, NodeStats, State, VideoNode};
+pub use source::{frame_bytes, FrameSource, Matrix, VideoInfo};
+pub use texture::{yuv_params, VideoTexture, YUV_WGSL};

@@ -1,0 +1,679 @@
+//! The video node: a frame source, a bounded queue of decoded frames, and one texture.
+//!
+//! # Memory
+//!
+//! A node has `queue_length` frame *slots*. A slot is taken by a frame in the queue, or by a
+//! frame the consumer has taken and not yet dropped; the decoder starts a frame only when a
+//! slot is free, into a buffer from the node's pool, allocating one only if the pool is empty.
+//! So a node never holds more than `queue_length` frame buffers, a full queue holds exactly
+//! that, and steady playback (take, use, drop) recycles the same buffers without allocating.
+//! Without a thread (`video.threaded = false`) frames are decoded on demand in the caller's
+//! thread into the one pooled buffer. `stop` joins the thread and frees the queue, the pool and
+//! the texture before it returns.
+
+use super::source::{self, FrameSource, VideoInfo};
+use super::texture::VideoTexture;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::stats::PixelFormat;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+static LIVE_FRAME_BUFFERS: AtomicI64 = AtomicI64::new(0);
+
+/// Frame buffers alive in the process (all nodes, queued, pooled or held by consumers).
+pub fn live_frame_buffers() -> i64 {
+    LIVE_FRAME_BUFFERS.load(Ordering::Relaxed)
+}
+
+/// A frame buffer, counted while alive.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    fn new(len: usize) -> Buffer {
+        LIVE_FRAME_BUFFERS.fetch_add(1, Ordering::Relaxed);
+        Buffer(vec![0; len])
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        LIVE_FRAME_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Playback state (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Header read, no frame memory.
+    Stopped,
+    /// Decoding ahead, the clock not running.
+    Paused,
+    /// Decoding ahead, frames being shown.
+    Playing,
+}
+
+impl State {
+    /// `"stopped"`, `"paused"` or `"playing"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Paused => "paused",
+            State::Playing => "playing",
+        }
+    }
+}
+
+/// One decoded frame, taken from a node. It is the consumer's until dropped; dropping it gives
+/// its buffer back to the node's pool (or frees it if the node has stopped).
+pub struct Frame {
+    buf: Option<Buffer>,
+    index: u64,
+    info: Arc<VideoInfo>,
+    home: Arc<Shared>,
+    epoch: u64,
+}
+
+impl Frame {
+    /// 0-based frame number in the stream.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    /// Presentation time in seconds (index × frame duration).
+    pub fn time(&self) -> f64 {
+        self.index as f64 * self.info.frame_duration()
+    }
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.info.width
+    }
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.info.height
+    }
+    /// `Yuv420` (planes Y, U, V one after another) or `Rgba8`.
+    pub fn format(&self) -> PixelFormat {
+        self.info.format
+    }
+    /// The pixels: for YUV 4:2:0 the Y plane (w×h), then U and V (⌈w/2⌉×⌈h/2⌉ each).
+    pub fn data(&self) -> &[u8] {
+        &self.buf.as_ref().expect("present until drop").0
+    }
+    /// SPEC §2 bytes.
+    pub fn bytes(&self) -> u64 {
+        self.info.frame_bytes()
+    }
+    /// The Y, U and V planes of a YUV frame.
+    pub fn planes(&self) -> Option<[&[u8]; 3]> {
+        if self.info.format != PixelFormat::Yuv420 {
+            return None;
+        }
+        let (w, h) = (self.info.width as usize, self.info.height as usize);
+        let c = w.div_ceil(2) * h.div_ceil(2);
+        let (y, uv) = self.data().split_at(w * h);
+        let (u, v) = uv.split_at(c);
+        Some([y, u, v])
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let buf = self.buf.take().expect("present until drop");
+        let mut st = self.home.state.lock();
+        if st.epoch == self.epoch {
+            st.held -= 1;
+            st.pool.push(buf);
+            self.home.decoder.notify_one();
+        } else {
+            // The node stopped since: the buffer is freed (outside the lock).
+            st.detached_held -= 1;
+            drop(st);
+            drop(buf);
+        }
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Frame({} {}x{} {})",
+            self.index,
+            self.width(),
+            self.height(),
+            self.format().name()
+        )
+    }
+}
+
+/// What the decoder thread and the consumer share.
+pub(crate) struct Shared {
+    pub(crate) href: String,
+    path: PathBuf,
+    pub(crate) info: Arc<VideoInfo>,
+    queue_length: usize,
+    state: Mutex<Inner>,
+    /// Wakes the decoder: a slot freed, a seek, stop.
+    decoder: Condvar,
+    /// Wakes the consumer: a frame queued, end of stream, an error.
+    consumer: Condvar,
+}
+
+struct Inner {
+    state: State,
+    queue: VecDeque<(u64, Buffer)>,
+    pool: Vec<Buffer>,
+    /// Frames taken and not dropped (each holds a slot).
+    held: usize,
+    /// Frames taken before the last stop and not dropped yet (no slot; still memory).
+    detached_held: usize,
+    /// Buffers being filled by the decoder right now (0 or 1).
+    in_flight: usize,
+    /// Index of the next frame the decoder will produce.
+    next: u64,
+    eos: bool,
+    error: Option<Error>,
+    looping: bool,
+    /// Bumped by seek and stop: a frame decoded for an older generation is discarded.
+    generation: u64,
+    seek_to: Option<u64>,
+    /// Bumped by stop: frames of an older epoch no longer hold slots.
+    epoch: u64,
+    quit: bool,
+    /// Frames the playback clock skipped because they were late.
+    dropped: u64,
+    texture_bytes: u64,
+}
+
+impl Inner {
+    fn buffers(&self) -> usize {
+        self.queue.len() + self.pool.len() + self.held + self.detached_held + self.in_flight
+    }
+}
+
+/// A snapshot of one node, for the stats (SPEC §6).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeStats {
+    pub href: String,
+    pub state: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+    pub queue_length: u64,
+    pub queued_frames: u64,
+    /// Frames taken by the consumer and not dropped.
+    pub held_frames: u64,
+    pub cpu_bytes: u64,
+    pub gpu_bytes: u64,
+    pub next_frame: u64,
+    pub end_of_stream: bool,
+    pub dropped_frames: u64,
+}
+
+impl Shared {
+    pub(crate) fn stats(&self) -> NodeStats {
+        let st = self.state.lock();
+        NodeStats {
+            href: self.href.clone(),
+            state: st.state.name(),
+            width: self.info.width,
+            height: self.info.height,
+            format: self.info.format,
+            queue_length: self.queue_length as u64,
+            queued_frames: st.queue.len() as u64,
+            held_frames: (st.held + st.detached_held) as u64,
+            cpu_bytes: st.buffers() as u64 * self.info.frame_bytes(),
+            gpu_bytes: st.texture_bytes,
+            next_frame: st.next - st.queue.len() as u64,
+            end_of_stream: st.eos && st.queue.is_empty(),
+            dropped_frames: st.dropped,
+        }
+    }
+}
+
+/// A video node (SPEC §4): opened stopped, then played, paused, seeked and stopped.
+///
+/// ```
+/// # fn main() -> texcache::Result<()> {
+/// let dir = std::env::temp_dir().join("texcache-doc-node");
+/// std::fs::create_dir_all(&dir).unwrap();
+/// texcache::samples::write_y4m(&dir.join("clip.y4m"), 64, 48, 10).unwrap();
+/// let mut cfg = texcache::Config::default();
+/// cfg.mediadir = dir;
+/// cfg.video.queue_length = 4;
+/// let cache = texcache::Cache::new(cfg)?;
+/// let mut node = cache.video("clip.y4m")?;     // header only: no frame memory yet
+/// node.play()?;
+/// let mut shown = 0;
+/// while let Some(frame) = node.next_frame()? { // blocks until decoded; None at the end
+///     assert_eq!(frame.index(), shown);
+///     shown += 1;
+/// }                                             // each frame's buffer goes back to the pool
+/// assert_eq!(shown, 10);
+/// node.stop();                                  // joins the decoder, frees every frame
+/// assert_eq!(cache.stats().video.cpu_bytes, 0);
+/// # Ok(()) }
+/// ```
+pub struct VideoNode {
+    shared: Arc<Shared>,
+    threaded: bool,
+    thread: Option<JoinHandle<()>>,
+    /// The caller-thread decoder when not threaded.
+    source: Option<Box<dyn FrameSource>>,
+    texture: Option<VideoTexture>,
+}
+
+impl VideoNode {
+    /// Opens `path` stopped: reads the header only.
+    pub(crate) fn open(
+        href: &str,
+        path: PathBuf,
+        threaded: bool,
+        queue_length: usize,
+    ) -> Result<VideoNode> {
+        let src = source::open(href, &path)?;
+        let info = Arc::new(src.info().clone());
+        Ok(VideoNode {
+            shared: Arc::new(Shared {
+                href: href.into(),
+                path,
+                info,
+                queue_length: queue_length.max(1),
+                state: Mutex::new(Inner {
+                    state: State::Stopped,
+                    queue: VecDeque::new(),
+                    pool: Vec::new(),
+                    held: 0,
+                    detached_held: 0,
+                    in_flight: 0,
+                    next: 0,
+                    eos: false,
+                    error: None,
+                    looping: false,
+                    generation: 0,
+                    seek_to: None,
+                    epoch: 0,
+                    quit: false,
+                    dropped: 0,
+                    texture_bytes: 0,
+                }),
+                decoder: Condvar::new(),
+                consumer: Condvar::new(),
+            }),
+            threaded,
+            thread: None,
+            // Keep the opened source for the caller-thread mode; a thread opens its own.
+            source: if threaded { None } else { Some(src) },
+            texture: None,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Size, format, rate and (where known) frame count.
+    pub fn info(&self) -> &VideoInfo {
+        &self.shared.info
+    }
+
+    /// The href it was opened with.
+    pub fn href(&self) -> &str {
+        &self.shared.href
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.shared.state.lock().state
+    }
+
+    /// This node's numbers.
+    pub fn stats(&self) -> NodeStats {
+        self.shared.stats()
+    }
+
+    /// Whether the stream starts again after its last frame.
+    pub fn set_looping(&self, looping: bool) {
+        self.shared.state.lock().looping = looping;
+        self.shared.decoder.notify_one();
+    }
+
+    /// Starts (from stopped: decoding begins) or resumes playback.
+    pub fn play(&mut self) -> Result<()> {
+        self.start(State::Playing)
+    }
+
+    /// Pauses; from stopped, starts decoding ahead without playing.
+    pub fn pause(&mut self) -> Result<()> {
+        self.start(State::Paused)
+    }
+
+    fn start(&mut self, to: State) -> Result<()> {
+        let was = {
+            let mut st = self.shared.state.lock();
+            let was = st.state;
+            st.state = to;
+            was
+        };
+        if was != State::Stopped {
+            return Ok(());
+        }
+        if self.threaded {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("texcache-video".into())
+                .spawn(move || decoder_thread(shared));
+            match spawned {
+                Ok(t) => self.thread = Some(t),
+                Err(e) => {
+                    self.shared.state.lock().state = State::Stopped;
+                    return Err(Error::Video {
+                        href: self.shared.href.clone(),
+                        detail: format!("cannot start the decoder thread: {e}"),
+                    });
+                }
+            }
+        } else if self.source.is_none() {
+            self.source = Some(source::open(&self.shared.href, &self.shared.path)?);
+        }
+        Ok(())
+    }
+
+    /// The next frame, in order: waits for the decoder (threaded) or decodes it now (not
+    /// threaded). `None` at the end of the stream. A decoding error is returned once, then the
+    /// stream counts as ended.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>> {
+        if self.state() == State::Stopped {
+            return Err(Error::Video {
+                href: self.shared.href.clone(),
+                detail: "the node is stopped: play or pause it first".into(),
+            });
+        }
+        if !self.threaded {
+            return self.decode_here();
+        }
+        let mut st = self.shared.state.lock();
+        loop {
+            if let Some(f) = self.take(&mut st) {
+                return Ok(Some(f));
+            }
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            if st.eos {
+                return Ok(None);
+            }
+            self.shared.consumer.wait(&mut st);
+        }
+    }
+
+    /// A queued frame if one is ready now (never blocks, never decodes).
+    pub fn try_next_frame(&mut self) -> Option<Frame> {
+        let mut st = self.shared.state.lock();
+        self.take(&mut st)
+    }
+
+    fn take(&self, st: &mut Inner) -> Option<Frame> {
+        let (index, buf) = st.queue.pop_front()?;
+        st.held += 1;
+        self.shared.decoder.notify_one();
+        Some(Frame {
+            buf: Some(buf),
+            index,
+            info: self.shared.info.clone(),
+            home: self.shared.clone(),
+            epoch: st.epoch,
+        })
+    }
+
+    fn decode_here(&mut self) -> Result<Option<Frame>> {
+        let shared = &self.shared;
+        let src = self.source.as_mut().expect("opened by start");
+        let (mut buf, seek, epoch) = {
+            let mut st = shared.state.lock();
+            if st.eos && !st.looping {
+                return Ok(None);
+            }
+            let buf = st.pool.pop();
+            st.in_flight += 1;
+            (buf, st.seek_to.take(), st.epoch)
+        };
+        let len = shared.info.frame_bytes() as usize;
+        let mut buf = buf.take().unwrap_or_else(|| Buffer::new(len));
+        let mut result = seek
+            .map_or(Ok(()), |n| src.seek(n))
+            .and_then(|_| src.read_frame(&mut buf.0));
+        let looping = shared.state.lock().looping;
+        if matches!(result, Ok(false)) && looping {
+            result = src.seek(0).and_then(|_| {
+                shared.state.lock().next = 0;
+                src.read_frame(&mut buf.0)
+            });
+        }
+        let mut st = shared.state.lock();
+        st.in_flight -= 1;
+        match result {
+            Ok(true) => {
+                let index = st.next;
+                st.next += 1;
+                st.held += 1;
+                drop(st);
+                Ok(Some(Frame {
+                    buf: Some(buf),
+                    index,
+                    info: shared.info.clone(),
+                    home: shared.clone(),
+                    epoch,
+                }))
+            }
+            Ok(false) => {
+                st.eos = true;
+                st.pool.push(buf);
+                Ok(None)
+            }
+            Err(e) => {
+                st.eos = true;
+                st.pool.push(buf);
+                Err(e)
+            }
+        }
+    }
+
+    /// Blocks until the queue is full or the stream has ended (threaded); at once otherwise.
+    pub fn wait_full(&self) {
+        if !self.threaded {
+            return;
+        }
+        let mut st = self.shared.state.lock();
+        while st.state != State::Stopped
+            && !st.eos
+            && st.error.is_none()
+            && st.queue.len() + st.held < self.shared.queue_length
+        {
+            self.shared.consumer.wait(&mut st);
+        }
+    }
+
+    /// Flushes the queue and continues from frame `index`.
+    pub fn seek(&mut self, index: u64) {
+        let mut st = self.shared.state.lock();
+        while let Some((_, b)) = st.queue.pop_front() {
+            st.pool.push(b); // kept for reuse
+        }
+        st.generation += 1;
+        st.seek_to = Some(index);
+        st.next = index;
+        st.eos = false;
+        st.error = None;
+        drop(st);
+        self.shared.decoder.notify_one();
+    }
+
+    /// The frame due at `t` seconds into the stream, for a display loop driven by a clock.
+    /// Frames before it are taken and dropped as late (counted in `dropped_frames`); waits for
+    /// (or decodes) the due frame if it is not ready. `None` when nothing new is due (the next
+    /// frame is later than `t`) or at the end of the stream. With looping, pass `t` within the
+    /// current round: a frame numbered lower than the one before ends the call.
+    pub fn frame_at(&mut self, t: f64) -> Result<Option<Frame>> {
+        let due = (t.max(0.0) / self.info().frame_duration()).floor() as u64;
+        let mut current: Option<Frame> = None;
+        loop {
+            let next = {
+                let st = self.shared.state.lock();
+                st.queue.front().map_or(st.next, |(i, _)| *i)
+            };
+            if next > due {
+                return Ok(current);
+            }
+            let Some(f) = self.next_frame()? else {
+                return Ok(current);
+            };
+            let wrapped = current.as_ref().is_some_and(|c| f.index() < c.index());
+            if current.replace(f).is_some() {
+                self.shared.state.lock().dropped += 1;
+            }
+            if wrapped {
+                return Ok(current);
+            }
+        }
+    }
+
+    /// Writes `frame` into the node's one texture (created on first use, reused after): YUV as
+    /// planes of one `R8Unorm` texture (see [`VideoTexture`]), RGBA as `Rgba8UnormSrgb`.
+    pub fn upload(&mut self, gpu: &Arc<Gpu>, frame: &Frame) -> Result<&VideoTexture> {
+        if self
+            .texture
+            .as_ref()
+            .is_none_or(|t| !Arc::ptr_eq(t.gpu(), gpu))
+        {
+            self.texture = None;
+            let t = VideoTexture::new(gpu, &self.shared.href, &self.shared.info)?;
+            self.shared.state.lock().texture_bytes = t.bytes();
+            self.texture = Some(t);
+        }
+        let t = self.texture.as_ref().expect("created above");
+        t.write(frame)?;
+        Ok(t)
+    }
+
+    /// The node's texture, once a frame has been uploaded.
+    pub fn texture(&self) -> Option<&VideoTexture> {
+        self.texture.as_ref()
+    }
+
+    /// SPEC §4: joins the decoder thread, frees every queued and pooled frame and the texture,
+    /// and returns to stopped (the next play starts from frame 0). Frames the consumer still
+    /// holds stay valid and are freed when dropped.
+    pub fn stop(&mut self) {
+        {
+            let mut st = self.shared.state.lock();
+            st.quit = true;
+        }
+        self.shared.decoder.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.texture = None;
+        let freed = {
+            let mut st = self.shared.state.lock();
+            st.state = State::Stopped;
+            st.quit = false;
+            st.epoch += 1;
+            st.generation += 1;
+            st.detached_held += st.held;
+            st.held = 0;
+            st.next = 0;
+            st.eos = false;
+            st.error = None;
+            st.seek_to = None;
+            st.texture_bytes = 0;
+            let q: Vec<Buffer> = st.queue.drain(..).map(|(_, b)| b).collect();
+            let p = std::mem::take(&mut st.pool);
+            (q, p)
+        };
+        drop(freed);
+        if !self.threaded {
+            // Reopened (at frame 0) by the next play.
+            self.source = None;
+        }
+        self.shared.consumer.notify_all();
+    }
+}
+
+impl Drop for VideoNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn decoder_thread(shared: Arc<Shared>) {
+    let len = shared.info.frame_bytes() as usize;
+    let mut src = match source::open(&shared.href, &shared.path) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut st = shared.state.lock();
+            st.error = Some(e);
+            st.eos = true;
+            shared.consumer.notify_all();
+            return;
+        }
+    };
+    let mut st = shared.state.lock();
+    loop {
+        if st.quit {
+            return;
+        }
+        let slots_full = st.queue.len() + st.held >= shared.queue_length;
+        let ended = st.eos && st.seek_to.is_none();
+        if slots_full || ended {
+            shared.decoder.wait(&mut st);
+            continue;
+        }
+        let mut buf = st.pool.pop();
+        st.in_flight += 1;
+        let (generation, seek, looping) = (st.generation, st.seek_to.take(), st.looping);
+        drop(st);
+
+        let mut buf = buf.take().unwrap_or_else(|| Buffer::new(len));
+        let mut rewound = false;
+        let mut result = seek
+            .map_or(Ok(()), |n| src.seek(n))
+            .and_then(|_| src.read_frame(&mut buf.0));
+        if matches!(result, Ok(false)) && looping {
+            rewound = true;
+            result = src.seek(0).and_then(|_| src.read_frame(&mut buf.0));
+        }
+
+        st = shared.state.lock();
+        st.in_flight -= 1;
+        if st.generation != generation {
+            // A seek or stop happened meanwhile: this frame is stale.
+            st.pool.push(buf);
+            continue;
+        }
+        if rewound {
+            st.next = 0;
+        }
+        match result {
+            Ok(true) => {
+                let index = st.next;
+                st.next += 1;
+                st.queue.push_back((index, buf));
+            }
+            Ok(false) => {
+                st.eos = true;
+                st.pool.push(buf);
+            }
+            Err(e) => {
+                st.error = Some(e);
+                st.eos = true;
+                st.pool.push(buf);
+            }
+        }
+        shared.consumer.notify_all();
+    }
+}
