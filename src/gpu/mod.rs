@@ -7,6 +7,7 @@
 //! remembered, so later uploads fail with a clear error instead of panicking, until the cache is
 //! bound to a new device.
 
+pub(crate) mod draw;
 mod mipmap;
 mod texture;
 

@@ -247,27 +247,13 @@ impl VideoTexture {
             label: Some("texcache yuv to rgb"),
             source: wgpu::ShaderSource::Wgsl(format!("{YUV_WGSL}{CONVERT_WGSL}").into()),
         });
-        let pipeline = d.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("texcache yuv to rgb"),
-            layout: None,
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::TextureFormat::Rgba8UnormSrgb.into())],
-            }),
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            multiview_mask: None,
-            cache: None,
-        });
+        let pipeline = crate::gpu::draw::pipeline(
+            d,
+            "texcache yuv to rgb",
+            &shader,
+            None,
+            wgpu::TextureFormat::Rgba8UnormSrgb,
+        );
         let params = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("texcache yuv params"),
             size: 16,
@@ -292,27 +278,7 @@ impl VideoTexture {
             ],
         });
         let view = target.create_view(&Default::default());
-        {
-            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("texcache yuv to rgb"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.draw(0..3, 0..1);
-        }
+        crate::gpu::draw::pass(&mut enc, "texcache yuv to rgb", &view, &pipeline, &bind);
         self.gpu.queue.submit([enc.finish()]);
         Ok(target)
     }
