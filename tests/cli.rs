@@ -208,3 +208,56 @@ fn demo_runs_and_evicts() {
     assert!(v["cpu"]["evictions"].as_u64().unwrap() > 0, "{v}");
     assert!(v["cpu"]["used"].as_u64().unwrap() <= v["cpu"]["budget"].as_u64().unwrap());
 }
+
+#[test]
+fn replay_plays_video_nodes() {
+    let (tmp, _) = setup(1 << 20);
+    let clip = common::corpus().join("video/testsrc2_320x240_60f.y4m");
+    let cfg = tmp.path().join("video.toml");
+    std::fs::write(&cfg, "[video]\nqueue_length = 5\n").unwrap();
+    let cfg = cfg.display().to_string();
+    let fb = 320 * 240 + 2 * 160 * 120;
+    let trace = format!(
+        "video v {clip}\nvideo w {clip}\nvideo bad {bad}\nplay v\nwait v\nnext v 7\nwait v\nplay bad\nnext bad\n",
+        clip = clip.display(),
+        bad = tmp.path().join("a.png").display(),
+    );
+    let j = replay(tmp.path(), &cfg, &trace, &["--entries"]);
+    let v = &j["video"];
+    assert_eq!(
+        (
+            &v["nodes"],
+            &v["playing"],
+            &v["queued_frames"],
+            &v["cpu_bytes"],
+            &v["gpu_bytes"]
+        ),
+        (&2.into(), &1.into(), &5.into(), &(5 * fb).into(), &0.into()),
+        "{j}"
+    );
+    let nodes: Vec<_> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tier"] == "video")
+        .collect();
+    assert_eq!(nodes.len(), 2);
+    assert!(nodes
+        .iter()
+        .any(|n| n["next_frame"] == 7 && n["state"] == "playing"));
+    assert!(nodes
+        .iter()
+        .any(|n| n["state"] == "stopped" && n["bytes"] == 0));
+
+    let j = replay(tmp.path(), &cfg, &format!("{trace}stop v\n"), &[]);
+    assert_eq!(j["video"]["cpu_bytes"], 0);
+    assert_eq!(j["video"]["nodes"], 2);
+
+    let file = tmp.path().join("u.trace");
+    std::fs::write(&file, "next nobody\n").unwrap();
+    let (ok, _, err) = texcache(&["replay", "--trace", file.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("u.trace:1") && err.contains("nobody"),
+        "{err}"
+    );
+}

@@ -112,6 +112,8 @@ pub struct Y4m {
     /// Byte offset of the first `FRAME`.
     data_start: u64,
     next: u64,
+    /// Reused for each `FRAME` line, so reading a frame allocates nothing.
+    line: Vec<u8>,
 }
 
 const MAX_HEADER: usize = 4096;
@@ -200,6 +202,7 @@ impl Y4m {
             info,
             data_start,
             next: 0,
+            line: Vec::with_capacity(64),
         })
     }
 
@@ -212,12 +215,14 @@ impl Y4m {
 
     /// Reads a `FRAME` line; false at a clean end of file.
     fn frame_header(&mut self) -> Result<bool> {
-        let line = read_line(&mut self.reader, MAX_HEADER)
-            .map_err(|e| self.err(format!("frame {}: {e}", self.next)))?;
-        match line {
-            None => Ok(false),
-            Some(l) if l.starts_with(b"FRAME") => Ok(true),
-            Some(_) => Err(self.err(format!("frame {}: expected a FRAME line", self.next))),
+        let mut line = std::mem::take(&mut self.line);
+        let got = read_line_into(&mut self.reader, MAX_HEADER, &mut line);
+        let found = line.starts_with(b"FRAME");
+        self.line = line;
+        match got.map_err(|e| self.err(format!("frame {}: {e}", self.next)))? {
+            false => Ok(false),
+            true if found => Ok(true),
+            true => Err(self.err(format!("frame {}: expected a FRAME line", self.next))),
         }
     }
 }
@@ -268,9 +273,15 @@ impl FrameSource for Y4m {
 /// end of file; an unterminated last line is an error.
 fn read_line(r: &mut impl BufRead, max: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
-    let n = r.take(max as u64 + 1).read_until(b'\n', &mut line)?;
+    Ok(read_line_into(r, max, &mut line)?.then_some(line))
+}
+
+/// [`read_line`] into a reused buffer; false at end of file.
+fn read_line_into(r: &mut impl BufRead, max: usize, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    line.clear();
+    let n = r.take(max as u64 + 1).read_until(b'\n', line)?;
     if n == 0 {
-        return Ok(None);
+        return Ok(false);
     }
     if line.last() != Some(&b'\n') {
         let what = if n > max { "too long" } else { "truncated" };
@@ -280,7 +291,7 @@ fn read_line(r: &mut impl BufRead, max: usize) -> std::io::Result<Option<Vec<u8>
         ));
     }
     line.pop();
-    Ok(Some(line))
+    Ok(true)
 }
 
 /// An animated GIF, APNG or WebP, decoded by `image` into full-canvas RGBA8 frames.
