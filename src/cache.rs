@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     prefetch: Prefetch,
     /// Open video nodes, for the stats.
     videos: Mutex<Vec<Weak<video::Shared>>>,
+    /// The control socket, when `stats.socket` is set (dropped first, see `Drop`).
+    control: Mutex<Option<crate::control::Server>>,
 }
 
 struct Prefetch {
@@ -91,6 +93,7 @@ impl Cache {
             gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
             device: Mutex::new(None),
             videos: Mutex::new(Vec::new()),
+            control: Mutex::new(None),
             prefetch: Prefetch {
                 queue: Mutex::new(None),
                 pending: Mutex::new(0),
@@ -98,9 +101,30 @@ impl Cache {
             },
             config: Mutex::new(config),
         };
-        Ok(Cache {
+        let socket = inner.config.lock().stats.socket.clone();
+        let cache = Cache {
             inner: Arc::new(inner),
-        })
+        };
+        if !socket.as_os_str().is_empty() {
+            cache.serve(&socket)?;
+        }
+        Ok(cache)
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Cache {
+        Cache { inner }
+    }
+
+    /// Serves the control socket (SPEC §9) at `path`, replacing the one served before, if any.
+    /// `Cache::new` does this for `stats.socket`.
+    pub fn serve(&self, path: &Path) -> Result<()> {
+        let mut control = self.inner.control.lock();
+        *control = None;
+        *control = Some(crate::control::Server::start(
+            path,
+            Arc::downgrade(&self.inner),
+        )?);
+        Ok(())
     }
 
     /// A cache on the built-in defaults (`config/texcache.toml`).
@@ -459,6 +483,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Stops the socket thread and removes the socket file.
+        self.control.get_mut().take();
         // Closing the queue ends the prefetch threads once they finish their current image.
         self.prefetch.queue.get_mut().take();
     }

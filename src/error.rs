@@ -72,6 +72,9 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    /// The control socket cannot be served (SPEC §9).
+    #[error("control socket {path}: {detail}")]
+    Socket { path: PathBuf, detail: String },
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
     #[error("{href}: {detail}")]
     Video { href: String, detail: String },
@@ -92,7 +95,7 @@ impl Error {
             | Error::Gpu { href, .. }
             | Error::LoadPanicked { href, .. }
             | Error::Video { href, .. } => Some(href),
-            Error::Config { .. } | Error::Trace { .. } => None,
+            Error::Config { .. } | Error::Trace { .. } | Error::Socket { .. } => None,
         }
     }
 

@@ -35,6 +35,7 @@
 pub mod bitmap;
 pub mod cache;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod gpu;
 pub mod key;

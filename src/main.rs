@@ -35,18 +35,45 @@ enum Command {
         /// Config file (default: $TEXCACHE_CONFIG, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Print the SPEC §6 JSON object instead of the table.
+        #[command(flatten)]
+        out: Output,
+        /// Afterwards, serve the control socket at PATH (so `texcache stats` can be tried).
+        #[arg(long, value_name = "PATH")]
+        serve: Option<PathBuf>,
+        /// With --serve: how long to keep serving, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60.0, requires = "serve")]
+        hold: f64,
+    },
+    /// Dump the memory statistics of a running application through its control socket.
+    Stats {
+        /// The socket (default: stats.socket of --config or $TEXCACHE_CONFIG).
+        #[arg(long, conflicts_with = "config")]
+        socket: Option<PathBuf>,
+        /// Config file whose stats.socket to use.
         #[arg(long)]
-        json: bool,
-        /// Include one object per entry.
-        #[arg(long)]
-        entries: bool,
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        out: Output,
+        /// Sample every SECS seconds until interrupted.
+        #[arg(long, value_name = "SECS")]
+        watch: Option<f64>,
     },
     /// Validate a config file and print the effective settings.
     CheckConfig {
         /// The config file.
         file: PathBuf,
     },
+}
+
+/// How statistics are printed.
+#[derive(clap::Args)]
+struct Output {
+    /// Print the SPEC §6 JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Include one object per entry.
+    #[arg(long)]
+    entries: bool,
 }
 
 fn main() -> ExitCode {
@@ -56,9 +83,23 @@ fn main() -> ExitCode {
         Command::Replay {
             trace,
             config,
-            json,
-            entries,
-        } => cli::replay::run(&trace, config.as_deref(), json, entries),
+            out,
+            serve,
+            hold,
+        } => cli::replay::run(
+            &trace,
+            config.as_deref(),
+            out.json,
+            out.entries,
+            serve.as_deref(),
+            hold,
+        ),
+        Command::Stats {
+            socket,
+            config,
+            out,
+            watch,
+        } => cli::stats::run(socket, config.as_deref(), out.json, out.entries, watch),
         Command::CheckConfig { file } => cli::check_config(&file),
     };
     match result {

@@ -384,7 +384,7 @@ fn mipmapped_textures_count_every_level() {
         return;
     };
     // 5x3, 2x1, 1x1.
-    let texel_sum = 5 * 3 + 2 * 1 + 1;
+    let texel_sum = 5 * 3 + 2 + 1;
     let a = cache.texture("odd.png").unwrap();
     let g = cache.texture("gray.png").unwrap();
     assert_eq!((a.mip_levels(), a.bytes()), (3, texel_sum * 4));

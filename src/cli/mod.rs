@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod replay;
+pub mod stats;
 
 use std::path::Path;
 use texcache::{Config, Result};

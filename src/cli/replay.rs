@@ -5,7 +5,14 @@ use std::path::Path;
 use texcache::trace::{Replayer, Trace};
 use texcache::{Cache, Result};
 
-pub fn run(trace: &Path, config: Option<&Path>, json: bool, entries: bool) -> Result<()> {
+pub fn run(
+    trace: &Path,
+    config: Option<&Path>,
+    json: bool,
+    entries: bool,
+    serve: Option<&Path>,
+    hold: f64,
+) -> Result<()> {
     let cfg = super::load_config(config)?;
     let trace = Trace::load(trace)?;
     let cache = Cache::new(cfg)?;
@@ -24,6 +31,16 @@ pub fn run(trace: &Path, config: Option<&Path>, json: bool, entries: bool) -> Re
     } else {
         cache.stats()
     };
+    // Bind before printing, so a reader of the output can connect at once.
+    if let Some(path) = serve {
+        cache.serve(path)?;
+    }
     super::print_stats(&stats, json);
+    if let Some(path) = serve {
+        use std::io::Write;
+        eprintln!("replay: serving {} for {hold} s", path.display());
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(std::time::Duration::from_secs_f64(hold.max(0.0)));
+    }
     Ok(())
 }

@@ -1,0 +1,249 @@
+//! The control socket (SPEC §9): a running application's memory statistics, on request.
+//!
+//! When `stats.socket` is set, the cache serves a Unix-domain socket from one small thread.
+//! A request is one line, the answer one line of JSON: `stats`, `stats entries`,
+//! `trim cpu|gpu SIZE`; anything else gets `{"error": "..."}`. The server can neither block
+//! the application nor grow its memory, whatever clients do:
+//!
+//! - it runs on its own thread and takes the cache's locks only as long as a stats snapshot;
+//! - clients are served one at a time, each with a [`CLIENT_TIME`] budget for its request and
+//!   answer (a client that connects and never writes is dropped when it runs out);
+//! - a request is read into one fixed 4 KiB buffer; a longer line is answered with an error
+//!   and the connection closed; waiting clients wait in the kernel's listen backlog.
+//!
+//! The socket is created with mode 0600 inside a private 0700 directory and then renamed into
+//! place, so nobody else can connect even for an instant. A stale socket at the path (nobody
+//! accepting) is replaced; any other existing file is left untouched and reported. The socket
+//! is removed when the cache is dropped.
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::tier::TierKind;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest request line, newline included.
+pub const MAX_REQUEST: usize = 4096;
+/// How long one client may take to send its request.
+pub const CLIENT_TIME: Duration = Duration::from_millis(500);
+
+/// A running control socket; dropping it stops the thread and removes the socket.
+pub struct Server {
+    path: PathBuf,
+    ino: u64,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn socket_err(path: &Path, detail: impl Into<String>) -> Error {
+    Error::Socket {
+        path: path.into(),
+        detail: detail.into(),
+    }
+}
+
+impl Server {
+    /// Serves `cache` at `path`. The server holds the cache weakly (it never keeps it alive).
+    pub(crate) fn start(path: &Path, cache: Weak<crate::cache::Inner>) -> Result<Server> {
+        let err = |d: String| socket_err(path, d);
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
+                Ok(_) => return Err(err("another process is serving this socket".into())),
+                Err(_) => {
+                    std::fs::remove_file(path).map_err(|e| err(format!("stale socket: {e}")))?
+                }
+            },
+            Ok(_) => {
+                return Err(err(
+                    "a file that is not a socket exists at this path; left untouched".into(),
+                ))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e.to_string())),
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let private = parent.join(format!(
+            ".texcache-socket-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(|e| {
+                err(format!(
+                    "cannot create a private directory in {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        let staged = private.join("s");
+        let bound = UnixListener::bind(&staged).and_then(|l| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&staged, path)?;
+            Ok(l)
+        });
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_dir(&private);
+        let listener = bound.map_err(|e| err(e.to_string()))?;
+        let ino = std::fs::symlink_metadata(path)
+            .map_err(|e| err(e.to_string()))?
+            .ino();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("texcache-control".into())
+                .spawn(move || serve(listener, cache, stop))
+                .map_err(|e| err(e.to_string()))?
+        };
+        Ok(Server {
+            path: path.into(),
+            ino,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where it listens.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept; the thread sees `stop` and returns.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            // The server thread itself may drop the last reference to the cache (it holds one
+            // while answering); it must not wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        // Remove the socket only if it is still ours.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn serve(listener: UnixListener, cache: Weak<crate::cache::Inner>, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; MAX_REQUEST];
+    for conn in listener.incoming() {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut conn) = conn else { continue };
+        let Some(request) = read_request(&mut conn, &mut buf) else {
+            continue;
+        };
+        let answer = match request {
+            Ok(line) => match cache.upgrade() {
+                Some(inner) => answer(&Cache::from_inner(inner), line),
+                None => return,
+            },
+            Err(e) => error_json(&e),
+        };
+        let _ = conn.set_write_timeout(Some(CLIENT_TIME));
+        let _ = conn.write_all(answer.as_bytes());
+        let _ = conn.write_all(b"\n");
+    }
+}
+
+/// Reads one request line within [`CLIENT_TIME`]: `None` if the client gave up or ran out of
+/// time, `Some(Err)` for a line that is too long or not UTF-8.
+fn read_request<'b>(
+    conn: &mut UnixStream,
+    buf: &'b mut [u8; MAX_REQUEST],
+) -> Option<std::result::Result<&'b str, String>> {
+    let deadline = Instant::now() + CLIENT_TIME;
+    let mut n = 0;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        conn.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        if n == buf.len() {
+            return Some(Err(format!("request longer than {MAX_REQUEST} bytes")));
+        }
+        match conn.read(&mut buf[n..]) {
+            Ok(0) if n == 0 => return None,
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if buf[..n].contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    Some(
+        std::str::from_utf8(line)
+            .map(str::trim)
+            .map_err(|_| "request is not UTF-8".to_string()),
+    )
+}
+
+fn error_json(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// The answer to one request line (SPEC §9).
+pub fn answer(cache: &Cache, request: &str) -> String {
+    let words: Vec<&str> = request.split_whitespace().collect();
+    match words.as_slice() {
+        ["stats"] => cache.stats().to_json(),
+        ["stats", "entries"] => cache.stats_with_entries().to_json(),
+        ["trim", tier, size @ ..] if !size.is_empty() => {
+            let tier = match *tier {
+                "cpu" => TierKind::Cpu,
+                "gpu" => TierKind::Gpu,
+                other => return error_json(&format!("unknown tier {other:?} (cpu or gpu)")),
+            };
+            match size.join(" ").parse::<crate::units::ByteSize>() {
+                Ok(b) => serde_json::to_string(&cache.trim(tier, b.0)).expect("serialise"),
+                Err(e) => error_json(&format!("bad size: {e}")),
+            }
+        }
+        [] => error_json("empty request (try `stats`)"),
+        _ => error_json(&format!(
+            "unknown request {:?} (stats | stats entries | trim cpu|gpu SIZE)",
+            request.chars().take(64).collect::<String>()
+        )),
+    }
+}
+
+/// Sends one request to the socket at `path` and returns the answer line (the client side of
+/// `texcache stats`).
+pub fn request(path: &Path, line: &str) -> Result<String> {
+    let err = |e: std::io::Error| socket_err(path, e.to_string());
+    let mut conn = UnixStream::connect(path).map_err(err)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    conn.write_all(line.as_bytes()).map_err(err)?;
+    conn.write_all(b"\n").map_err(err)?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).map_err(err)?;
+    let answer = answer.trim_end().to_string();
+    if answer.is_empty() {
+        return Err(socket_err(
+            path,
+            "the server closed the connection without answering",
+        ));
+    }
+    Ok(answer)
+}
