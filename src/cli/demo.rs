@@ -1,7 +1,10 @@
 //! `texcache demo`: the main job on built-in defaults.
 //!
-//! Generates sample pictures, then runs a slideshow over them through a cache whose CPU budget
-//! holds only a third of them, prefetching the next pictures ahead, and prints the statistics.
+//! Generates sample media (pictures, a test-pattern Y4M clip and an animated GIF), then runs
+//! a slideshow through both tiers with budgets that hold only a third of the pictures
+//! (prefetching ahead, so eviction happens), plays the clip and the GIF through video nodes,
+//! and prints the statistics. Textures go to the best GPU adapter wgpu finds; without one the
+//! demo says so and runs the CPU side only.
 
 use std::path::PathBuf;
 use texcache::{samples, Cache, Config, Result};
@@ -11,36 +14,99 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
     let media = dir.join("media");
     let (count, w, h) = (24u32, 640u32, 480u32);
     let names = samples::write_pictures(&media, count, w, h, true)?;
-
-    let mut cfg = Config::default();
-    cfg.mediadir = media.clone();
-    cfg.cpu.budget.0 = (count as u64 / 3) * (w * h * 4) as u64;
-    let cache = Cache::new(cfg)?;
-    if !json {
-        println!(
-            "texcache demo: {count} generated {w}x{h} pictures in {}",
-            media.display()
-        );
-        println!(
-            "CPU budget {} (a third of them decoded)",
-            texcache::ByteSize(cache.stats().cpu.budget)
-        );
+    let clip = media.join("clip.y4m");
+    if !clip.exists() {
+        samples::write_y4m(&clip, 320, 240, 90)
+            .map_err(|e| texcache::Error::Video {
+                href: clip.display().to_string(),
+                detail: format!("cannot write the sample clip: {e}"),
+            })?;
+    }
+    let gif = media.join("anim.gif");
+    if !gif.exists() {
+        samples::write_gif(&gif, 160, 120, 12)?;
     }
 
+    let picture = (w * h * 4) as u64;
+    let mut cfg = Config::default();
+    cfg.mediadir = media.clone();
+    cfg.cpu.budget.0 = (count as u64 / 3) * picture;
+    cfg.gpu.budget.0 = (count as u64 / 3) * picture;
+    cfg.video.queue_length = 4;
+    let cache = Cache::new(cfg)?;
+    let say = |s: String| {
+        if !json {
+            println!("{s}");
+        }
+    };
+    say(format!(
+        "texcache demo: {count} generated {w}x{h} pictures, a 320x240 Y4M clip and a GIF in {}",
+        media.display()
+    ));
+    say(format!(
+        "budgets: CPU {}, GPU {} (a third of the pictures each)",
+        texcache::ByteSize(cache.stats().cpu.budget),
+        texcache::ByteSize(cache.stats().gpu.budget)
+    ));
+    let gpu = match cache.gpu() {
+        Ok(g) => {
+            say(format!("GPU adapter: {}", g.adapter()));
+            Some(g)
+        }
+        Err(e) => {
+            say(format!("no GPU adapter ({e}); showing the CPU tier only"));
+            None
+        }
+    };
+
     // A slideshow, three times round: show one picture, prefetch the next two.
-    for round in 0..3 {
+    let mut shown = None;
+    for _round in 0..3 {
         for (i, name) in names.iter().enumerate() {
-            cache.prefetch([&names[(i + 1) % names.len()], &names[(i + 2) % names.len()]]);
-            let shown = cache.bitmap(name)?;
-            debug_assert_eq!(shown.width(), w);
-            if round == 2 && i == names.len() - 1 {
-                // Keep the last slide on screen while we look at the memory.
-                cache.wait_prefetch();
-                let stats = cache.stats();
-                super::print_stats(&stats, json);
-                return Ok(());
+            let ahead = [&names[(i + 1) % names.len()], &names[(i + 2) % names.len()]];
+            if gpu.is_some() {
+                cache.prefetch_textures(ahead);
+                shown = Some(Shown::Texture(cache.texture(name)?));
+            } else {
+                cache.prefetch(ahead);
+                shown = Some(Shown::Bitmap(cache.bitmap(name)?));
             }
         }
     }
+    cache.wait_prefetch();
+
+    // The clip and the GIF through video nodes; the clip keeps playing (paused on its queue).
+    let mut clip_node = cache.video("clip.y4m")?;
+    clip_node.play()?;
+    let mut frames = 0;
+    for _ in 0..30 {
+        let Some(f) = clip_node.next_frame()? else { break };
+        if let Some(gpu) = &gpu {
+            clip_node.upload(gpu, &f)?;
+        }
+        frames += 1;
+    }
+    clip_node.wait_full();
+    let mut gif_node = cache.video("anim.gif")?;
+    gif_node.play()?;
+    while gif_node.next_frame()?.is_some() {
+        frames += 1;
+    }
+    gif_node.stop();
+    say(format!(
+        "played {frames} video frames; the clip's node stays open with its queue full"
+    ));
+
+    // The last slide is still on screen while we look at the memory.
+    let stats = cache.stats();
+    super::print_stats(&stats, json);
+    drop(shown);
     Ok(())
+}
+
+/// What the slideshow shows: a texture, or a bitmap without a GPU.
+#[allow(dead_code)]
+enum Shown {
+    Texture(texcache::TextureHandle),
+    Bitmap(texcache::BitmapHandle),
 }
