@@ -207,6 +207,21 @@ fn demo_runs_and_evicts() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["cpu"]["evictions"].as_u64().unwrap() > 0, "{v}");
     assert!(v["cpu"]["used"].as_u64().unwrap() <= v["cpu"]["budget"].as_u64().unwrap());
+    if common::gpu().is_some() {
+        assert!(v["gpu"]["evictions"].as_u64().unwrap() > 0, "{v}");
+        assert_eq!(v["gpu"]["in_use_entries"], 1, "the last slide is on screen");
+    }
+    let fb = 320 * 240 + 2 * 160 * 120;
+    assert_eq!(
+        (
+            &v["video"]["nodes"],
+            &v["video"]["playing"],
+            &v["video"]["queued_frames"],
+            &v["video"]["cpu_bytes"]
+        ),
+        (&2.into(), &1.into(), &4.into(), &(4 * fb).into()),
+        "{v}"
+    );
 }
 
 #[test]

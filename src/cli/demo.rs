@@ -16,11 +16,10 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
     let names = samples::write_pictures(&media, count, w, h, true)?;
     let clip = media.join("clip.y4m");
     if !clip.exists() {
-        samples::write_y4m(&clip, 320, 240, 90)
-            .map_err(|e| texcache::Error::Video {
-                href: clip.display().to_string(),
-                detail: format!("cannot write the sample clip: {e}"),
-            })?;
+        samples::write_y4m(&clip, 320, 240, 90).map_err(|e| texcache::Error::Video {
+            href: clip.display().to_string(),
+            detail: format!("cannot write the sample clip: {e}"),
+        })?;
     }
     let gif = media.join("anim.gif");
     if !gif.exists() {
@@ -80,7 +79,9 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
     clip_node.play()?;
     let mut frames = 0;
     for _ in 0..30 {
-        let Some(f) = clip_node.next_frame()? else { break };
+        let Some(f) = clip_node.next_frame()? else {
+            break;
+        };
         if let Some(gpu) = &gpu {
             clip_node.upload(gpu, &f)?;
         }
