@@ -9,7 +9,10 @@
 //!   a byte budget and evicts unused images least-recently-released first;
 //! - [`Handle`]s are reference counted: everyone asking for one href shares one bitmap and one
 //!   texture; images in use are never evicted; released ones stay cached until space is needed;
-//! - budgets and limits come from a TOML file ([`Config`]); [`Stats`] shows what is held.
+//! - [`video`] nodes decode frames ahead into a bounded queue of recycled buffers, with one
+//!   texture per node, and free all of it on stop;
+//! - budgets and limits come from a TOML file ([`Config`]); [`Stats`] shows what is held, in
+//!   process or through the [`control`] socket (`texcache stats`).
 //!
 //! ```
 //! # fn main() -> texcache::Result<()> {
@@ -29,8 +32,9 @@
 //!
 //! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
 //! byte-budgeted tier core, its thread-safe wrapper and single-flight loading), [`bitmap`] (CPU
-//! loading), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`trace`] (trace files and
-//! replay).
+//! loading), [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the
+//! node texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`control`] (the control
+//! socket), [`trace`] (trace files and replay).
 
 pub mod bitmap;
 pub mod cache;

@@ -20,7 +20,7 @@ use crate::stats::PixelFormat;
 use std::sync::Arc;
 
 /// WGSL: `yuv_to_rgb(tex, params, pixel)` reads the three planes of a node texture at one
-/// pixel and converts to non-linear R'G'B' in 0..1. `params` is [`YuvParams`] as a uniform.
+/// pixel and converts to non-linear R'G'B' in 0..1. `params` is the WGSL struct `YuvParams`, filled from [`yuv_params`] as a uniform.
 pub const YUV_WGSL: &str = r#"
 struct YuvParams {
     // Frame width and height in pixels.
