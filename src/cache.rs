@@ -167,12 +167,7 @@ impl Cache {
     pub fn video(&self, href: &str) -> Result<VideoNode> {
         let inner = &self.inner;
         let key = self.key(href);
-        if inner.confine_root.is_some() && !inner.resolver.is_inside(key.lookup()) {
-            return Err(Error::OutsideMediadir {
-                href: href.into(),
-                path: key.path().into(),
-            });
-        }
+        inner.check_inside(href, &key)?;
         let path = match &inner.confine_root {
             Some(root) => bitmap::confined_path(href, key.path(), root)?,
             None => key.path().to_path_buf(),
@@ -468,14 +463,21 @@ impl Inner {
         )
     }
 
-    /// Reads and decodes the file behind `key`, outside any lock.
-    fn decode(&self, href: &str, key: &Key) -> Result<Bitmap> {
+    /// With `confine`: refuses a key outside mediadir by its path alone (symlinks are checked
+    /// when the file is opened).
+    fn check_inside(&self, href: &str, key: &Key) -> Result<()> {
         if self.confine_root.is_some() && !self.resolver.is_inside(key.lookup()) {
             return Err(Error::OutsideMediadir {
                 href: href.into(),
                 path: key.path().into(),
             });
         }
+        Ok(())
+    }
+
+    /// Reads and decodes the file behind `key`, outside any lock.
+    fn decode(&self, href: &str, key: &Key) -> Result<Bitmap> {
+        self.check_inside(href, key)?;
         let max_pixels = self.max_pixels.load(Ordering::Relaxed);
         bitmap::load_file(href, key.path(), self.confine_root.as_deref(), max_pixels)
     }

@@ -73,31 +73,33 @@ impl State {
 pub struct Frame {
     buf: Option<Buffer>,
     index: u64,
-    info: Arc<VideoInfo>,
     home: Arc<Shared>,
     epoch: u64,
 }
 
 impl Frame {
+    fn info(&self) -> &VideoInfo {
+        &self.home.info
+    }
     /// 0-based frame number in the stream.
     pub fn index(&self) -> u64 {
         self.index
     }
     /// Presentation time in seconds (index × frame duration).
     pub fn time(&self) -> f64 {
-        self.index as f64 * self.info.frame_duration()
+        self.index as f64 * self.info().frame_duration()
     }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
-        self.info.width
+        self.info().width
     }
     /// Height in pixels.
     pub fn height(&self) -> u32 {
-        self.info.height
+        self.info().height
     }
     /// `Yuv420` (planes Y, U, V one after another) or `Rgba8`.
     pub fn format(&self) -> PixelFormat {
-        self.info.format
+        self.info().format
     }
     /// The pixels: for YUV 4:2:0 the Y plane (w×h), then U and V (⌈w/2⌉×⌈h/2⌉ each).
     pub fn data(&self) -> &[u8] {
@@ -105,14 +107,14 @@ impl Frame {
     }
     /// SPEC §2 bytes.
     pub fn bytes(&self) -> u64 {
-        self.info.frame_bytes()
+        self.info().frame_bytes()
     }
     /// The Y, U and V planes of a YUV frame.
     pub fn planes(&self) -> Option<[&[u8]; 3]> {
-        if self.info.format != PixelFormat::Yuv420 {
+        if self.info().format != PixelFormat::Yuv420 {
             return None;
         }
-        let (w, h) = (self.info.width as usize, self.info.height as usize);
+        let (w, h) = (self.info().width as usize, self.info().height as usize);
         let c = w.div_ceil(2) * h.div_ceil(2);
         let (y, uv) = self.data().split_at(w * h);
         let (u, v) = uv.split_at(c);
@@ -214,7 +216,72 @@ pub struct NodeStats {
     pub dropped_frames: u64,
 }
 
+/// One frame to decode, taken under the lock by [`Shared::begin`].
+struct Job {
+    buf: Option<Buffer>,
+    seek: Option<u64>,
+    looping: bool,
+    generation: u64,
+}
+
+/// A decoded frame's outcome: `Ok(true)` a frame, `Ok(false)` the end; and whether the source
+/// was rewound to frame 0 (looping) to get it.
+type Filled = (Result<bool>, bool);
+
 impl Shared {
+    /// Claims a slot for one frame: a pooled buffer if there is one, and any pending seek.
+    fn begin(&self, st: &mut Inner) -> Job {
+        st.in_flight += 1;
+        Job {
+            buf: st.pool.pop(),
+            seek: st.seek_to.take(),
+            looping: st.looping,
+            generation: st.generation,
+        }
+    }
+
+    /// Decodes one frame outside the lock (allocating a buffer only if the pool had none);
+    /// at the end of a looping stream, rewinds and decodes frame 0.
+    fn fill(&self, src: &mut dyn FrameSource, job: Job) -> (Buffer, Filled) {
+        let len = self.info.frame_bytes() as usize;
+        let mut buf = job.buf.unwrap_or_else(|| Buffer::new(len));
+        let mut result = job
+            .seek
+            .map_or(Ok(()), |n| src.seek(n))
+            .and_then(|_| src.read_frame(&mut buf.0));
+        let rewound = matches!(result, Ok(false)) && job.looping;
+        if rewound {
+            result = src.seek(0).and_then(|_| src.read_frame(&mut buf.0));
+        }
+        (buf, (result, rewound))
+    }
+
+    /// Books the outcome of [`Shared::fill`] under the lock: the frame and its index, or the
+    /// end of the stream (the buffer goes back to the pool), or the error.
+    fn finish(
+        &self,
+        st: &mut Inner,
+        buf: Buffer,
+        (result, rewound): Filled,
+    ) -> Result<Option<(u64, Buffer)>> {
+        st.in_flight -= 1;
+        if rewound {
+            st.next = 0;
+        }
+        match result {
+            Ok(true) => {
+                let index = st.next;
+                st.next += 1;
+                Ok(Some((index, buf)))
+            }
+            other => {
+                st.eos = true;
+                st.pool.push(buf);
+                other.map(|_| None)
+            }
+        }
+    }
+
     pub(crate) fn stats(&self) -> NodeStats {
         let st = self.state.lock();
         NodeStats {
@@ -424,7 +491,6 @@ impl VideoNode {
         Some(Frame {
             buf: Some(buf),
             index,
-            info: self.shared.info.clone(),
             home: self.shared.clone(),
             epoch: st.epoch,
         })
@@ -433,54 +499,26 @@ impl VideoNode {
     fn decode_here(&mut self) -> Result<Option<Frame>> {
         let shared = &self.shared;
         let src = self.source.as_mut().expect("opened by start");
-        let (mut buf, seek, epoch) = {
+        let (job, epoch) = {
             let mut st = shared.state.lock();
             if st.eos && !st.looping {
                 return Ok(None);
             }
-            let buf = st.pool.pop();
-            st.in_flight += 1;
-            (buf, st.seek_to.take(), st.epoch)
+            (shared.begin(&mut st), st.epoch)
         };
-        let len = shared.info.frame_bytes() as usize;
-        let mut buf = buf.take().unwrap_or_else(|| Buffer::new(len));
-        let mut result = seek
-            .map_or(Ok(()), |n| src.seek(n))
-            .and_then(|_| src.read_frame(&mut buf.0));
-        let looping = shared.state.lock().looping;
-        if matches!(result, Ok(false)) && looping {
-            result = src.seek(0).and_then(|_| {
-                shared.state.lock().next = 0;
-                src.read_frame(&mut buf.0)
-            });
-        }
+        let (buf, result) = shared.fill(src.as_mut(), job);
         let mut st = shared.state.lock();
-        st.in_flight -= 1;
-        match result {
-            Ok(true) => {
-                let index = st.next;
-                st.next += 1;
-                st.held += 1;
-                drop(st);
-                Ok(Some(Frame {
-                    buf: Some(buf),
-                    index,
-                    info: shared.info.clone(),
-                    home: shared.clone(),
-                    epoch,
-                }))
-            }
-            Ok(false) => {
-                st.eos = true;
-                st.pool.push(buf);
-                Ok(None)
-            }
-            Err(e) => {
-                st.eos = true;
-                st.pool.push(buf);
-                Err(e)
-            }
-        }
+        let Some((index, buf)) = shared.finish(&mut st, buf, result)? else {
+            return Ok(None);
+        };
+        st.held += 1;
+        drop(st);
+        Ok(Some(Frame {
+            buf: Some(buf),
+            index,
+            home: shared.clone(),
+            epoch,
+        }))
     }
 
     /// Blocks until the queue is full or the stream has ended (threaded); at once otherwise.
@@ -611,7 +649,6 @@ impl Drop for VideoNode {
 }
 
 fn decoder_thread(shared: Arc<Shared>) {
-    let len = shared.info.frame_bytes() as usize;
     let mut src = match source::open(&shared.href, &shared.path) {
         Ok(s) => s,
         Err(e) => {
@@ -633,46 +670,21 @@ fn decoder_thread(shared: Arc<Shared>) {
             shared.decoder.wait(&mut st);
             continue;
         }
-        let mut buf = st.pool.pop();
-        st.in_flight += 1;
-        let (generation, seek, looping) = (st.generation, st.seek_to.take(), st.looping);
+        let job = shared.begin(&mut st);
+        let generation = job.generation;
         drop(st);
-
-        let mut buf = buf.take().unwrap_or_else(|| Buffer::new(len));
-        let mut rewound = false;
-        let mut result = seek
-            .map_or(Ok(()), |n| src.seek(n))
-            .and_then(|_| src.read_frame(&mut buf.0));
-        if matches!(result, Ok(false)) && looping {
-            rewound = true;
-            result = src.seek(0).and_then(|_| src.read_frame(&mut buf.0));
-        }
-
+        let (buf, result) = shared.fill(src.as_mut(), job);
         st = shared.state.lock();
-        st.in_flight -= 1;
         if st.generation != generation {
             // A seek or stop happened meanwhile: this frame is stale.
+            st.in_flight -= 1;
             st.pool.push(buf);
             continue;
         }
-        if rewound {
-            st.next = 0;
-        }
-        match result {
-            Ok(true) => {
-                let index = st.next;
-                st.next += 1;
-                st.queue.push_back((index, buf));
-            }
-            Ok(false) => {
-                st.eos = true;
-                st.pool.push(buf);
-            }
-            Err(e) => {
-                st.error = Some(e);
-                st.eos = true;
-                st.pool.push(buf);
-            }
+        match shared.finish(&mut st, buf, result) {
+            Ok(Some(frame)) => st.queue.push_back(frame),
+            Ok(None) => {}
+            Err(e) => st.error = Some(e),
         }
         shared.consumer.notify_all();
     }

@@ -17,7 +17,7 @@ use super::Frame;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::stats::PixelFormat;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// WGSL: `yuv_to_rgb(tex, params, pixel)` reads the three planes of a node texture at one
 /// pixel and converts to non-linear R'G'B' in 0..1. `params` is the WGSL struct `YuvParams`, filled from [`yuv_params`] as a uniform.
@@ -97,6 +97,8 @@ pub struct VideoTexture {
     view: wgpu::TextureView,
     info: VideoInfo,
     gpu: Arc<Gpu>,
+    /// The YUV-to-RGB pipeline and its bindings, built by the first `to_rgba`.
+    convert: OnceLock<(wgpu::RenderPipeline, wgpu::BindGroup)>,
 }
 
 impl VideoTexture {
@@ -146,6 +148,7 @@ impl VideoTexture {
             view,
             info: info.clone(),
             gpu: gpu.clone(),
+            convert: OnceLock::new(),
         })
     }
 
@@ -243,6 +246,19 @@ impl VideoTexture {
             self.gpu.queue.submit([enc.finish()]);
             return Ok(target);
         }
+        let (pipeline, bind) = self.convert.get_or_init(|| self.converter());
+        let view = target.create_view(&Default::default());
+        crate::gpu::draw::pass(&mut enc, "texcache yuv to rgb", &view, pipeline, bind);
+        self.gpu.queue.submit([enc.finish()]);
+        Ok(target)
+    }
+}
+
+impl VideoTexture {
+    /// The pipeline of `to_rgba` and its bind group (this texture's planes and parameters),
+    /// built once per node texture.
+    fn converter(&self) -> (wgpu::RenderPipeline, wgpu::BindGroup) {
+        let d = &self.gpu.device;
         let shader = d.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("texcache yuv to rgb"),
             source: wgpu::ShaderSource::Wgsl(format!("{YUV_WGSL}{CONVERT_WGSL}").into()),
@@ -277,10 +293,7 @@ impl VideoTexture {
                 },
             ],
         });
-        let view = target.create_view(&Default::default());
-        crate::gpu::draw::pass(&mut enc, "texcache yuv to rgb", &view, &pipeline, &bind);
-        self.gpu.queue.submit([enc.finish()]);
-        Ok(target)
+        (pipeline, bind)
     }
 }
 
