@@ -43,6 +43,14 @@ fn hit(c: &mut Criterion) {
         drop(cache.bitmap(&format!("img/{i:05}.png")).unwrap());
     }
     assert_eq!(cache.stats().cpu.entries, N as u64);
+    // The same cache recording a trace (`stats.trace`), to /dev/null so that the disk is not
+    // what is measured; the recorder must keep up (checked below).
+    let mut rcfg = cache.config();
+    rcfg.stats.trace = "/dev/null".into();
+    let recording = texcache::Cache::new(rcfg).unwrap();
+    for i in 0..N {
+        drop(recording.bitmap(&format!("img/{i:05}.png")).unwrap());
+    }
 
     let qc: quick_cache::sync::Cache<String, Arc<Vec<u8>>, PixelWeighter> =
         quick_cache::sync::Cache::with_weighter(N, 1 << 30, PixelWeighter);
@@ -71,6 +79,9 @@ fn hit(c: &mut Criterion) {
     g.bench_function("texcache", |b| {
         b.iter(|| drop(black_box(cache.bitmap(next()).unwrap())))
     });
+    g.bench_function("texcache_recording", |b| {
+        b.iter(|| drop(black_box(recording.bitmap(next()).unwrap())))
+    });
     g.bench_function("quick_cache", |b| {
         b.iter(|| drop(black_box(qc.get(next()).unwrap())))
     });
@@ -81,6 +92,9 @@ fn hit(c: &mut Criterion) {
         b.iter(|| drop(black_box(lru.lock().get(next()).cloned().unwrap())))
     });
     g.finish();
+    recording
+        .flush_trace()
+        .expect("the trace recorder kept up with the hit loop");
     let s = cache.stats().cpu;
     assert_eq!(
         (s.misses, s.entries),

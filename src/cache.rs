@@ -11,6 +11,7 @@ use crate::gpu::{Gpu, Texture};
 use crate::key::{Key, Resolver};
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
+use crate::trace::record::Recorder;
 use crate::video::{self, VideoNode};
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     videos: Mutex<Vec<Weak<video::Shared>>>,
     /// The control socket, when `stats.socket` is set (dropped first, see `Drop`).
     control: Mutex<Option<crate::control::Server>>,
+    /// The trace recording, when `stats.trace` is set or [`Cache::record_trace`] was called.
+    recorder: Mutex<Option<Recorder>>,
 }
 
 struct Prefetch {
@@ -94,6 +97,7 @@ impl Cache {
             device: Mutex::new(None),
             videos: Mutex::new(Vec::new()),
             control: Mutex::new(None),
+            recorder: Mutex::new(None),
             prefetch: Prefetch {
                 queue: Mutex::new(None),
                 pending: Mutex::new(0),
@@ -101,14 +105,72 @@ impl Cache {
             },
             config: Mutex::new(config),
         };
-        let socket = inner.config.lock().stats.socket.clone();
+        let stats = inner.config.lock().stats.clone();
         let cache = Cache {
             inner: Arc::new(inner),
         };
-        if !socket.as_os_str().is_empty() {
-            cache.serve(&socket)?;
+        if !stats.trace.as_os_str().is_empty() {
+            cache.record_trace(&stats.trace)?;
+        }
+        if !stats.socket.as_os_str().is_empty() {
+            cache.serve(&stats.socket)?;
         }
         Ok(cache)
+    }
+
+    /// Records this cache's operations as a SPEC §7 trace at `path` (created or truncated),
+    /// ending the recording in progress, if any. `Cache::new` does this for `stats.trace`.
+    /// Entries already resident are named, so hits on them are written; a replay starts from
+    /// an empty cache, though, so a trace recorded from the start replays most faithfully.
+    ///
+    /// ```
+    /// # fn main() -> texcache::Result<()> {
+    /// # let dir = std::env::temp_dir().join("texcache-doc-record");
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # image::RgbaImage::new(2, 2).save(dir.join("a.png")).unwrap();
+    /// let mut config = texcache::Config::default();
+    /// config.mediadir = dir.clone();
+    /// let cache = texcache::Cache::new(config)?;
+    /// cache.record_trace(&dir.join("app.trace"))?;
+    /// drop(cache.bitmap("a.png")?);
+    /// cache.flush_trace()?;
+    /// let trace = std::fs::read_to_string(dir.join("app.trace")).unwrap();
+    /// assert!(trace.contains("bitmap b2 a.png\nrelease b2\n"));
+    /// # Ok(()) }
+    /// ```
+    pub fn record_trace(&self, path: &Path) -> Result<()> {
+        let mut recorder = self.inner.recorder.lock();
+        if let Some(old) = recorder.take() {
+            old.finish()?;
+        }
+        let (cpu, gpu) = (&self.inner.cpu, &self.inner.gpu);
+        *recorder = Some(Recorder::start(
+            path,
+            cpu.log_source(),
+            gpu.log_source(),
+            |c, g| {
+                cpu.start_log(c);
+                gpu.start_log(g);
+            },
+        )?);
+        Ok(())
+    }
+
+    /// Writes the trace recorded so far to its file. Errors: the first write error (the
+    /// recording stopped there).
+    pub fn flush_trace(&self) -> Result<()> {
+        match &*self.inner.recorder.lock() {
+            Some(r) => r.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the trace recording: writes the rest and closes the file.
+    pub fn stop_trace(&self) -> Result<()> {
+        match self.inner.recorder.lock().take() {
+            Some(r) => r.finish(),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Cache {
@@ -150,7 +212,7 @@ impl Cache {
 
     /// Acquires the decoded bitmap of `href` (SPEC §3.1).
     pub fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
-        self.inner.bitmap(href)
+        self.inner.bitmap(href, true)
     }
 
     /// Acquires the texture of `href` (SPEC §3.8): a GPU hit, or a GPU miss that acquires the
@@ -207,9 +269,8 @@ impl Cache {
 
     /// Acquires `href` only if it is already decoded; never loads, counts a hit when it is.
     pub fn bitmap_if_resident(&self, href: &str) -> Option<BitmapHandle> {
-        self.inner
-            .cpu
-            .get_resident(&self.inner.resolver.lookup(href))
+        let lookup = self.inner.resolver.lookup(href);
+        self.inner.cpu.get_resident(&lookup)
     }
 
     /// Queues `hrefs` to be decoded by the `loader.threads` background threads, without holding
@@ -259,8 +320,9 @@ impl Cache {
     /// §3.5: removes `href` from both tiers. Returns whether anything was resident.
     pub fn remove(&self, href: &str) -> bool {
         let lookup = self.inner.resolver.lookup(href);
-        let gpu = self.inner.gpu.remove(&lookup);
-        self.inner.cpu.remove(&lookup) | gpu
+        // Recorded once: a trace's `remove` applies to both tiers.
+        let gpu = self.inner.gpu.remove_as(&lookup, false);
+        self.inner.cpu.remove_as(&lookup, true) | gpu
     }
 
     /// §3.6: evicts unused entries of `tier` until it uses at most `bytes`.
@@ -393,7 +455,7 @@ fn prefetch_worker(rx: Arc<Mutex<mpsc::Receiver<(TierKind, String)>>>, cache: We
         let Some(inner) = cache.upgrade() else { return };
         // Handles are dropped at once: the entries stay cached as unused.
         let _ = match tier {
-            TierKind::Cpu => inner.bitmap(&href).map(drop),
+            TierKind::Cpu => inner.bitmap(&href, true).map(drop),
             TierKind::Gpu => inner.texture(&href).map(drop),
         };
         inner.prefetch.done();
@@ -440,11 +502,13 @@ impl Inner {
                     let cfg = inner.config.lock();
                     (cfg.gpu.keep_cpu_copy, cfg.gpu.mipmaps)
                 };
+                // The texture's own bitmap acquire is not a traced operation: the replay of
+                // the `texture` line does it.
                 if keep {
-                    let bitmap = inner.bitmap(href)?;
+                    let bitmap = inner.bitmap(href, false)?;
                     return Texture::upload(&gpu, href, &bitmap, mips);
                 }
-                if let Some(bitmap) = inner.cpu.get_resident(&lookup) {
+                if let Some(bitmap) = inner.cpu.get_resident_as(&lookup, false) {
                     return Texture::upload(&gpu, href, &bitmap, mips);
                 }
                 let decoded = inner.decode(href, key);
@@ -454,12 +518,13 @@ impl Inner {
         )
     }
 
-    fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
+    fn bitmap(&self, href: &str, record: bool) -> Result<BitmapHandle> {
         let lookup = self.resolver.lookup(href);
-        self.cpu.acquire(
+        self.cpu.acquire_as(
             &lookup,
             || self.resolver.key(&lookup),
             |key| self.decode(href, key),
+            record,
         )
     }
 
@@ -487,6 +552,12 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Stops the socket thread and removes the socket file.
         self.control.get_mut().take();
+        // Writes the rest of the trace while the tiers still exist.
+        if let Some(r) = self.recorder.get_mut().take() {
+            if let Err(e) = r.finish() {
+                eprintln!("texcache: {e}");
+            }
+        }
         // Closing the queue ends the prefetch threads once they finish their current image.
         self.prefetch.queue.get_mut().take();
     }

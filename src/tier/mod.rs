@@ -5,9 +5,11 @@
 //! SPEC §3 serves both. Loads run outside the lock; the lock is held only for bookkeeping.
 
 pub mod core;
+pub(crate) mod log;
 pub mod placeholder;
 
 use self::core::{EntryPtr, Freed, Lookup, TierCore};
+use self::log::{Batch, Event, TierLog};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::stats::{EntryInfo, PixelFormat, TierStats};
@@ -15,6 +17,7 @@ use parking_lot::Mutex;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What a tier can hold: something that knows its size in bytes (SPEC §2).
@@ -46,8 +49,41 @@ impl TierKind {
 
 /// The tier's shared state; every entry points back here so its last handle can release it.
 pub(crate) struct Shared<R: Resource> {
-    core: Mutex<TierCore<Homed<R>>>,
+    state: Mutex<Locked<R>>,
     kind: TierKind,
+}
+
+/// What the tier lock guards: the core, and the trace log while recording.
+struct Locked<R: Resource> {
+    core: TierCore<Homed<R>>,
+    log: Option<TierLog>,
+}
+
+impl<R: Resource> Locked<R> {
+    /// Logs the entries about to be freed (their addresses may be reused afterwards).
+    fn forget(&mut self, freed: &Freed<Homed<R>>) {
+        if let Some(log) = &mut self.log {
+            for e in freed {
+                log.push(Event::Forget(addr(&**e)));
+            }
+        }
+    }
+    /// Logs a tier operation, if recording; its sequence number (0 if not recorded).
+    fn record(&mut self, event: impl FnOnce() -> Event) -> u64 {
+        match &mut self.log {
+            Some(log) => log.push(event()),
+            None => 0,
+        }
+    }
+}
+
+fn addr<T>(e: &T) -> usize {
+    e as *const T as usize
+}
+
+fn entry_addr<R: Resource>(p: EntryPtr<Homed<R>>) -> usize {
+    // SAFETY: called under the tier lock on an entry the core has just handed out.
+    addr(unsafe { p.get() })
 }
 
 /// A resource plus the way home.
@@ -67,7 +103,10 @@ impl<R: Resource> Tier<R> {
     pub fn new(kind: TierKind, budget: u64, max_entries: u64) -> Self {
         Tier {
             shared: Arc::new(Shared {
-                core: Mutex::new(TierCore::new(budget, max_entries)),
+                state: Mutex::new(Locked {
+                    core: TierCore::new(budget, max_entries),
+                    log: None,
+                }),
                 kind,
             }),
         }
@@ -87,10 +126,33 @@ impl<R: Resource> Tier<R> {
         make_key: impl FnOnce() -> Key,
         load: impl FnOnce(&Key) -> Result<R>,
     ) -> Result<Handle<R>> {
-        let found = self.shared.core.lock().acquire(lookup, make_key);
+        self.acquire_as(lookup, make_key, load, true)
+    }
+
+    /// [`Tier::acquire`]; `record` says whether a trace being recorded shows this acquire
+    /// (false for the cache's own acquires on behalf of another operation).
+    pub(crate) fn acquire_as(
+        &self,
+        lookup: &str,
+        make_key: impl FnOnce() -> Key,
+        load: impl FnOnce(&Key) -> Result<R>,
+        record: bool,
+    ) -> Result<Handle<R>> {
+        let (found, id) = {
+            let mut state = self.shared.state.lock();
+            let found = state.core.acquire(lookup, make_key);
+            let id = match (&found, &mut state.log) {
+                (Lookup::Hit(p), Some(log)) if record => log.push(Event::Acquire(entry_addr(*p))),
+                _ => 0,
+            };
+            (found, id)
+        };
         match found {
-            Lookup::Hit(entry) => Ok(Handle { entry }),
-            Lookup::Wait(ph) => ph.wait().map(|entry| Handle { entry }),
+            Lookup::Hit(entry) => Ok(Handle { entry, id }),
+            Lookup::Wait(ph) => ph.wait().map(|entry| Handle {
+                entry,
+                id: ph.take_waiter_id(),
+            }),
             Lookup::Miss(ph) => {
                 let result = catch_unwind(AssertUnwindSafe(|| load(&ph.key))).unwrap_or_else(|p| {
                     Err(Error::LoadPanicked {
@@ -99,8 +161,9 @@ impl<R: Resource> Tier<R> {
                     })
                 });
                 let mut freed = Vec::new();
+                let mut id = 0;
                 let outcome = {
-                    let mut core = self.shared.core.lock();
+                    let mut state = self.shared.state.lock();
                     match result {
                         Ok(res) => {
                             let bytes = res.bytes();
@@ -108,17 +171,38 @@ impl<R: Resource> Tier<R> {
                                 res,
                                 home: self.shared.clone(),
                             };
-                            Ok(core.complete(&ph, homed, bytes, &mut freed))
+                            let p = state.core.complete(&ph, homed, bytes, &mut freed);
+                            if let Some(log) = &mut state.log {
+                                let entry = entry_addr(p);
+                                log.push(Event::Name(Box::new((entry, ph.key.clone()))));
+                                if record {
+                                    id = log.push(Event::Acquire(entry));
+                                }
+                                // The waiters' handles were counted just now; log them here
+                                // too, in lock order (they replay as hits).
+                                let waiters = ph.waiters.load(Ordering::Relaxed);
+                                for i in 0..waiters {
+                                    let wid = log.push(Event::Acquire(entry));
+                                    if i == 0 {
+                                        ph.set_waiter_ids(wid);
+                                    }
+                                }
+                            }
+                            state.forget(&freed);
+                            Ok(p)
                         }
                         Err(e) => {
-                            core.fail(&ph);
+                            state.core.fail(&ph);
+                            if record {
+                                state.record(|| Event::Failed(Box::new(ph.key.clone())));
+                            }
                             Err(e)
                         }
                     }
                 };
                 drop(freed);
                 ph.publish(outcome.clone());
-                outcome.map(|entry| Handle { entry })
+                outcome.map(|entry| Handle { entry, id })
             }
         }
     }
@@ -126,54 +210,96 @@ impl<R: Resource> Tier<R> {
     /// A handle to `lookup` if it is resident (a hit), without loading anything on a miss.
     /// Misses are not counted.
     pub fn get_resident(&self, lookup: &str) -> Option<Handle<R>> {
-        let mut core = self.shared.core.lock();
-        if !core.contains(lookup) {
+        self.get_resident_as(lookup, true)
+    }
+
+    /// [`Tier::get_resident`]; `record` as in [`Tier::acquire_as`].
+    pub(crate) fn get_resident_as(&self, lookup: &str, record: bool) -> Option<Handle<R>> {
+        let mut state = self.shared.state.lock();
+        if !state.core.contains(lookup) {
             return None;
         }
-        match core.acquire(lookup, || unreachable!("resident")) {
-            Lookup::Hit(entry) => Some(Handle { entry }),
+        match state.core.acquire(lookup, || unreachable!("resident")) {
+            Lookup::Hit(entry) => {
+                let id = match &mut state.log {
+                    Some(log) if record => log.push(Event::Acquire(entry_addr(entry))),
+                    _ => 0,
+                };
+                Some(Handle { entry, id })
+            }
             _ => None,
         }
     }
 
     /// Counts a miss served without inserting (see [`core::TierCore::count_uninserted_miss`]).
     pub fn count_uninserted_miss(&self, failed: bool) {
-        self.shared.core.lock().count_uninserted_miss(failed);
+        self.shared.state.lock().core.count_uninserted_miss(failed);
     }
 
-    /// §3.5. Returns true if an entry was resident.
+    /// §3.5. Returns true if an entry was resident. A trace being recorded shows it as
+    /// `remove` (which the replay applies to both tiers).
     pub fn remove(&self, lookup: &str) -> bool {
+        self.remove_as(lookup, true)
+    }
+
+    /// [`Tier::remove`]; `record` as in [`Tier::acquire_as`].
+    pub(crate) fn remove_as(&self, lookup: &str, record: bool) -> bool {
         let mut freed = Vec::new();
-        let removed = self.shared.core.lock().remove(lookup, &mut freed);
+        let mut state = self.shared.state.lock();
+        let removed = state.core.remove(lookup, &mut freed);
+        if record {
+            state.record(|| Event::Remove(lookup.into()));
+        }
+        state.forget(&freed);
+        drop(state);
         drop(freed);
         removed
     }
 
     /// §3.6.
     pub fn trim(&self, target: u64) -> TierStats {
-        self.with_evictions(|core, ev| core.trim(target, ev))
+        self.with_evictions(Some(Event::Trim(target)), |core, ev| core.trim(target, ev))
     }
 
     /// §3.7.
     pub fn set_budget(&self, budget: u64) -> TierStats {
-        self.with_evictions(|core, ev| core.set_budget(budget, ev))
+        self.with_evictions(Some(Event::Budget(budget)), |core, ev| {
+            core.set_budget(budget, ev)
+        })
     }
 
-    /// Changes `max_entries` (0 = unlimited).
+    /// Changes `max_entries` (0 = unlimited). Not a trace operation, so never recorded.
     pub fn set_max_entries(&self, max_entries: u64) -> TierStats {
-        self.with_evictions(|core, ev| core.set_max_entries(max_entries, ev))
+        self.with_evictions(None, |core, ev| core.set_max_entries(max_entries, ev))
     }
 
     /// The §6 counters.
     pub fn stats(&self) -> TierStats {
-        self.shared.core.lock().stats()
+        self.shared.state.lock().core.stats()
+    }
+
+    /// Starts logging events for trace recording, naming the entries already resident so that
+    /// hits on them can be written.
+    pub(crate) fn start_log(&self, mut log: TierLog) {
+        let mut state = self.shared.state.lock();
+        for e in state.core.iter() {
+            log.push(Event::Name(Box::new((addr(e), e.key.clone()))));
+        }
+        state.log = Some(log);
+    }
+
+    /// The tier's log, type-erased for the recorder.
+    pub(crate) fn log_source(&self) -> Arc<dyn log::LogSource> {
+        self.shared.clone()
     }
 
     /// One [`EntryInfo`] per indexed entry, least recently released first.
     pub fn entries(&self) -> Vec<EntryInfo> {
         let now = now_ms();
-        let core = self.shared.core.lock();
-        core.iter()
+        let state = self.shared.state.lock();
+        state
+            .core
+            .iter()
             .map(|e| {
                 let refs = e.ref_count();
                 let (width, height) = e.value.res.dimensions();
@@ -197,22 +323,45 @@ impl<R: Resource> Tier<R> {
 
     fn with_evictions(
         &self,
+        event: Option<Event>,
         f: impl FnOnce(&mut TierCore<Homed<R>>, &mut Freed<Homed<R>>),
     ) -> TierStats {
         let mut freed = Vec::new();
-        let mut core = self.shared.core.lock();
-        f(&mut core, &mut freed);
-        let stats = core.stats();
-        drop(core);
+        let mut state = self.shared.state.lock();
+        f(&mut state.core, &mut freed);
+        if let Some(event) = event {
+            state.record(|| event);
+        }
+        state.forget(&freed);
+        let stats = state.core.stats();
+        drop(state);
         drop(freed);
         stats
+    }
+}
+
+impl<R: Resource> log::LogSource for Shared<R> {
+    fn take(&self, spare: Batch) -> (Batch, u64) {
+        let mut state = self.state.lock();
+        match &mut state.log {
+            Some(log) => (log.take(spare), log.now()),
+            None => (spare, 0),
+        }
+    }
+    fn stop(&self) -> Batch {
+        let log = self.state.lock().log.take();
+        log.map(|mut l| l.take(Batch::default()))
+            .unwrap_or_default()
     }
 }
 
 impl<R: Resource> Drop for Tier<R> {
     fn drop(&mut self) {
         let mut freed = Vec::new();
-        self.shared.core.lock().close(&mut freed);
+        let mut state = self.shared.state.lock();
+        state.log = None;
+        state.core.close(&mut freed);
+        drop(state);
         drop(freed);
     }
 }
@@ -225,6 +374,8 @@ impl<R: Resource> Drop for Tier<R> {
 pub struct Handle<R: Resource> {
     /// Counted in the entry's `refs`, so the entry outlives this handle.
     entry: EntryPtr<Homed<R>>,
+    /// This handle's name in a trace being recorded; 0 when not recorded.
+    id: u64,
 }
 
 impl<R: Resource> Handle<R> {
@@ -246,7 +397,7 @@ impl<R: Resource> Handle<R> {
     }
     /// Live handles to this entry, this one included.
     pub fn refs(&self) -> usize {
-        self.home().core.lock().refs(self.entry)
+        self.home().state.lock().core.refs(self.entry)
     }
     /// Whether two handles point at the same entry.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
@@ -263,17 +414,31 @@ impl<R: Resource> Deref for Handle<R> {
 
 impl<R: Resource> Clone for Handle<R> {
     fn clone(&self) -> Self {
-        self.home().core.lock().add_ref(self.entry);
-        Handle { entry: self.entry }
+        let mut state = self.home().state.lock();
+        state.core.add_ref(self.entry);
+        let mut id = 0;
+        if self.id != 0 {
+            let of = self.id;
+            id = state.record(|| Event::Clone(of));
+        }
+        Handle {
+            entry: self.entry,
+            id,
+        }
     }
 }
 
 impl<R: Resource> Drop for Handle<R> {
     fn drop(&mut self) {
         let mut freed = Vec::new();
-        let mut core = self.home().core.lock();
-        core.drop_ref(self.entry, now_ms(), &mut freed);
-        drop(core);
+        let mut state = self.home().state.lock();
+        state.core.drop_ref(self.entry, now_ms(), &mut freed);
+        if self.id != 0 {
+            let id = self.id;
+            state.record(|| Event::Release(id));
+        }
+        state.forget(&freed);
+        drop(state);
         // May free this very entry (and with it the last reference to the tier).
         drop(freed);
     }

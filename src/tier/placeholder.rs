@@ -11,13 +11,16 @@ use super::core::EntryPtr;
 use crate::error::Result;
 use crate::key::Key;
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A load in flight for one key.
 pub struct Placeholder<V> {
     pub(crate) key: Key,
     /// Callers waiting on this load; changed only under the tier lock.
     pub(crate) waiters: AtomicUsize,
+    /// While a trace is recorded: the next of the handle ids logged for the waiters when the
+    /// load completed (0: none were).
+    waiter_ids: AtomicU64,
     result: Mutex<Option<Result<EntryPtr<V>>>>,
     ready: Condvar,
 }
@@ -27,9 +30,24 @@ impl<V> Placeholder<V> {
         Placeholder {
             key,
             waiters: AtomicUsize::new(0),
+            waiter_ids: AtomicU64::new(0),
             result: Mutex::new(None),
             ready: Condvar::new(),
         }
+    }
+
+    /// Sets the first of the waiters' trace ids (before [`Placeholder::publish`]).
+    pub(crate) fn set_waiter_ids(&self, first: u64) {
+        self.waiter_ids.store(first, Ordering::Relaxed);
+    }
+
+    /// A waiter's trace id: one of those logged at completion, or 0.
+    pub(crate) fn take_waiter_id(&self) -> u64 {
+        self.waiter_ids
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v != 0).then_some(v + 1)
+            })
+            .unwrap_or(0)
     }
 
     /// Hands the outcome to every waiter.

@@ -6,6 +6,8 @@
 //! still held, or naming an unknown ID, is an error naming the line. A failed load is counted in
 //! the stats, not fatal: its ID is remembered as failed so that its `release` is a no-op.
 
+pub(crate) mod record;
+
 use crate::cache::{BitmapHandle, Cache, TextureHandle};
 use crate::error::{Error, Result};
 use crate::tier::TierKind;

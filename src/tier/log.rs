@@ -1,0 +1,207 @@
+//! What happened in a tier, in the order the tier lock saw it: the raw material of trace
+//! recording (`stats.trace`, SPEC §7).
+//!
+//! Recording must not slow the hit path down, so a tier only appends a small fixed-size
+//! [`Event`] to a buffer that lives under the tier lock it already holds: no extra lock, no
+//! string formatting, no allocation (the buffer is reused). An entry is named by its address,
+//! and its key travels once, when it is inserted ([`Event::Name`]). The recorder
+//! (`trace::record`) takes the buffer away on its own thread, turns the events into §7 lines and
+//! writes them.
+//!
+//! Events carry a *stamp* that orders the two tiers' streams against each other: the CPU tier
+//! counts its events on a shared clock, and a GPU event is stamped with the clock as it reads
+//! then, so it goes after the CPU event with that number.
+
+use crate::key::Key;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Events a tier buffers before it asks the recorder to come and take them.
+pub(crate) const WAKE_AT: usize = 4096;
+/// Events a tier buffers at most; past this the recorder is too slow (a stuck disk) and the
+/// recording stops rather than growing memory without bound.
+pub(crate) const MAX_EVENTS: usize = 1 << 20;
+
+/// One thing that happened in a tier. Every event has a sequence number in its tier (its
+/// place in the tier's stream, from 1); an event that creates a handle names it by that number,
+/// so handle ids cost nothing to store.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A handle (id: this event's number) was acquired on the entry at this address.
+    Acquire(usize),
+    /// An entry was inserted: its address and key.
+    Name(Box<(usize, Key)>),
+    /// The entry at this address was freed.
+    Forget(usize),
+    /// An acquire of this key failed; it holds no handle.
+    Failed(Box<Key>),
+    /// A handle (id: this event's number) was cloned from the handle with this id.
+    Clone(u64),
+    /// The handle with this id was dropped.
+    Release(u64),
+    /// §3.5 on both tiers, with this lookup string.
+    Remove(Box<str>),
+    /// §3.6 with this target.
+    Trim(u64),
+    /// §3.7 with this budget.
+    Budget(u64),
+    /// The buffer overflowed and recording stopped here.
+    Overflow,
+}
+
+/// A batch of one tier's events, taken by the recorder.
+///
+/// The frequent events (acquire, release, clone, forget) are packed into one word each, tagged
+/// in the low three bits (entries are 8-byte aligned, ids are shifted); the rest go to `side`,
+/// in order, with a [`SIDE`] word marking their place. So a hit costs the recorder 16 bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    words: Vec<u64>,
+    side: Vec<Event>,
+    /// For the tier that does not tick the clock: each event's stamp. Empty for the one that
+    /// does, whose events are stamped with their sequence numbers.
+    pub stamps: Vec<u64>,
+    /// The sequence number of the first event.
+    pub first: u64,
+}
+
+const ACQUIRE: u64 = 0;
+const FORGET: u64 = 1;
+const RELEASE: u64 = 2;
+const CLONE: u64 = 3;
+const SIDE: u64 = 4;
+
+impl Batch {
+    fn clear(&mut self) {
+        self.words.clear();
+        self.side.clear();
+        self.stamps.clear();
+    }
+    /// The events, in order (the batch is left empty, its buffers kept).
+    pub fn drain(&mut self) -> impl Iterator<Item = Event> + '_ {
+        let mut side = self.side.drain(..);
+        self.words.drain(..).map(move |w| match w & 7 {
+            ACQUIRE => Event::Acquire((w & !7) as usize),
+            FORGET => Event::Forget((w & !7) as usize),
+            RELEASE => Event::Release(w >> 3),
+            CLONE => Event::Clone(w >> 3),
+            _ => side.next().unwrap_or(Event::Overflow),
+        })
+    }
+}
+
+// Entry addresses leave the low three bits for the tag.
+const _: () = assert!(std::mem::align_of::<crate::tier::core::Entry<()>>() >= 8);
+
+/// Something the tier calls when its buffer wants taking.
+pub(crate) trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+/// A tier's event buffer, kept under the tier lock while recording is on.
+pub(crate) struct TierLog {
+    batch: Batch,
+    /// The CPU tier's event count, shared by both tiers.
+    clock: Arc<AtomicU64>,
+    /// True for the tier that advances the clock (the CPU tier).
+    ticks: bool,
+    /// The last event's sequence number.
+    seq: u64,
+    wake: Arc<dyn Wake>,
+    /// The batch length at which `push` leaves its fast path: to wake the recorder, to stop
+    /// at the cap, or (0) because recording has stopped.
+    check_at: usize,
+}
+
+impl TierLog {
+    pub fn new(clock: Arc<AtomicU64>, ticks: bool, wake: Arc<dyn Wake>) -> TierLog {
+        TierLog {
+            batch: Batch {
+                words: Vec::with_capacity(WAKE_AT),
+                first: 1,
+                ..Batch::default()
+            },
+            clock,
+            ticks,
+            seq: 0,
+            wake,
+            check_at: WAKE_AT,
+        }
+    }
+
+    /// Appends `event` (under the tier lock); returns its sequence number, or 0 once the
+    /// recording has stopped. The frequent events take a short inlined path: one compare, the
+    /// clock, one word pushed.
+    #[inline]
+    pub fn push(&mut self, event: Event) -> u64 {
+        let word = match event {
+            Event::Acquire(entry) => entry as u64 | ACQUIRE,
+            Event::Forget(entry) => entry as u64 | FORGET,
+            Event::Release(id) => id << 3 | RELEASE,
+            Event::Clone(of) => of << 3 | CLONE,
+            other => return self.push_slow(SIDE, Some(other)),
+        };
+        if self.batch.words.len() >= self.check_at {
+            return self.push_slow(word, None);
+        }
+        self.append(word)
+    }
+
+    #[inline]
+    fn append(&mut self, word: u64) -> u64 {
+        self.seq += 1;
+        if self.ticks {
+            // Only this tier writes the clock, always under its lock: a plain store.
+            self.clock.store(self.seq, Ordering::Relaxed);
+        } else {
+            self.batch.stamps.push(self.clock.load(Ordering::Relaxed));
+        }
+        self.batch.words.push(word);
+        self.seq
+    }
+
+    #[cold]
+    fn push_slow(&mut self, word: u64, side: Option<Event>) -> u64 {
+        let len = self.batch.words.len();
+        if self.check_at == 0 {
+            return 0;
+        }
+        if len + 1 >= MAX_EVENTS {
+            self.check_at = 0;
+            self.batch.side.push(Event::Overflow);
+            self.append(SIDE);
+            return 0;
+        }
+        if len >= WAKE_AT {
+            self.wake.wake();
+            self.check_at = MAX_EVENTS - 1;
+        }
+        if let Some(e) = side {
+            self.batch.side.push(e);
+        }
+        self.append(word)
+    }
+
+    /// Swaps the buffer for `spare` (emptied) and returns the events so far.
+    pub fn take(&mut self, mut spare: Batch) -> Batch {
+        spare.clear();
+        spare.first = self.seq + 1;
+        if self.check_at != 0 {
+            self.check_at = WAKE_AT;
+        }
+        std::mem::replace(&mut self.batch, spare)
+    }
+
+    /// The clock as this tier sees it now.
+    pub fn now(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+}
+
+/// A tier's log as the recorder sees it, whatever the tier holds.
+pub(crate) trait LogSource: Send + Sync {
+    /// Swaps the buffer for `spare`; returns the events and the clock, read under the lock.
+    fn take(&self, spare: Batch) -> (Batch, u64);
+    /// Stops logging; returns the last events.
+    fn stop(&self) -> Batch;
+}
