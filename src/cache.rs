@@ -8,6 +8,7 @@ use crate::bitmap::{self, Bitmap};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Texture};
+use crate::history::{History, Sample};
 use crate::key::{Key, Resolver};
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// A shared handle to a decoded bitmap.
 pub type BitmapHandle = Handle<Bitmap>;
@@ -65,6 +67,8 @@ pub(crate) struct Inner {
     control: Mutex<Option<crate::control::Server>>,
     /// The trace recording, when `stats.trace` is set or [`Cache::record_trace`] was called.
     recorder: Mutex<Option<Recorder>>,
+    /// Memory over time (shared with the sampler thread).
+    history: Arc<History>,
 }
 
 struct Prefetch {
@@ -98,6 +102,7 @@ impl Cache {
             videos: Mutex::new(Vec::new()),
             control: Mutex::new(None),
             recorder: Mutex::new(None),
+            history: Arc::new(History::new(config.stats.history_length)),
             prefetch: Prefetch {
                 queue: Mutex::new(None),
                 pending: Mutex::new(0),
@@ -115,7 +120,61 @@ impl Cache {
         if !stats.socket.as_os_str().is_empty() {
             cache.serve(&stats.socket)?;
         }
+        if stats.history_interval_ms > 0 && stats.history_length > 0 {
+            cache.start_sampler(Duration::from_millis(stats.history_interval_ms))?;
+        }
         Ok(cache)
+    }
+
+    /// Starts the thread that samples the memory history every `period`; it sleeps in
+    /// between and ends with the cache.
+    fn start_sampler(&self, period: Duration) -> Result<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let history = self.inner.history.clone();
+        let spawned = std::thread::Builder::new()
+            .name("texcache-history".into())
+            .spawn(move || loop {
+                // The cache is held only while sampling, never while sleeping.
+                let Some(inner) = weak.upgrade() else { return };
+                Cache::from_inner(inner).sample_history();
+                if !history.sleep(period) {
+                    return;
+                }
+            });
+        spawned.map(drop).map_err(|e| Error::Config {
+            file: PathBuf::from("<config>"),
+            line: None,
+            message: format!("cannot start the history sampler thread: {e}"),
+        })
+    }
+
+    /// Takes a memory sample now and appends it to the history (the sampler thread calls this
+    /// every `stats.history_interval_ms`; an application may call it whenever it likes, e.g.
+    /// once a frame). Returns the sample.
+    pub fn sample_history(&self) -> Sample {
+        let h = &self.inner.history;
+        let sample = Sample::of(&self.stats(), h.now_ms());
+        h.push(sample);
+        sample
+    }
+
+    /// The memory history, oldest sample first (at most `stats.history_length` samples).
+    ///
+    /// ```
+    /// let cache = texcache::Cache::with_defaults();
+    /// let s = cache.sample_history();
+    /// assert_eq!(s.cpu_budget, 256 << 20);
+    /// assert_eq!(cache.history().last(), Some(&s));
+    /// ```
+    pub fn history(&self) -> Vec<Sample> {
+        self.inner.history.samples()
+    }
+
+    /// The §6 snapshot with the `history` array.
+    pub fn stats_with_history(&self) -> Stats {
+        let mut s = self.stats();
+        s.history = Some(self.history());
+        s
     }
 
     /// Records this cache's operations as a SPEC §7 trace at `path` (created or truncated),
@@ -394,6 +453,7 @@ impl Cache {
                 rss: stats::process_rss(),
             },
             entries: None,
+            history: None,
         }
     }
 
@@ -550,6 +610,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Wakes the history sampler so that it ends now.
+        self.history.stop();
         // Stops the socket thread and removes the socket file.
         self.control.get_mut().take();
         // Writes the rest of the trace while the tiers still exist.

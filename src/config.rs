@@ -86,13 +86,29 @@ pub struct LoaderConfig {
 }
 
 /// `[stats]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatsConfig {
     /// Control socket path; empty = none.
     pub socket: PathBuf,
     /// Trace recording path; empty = none.
     pub trace: PathBuf,
+    /// Milliseconds between memory-history samples; 0 = no sampler thread (samples only from
+    /// [`crate::Cache::sample_history`]).
+    pub history_interval_ms: u64,
+    /// Samples the history keeps (the oldest are dropped); 0 = no history.
+    pub history_length: usize,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            socket: PathBuf::new(),
+            trace: PathBuf::new(),
+            history_interval_ms: 1000,
+            history_length: 600,
+        }
+    }
 }
 
 impl Default for Config {

@@ -208,6 +208,7 @@ pub fn answer(cache: &Cache, request: &str) -> String {
     match words.as_slice() {
         ["stats"] => cache.stats().to_json(),
         ["stats", "entries"] => cache.stats_with_entries().to_json(),
+        ["stats", "history"] => cache.stats_with_history().to_json(),
         ["trim", tier, size @ ..] if !size.is_empty() => {
             let tier = match *tier {
                 "cpu" => TierKind::Cpu,
@@ -221,7 +222,7 @@ pub fn answer(cache: &Cache, request: &str) -> String {
         }
         [] => error_json("empty request (try `stats`)"),
         _ => error_json(&format!(
-            "unknown request {:?} (stats | stats entries | trim cpu|gpu SIZE)",
+            "unknown request {:?} (stats | stats entries | stats history | trim cpu|gpu SIZE)",
             request.chars().take(64).collect::<String>()
         )),
     }

@@ -75,6 +75,9 @@ pub enum Error {
     /// The control socket cannot be served (SPEC §9).
     #[error("control socket {path}: {detail}")]
     Socket { path: PathBuf, detail: String },
+    /// A graph could not be drawn or written.
+    #[error("{}: cannot write the graph: {detail}", path.display())]
+    Plot { path: PathBuf, detail: String },
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
     #[error("{href}: {detail}")]
     Video { href: String, detail: String },
@@ -95,7 +98,10 @@ impl Error {
             | Error::Gpu { href, .. }
             | Error::LoadPanicked { href, .. }
             | Error::Video { href, .. } => Some(href),
-            Error::Config { .. } | Error::Trace { .. } | Error::Socket { .. } => None,
+            Error::Config { .. }
+            | Error::Trace { .. }
+            | Error::Socket { .. }
+            | Error::Plot { .. } => None,
         }
     }
 

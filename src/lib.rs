@@ -33,8 +33,9 @@
 //! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
 //! byte-budgeted tier core, its thread-safe wrapper and single-flight loading), [`bitmap`] (CPU
 //! loading), [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the
-//! node texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`control`] (the control
-//! socket), [`trace`] (trace files and replay).
+//! node texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
+//! time), [`plot`] (memory and miss-ratio graphs as SVG), [`control`] (the control socket),
+//! [`trace`] (trace files, replay and recording).
 
 pub mod bitmap;
 pub mod cache;
@@ -42,7 +43,9 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod gpu;
+pub mod history;
 pub mod key;
+pub mod plot;
 pub mod samples;
 pub mod stats;
 pub mod tier;

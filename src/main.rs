@@ -26,6 +26,13 @@ enum Command {
         /// Print the statistics as JSON.
         #[arg(long)]
         json: bool,
+        /// Where to write the memory-over-time graph.
+        #[arg(
+            long,
+            value_name = "FILE.svg",
+            default_value = "texcache-demo-memory.svg"
+        )]
+        plot: PathBuf,
     },
     /// Play a trace (SPEC §7) through a real cache and print the final statistics.
     Replay {
@@ -57,6 +64,31 @@ enum Command {
         /// Sample every SECS seconds until interrupted.
         #[arg(long, value_name = "SECS")]
         watch: Option<f64>,
+        /// Draw used vs budget per tier and video over time (the application's recent
+        /// history; with --watch, redrawn at every sample).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// For each budget, replay a trace and report hit ratio, evictions and peak bytes.
+    Tune {
+        /// The trace file.
+        #[arg(long)]
+        trace: PathBuf,
+        /// Config file (default: $TEXCACHE_CONFIG, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// CPU budgets to try, comma-separated (e.g. `16MiB,64MiB,256MiB`).
+        #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+        cpu_budgets: Vec<texcache::ByteSize>,
+        /// GPU budgets to try (with the CPU budget of the config).
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        gpu_budgets: Vec<texcache::ByteSize>,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write the miss-ratio curve.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// Validate a config file and print the effective settings.
     CheckConfig {
@@ -79,7 +111,7 @@ struct Output {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Demo { dir, json } => cli::demo::run(dir, json),
+        Command::Demo { dir, json, plot } => cli::demo::run(dir, json, &plot),
         Command::Replay {
             trace,
             config,
@@ -99,7 +131,30 @@ fn main() -> ExitCode {
             config,
             out,
             watch,
-        } => cli::stats::run(socket, config.as_deref(), out.json, out.entries, watch),
+            plot,
+        } => cli::stats::run(
+            socket,
+            config.as_deref(),
+            out.json,
+            out.entries,
+            watch,
+            plot.as_deref(),
+        ),
+        Command::Tune {
+            trace,
+            config,
+            cpu_budgets,
+            gpu_budgets,
+            json,
+            plot,
+        } => cli::tune::run(
+            &trace,
+            config.as_deref(),
+            &cpu_budgets,
+            &gpu_budgets,
+            json,
+            plot.as_deref(),
+        ),
         Command::CheckConfig { file } => cli::check_config(&file),
     };
     match result {

@@ -108,6 +108,9 @@ pub struct Stats {
     pub process: ProcessStats,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub entries: Option<Vec<serde_json::Value>>,
+    /// Recent memory samples, oldest first (`stats history` on the socket).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub history: Option<Vec<crate::history::Sample>>,
 }
 
 impl Stats {

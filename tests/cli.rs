@@ -202,8 +202,21 @@ fn check_config() {
 #[test]
 fn demo_runs_and_evicts() {
     let tmp = tempfile::tempdir().unwrap();
-    let (ok, out, err) = texcache(&["demo", "--dir", tmp.path().to_str().unwrap(), "--json"]);
+    let svg = tmp.path().join("memory.svg");
+    let (ok, out, err) = texcache(&[
+        "demo",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
+    common::assert_svg(&svg, &common::MEMORY_SERIES);
+    assert!(
+        err.contains("memory graph") && err.contains("memory.svg"),
+        "{err}"
+    );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["cpu"]["evictions"].as_u64().unwrap() > 0, "{v}");
     assert!(v["cpu"]["used"].as_u64().unwrap() <= v["cpu"]["budget"].as_u64().unwrap());
@@ -275,4 +288,76 @@ fn replay_plays_video_nodes() {
         !ok && err.contains("u.trace:1") && err.contains("nobody"),
         "{err}"
     );
+}
+
+#[test]
+fn tune_sweeps_budgets_and_plots_the_miss_ratio_curve() {
+    // Ten 10x10 pictures (400 bytes each) visited round-robin three times: with room for all
+    // ten only the first visit misses; with less, LRU misses on every visit.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut trace = String::new();
+    for i in 0..10 {
+        common::png(tmp.path(), &format!("p{i}.png"), 10, 10);
+    }
+    for round in 0..3 {
+        for i in 0..10 {
+            trace += &format!("bitmap r{round}p{i} p{i}.png\nrelease r{round}p{i}\n");
+        }
+    }
+    let file = tmp.path().join("t.trace");
+    std::fs::write(&file, trace).unwrap();
+    let cfg = tmp.path().join("cfg.toml");
+    std::fs::write(&cfg, "mediadir = \".\"\n").unwrap();
+    let svg = tmp.path().join("tune.svg");
+    let (ok, out, err) = texcache(&[
+        "tune",
+        "--trace",
+        file.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--cpu-budgets",
+        "2000,4000,4KiB",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let get = |i: usize, k: &str| rows[i][k].as_f64().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (get(0, "budget"), get(0, "misses"), get(0, "evictions")),
+        (2000.0, 30.0, 25.0)
+    );
+    assert_eq!(
+        (get(1, "budget"), get(1, "misses"), get(1, "evictions")),
+        (4000.0, 10.0, 0.0)
+    );
+    assert_eq!((get(2, "budget"), get(2, "peak_used")), (4096.0, 4000.0));
+    assert!((get(1, "hit_ratio") - 20.0 / 30.0).abs() < 1e-9);
+    common::assert_svg(&svg, &["cpu miss ratio"]);
+
+    let (ok, table, _) = texcache(&[
+        "tune",
+        "--trace",
+        file.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--cpu-budgets",
+        "2000,4000",
+    ]);
+    assert!(ok);
+    assert!(
+        table.contains("hit ratio") && table.contains("66.7%"),
+        "{table}"
+    );
+    let (ok, _, err) = texcache(&[
+        "tune",
+        "--trace",
+        "/nonexistent.trace",
+        "--cpu-budgets",
+        "1MiB",
+    ]);
+    assert!(!ok && err.contains("/nonexistent.trace"), "{err}");
 }

@@ -195,6 +195,15 @@ fn texcache_stats_against_replay_serve_matches_the_replay() {
         .arg(&sock)
         .output()
         .unwrap();
+    let svg = tmp.path().join("memory.svg");
+    let plotted = Command::new(exe)
+        .args(["stats", "--socket"])
+        .arg(&sock)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let history = texcache::control::request(&sock, "stats history").unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
@@ -207,6 +216,18 @@ fn texcache_stats_against_replay_serve_matches_the_replay() {
     assert_eq!(replayed["cpu"]["failures"], 1);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains("cpu") && table.contains("video"), "{table}");
+    // The replay's memory history: a sample when its cache opened, one after the replay.
+    assert!(
+        plotted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plotted.stderr)
+    );
+    common::assert_svg(&svg, &common::MEMORY_SERIES);
+    let history = json(&history)["history"].as_array().unwrap().clone();
+    assert!(history.len() >= 2, "{history:?}");
+    let last = history.last().unwrap();
+    assert_eq!(last["cpu_used"], replayed["cpu"]["used"]);
+    assert_eq!(last["cpu_budget"], 850);
 
     let none = Command::new(exe)
         .args(["stats", "--socket"])

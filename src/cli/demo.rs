@@ -3,13 +3,14 @@
 //! Generates sample media (pictures, a test-pattern Y4M clip and an animated GIF), then runs
 //! a slideshow through both tiers with budgets that hold only a third of the pictures
 //! (prefetching ahead, so eviction happens), plays the clip and the GIF through video nodes,
-//! and prints the statistics. Textures go to the best GPU adapter wgpu finds; without one the
+//! and prints the statistics and writes a memory-over-time graph (SVG, in the working
+//! directory unless `--plot` says where). Textures go to the best GPU adapter wgpu finds; without one the
 //! demo says so and runs the CPU side only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use texcache::{samples, Cache, Config, Result};
 
-pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
+pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path) -> Result<()> {
     let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("texcache-demo"));
     let media = dir.join("media");
     let (count, w, h) = (24u32, 640u32, 480u32);
@@ -32,6 +33,9 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
     cfg.cpu.budget.0 = (count as u64 / 3) * picture;
     cfg.gpu.budget.0 = (count as u64 / 3) * picture;
     cfg.video.queue_length = 4;
+    // The demo samples its memory history itself, once a slide and once a frame.
+    cfg.stats.history_interval_ms = 0;
+    cfg.stats.history_length = 10_000;
     let cache = Cache::new(cfg)?;
     let say = |s: String| {
         if !json {
@@ -60,8 +64,11 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
 
     // A slideshow, three times round: show one picture, prefetch the next two.
     let mut shown = None;
+    let bar = super::progress(3 * names.len() as u64, "slideshow");
+    cache.sample_history();
     for _round in 0..3 {
         for (i, name) in names.iter().enumerate() {
+            bar.inc(1);
             let ahead = [&names[(i + 1) % names.len()], &names[(i + 2) % names.len()]];
             if gpu.is_some() {
                 cache.prefetch_textures(ahead);
@@ -70,9 +77,12 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
                 cache.prefetch(ahead);
                 shown = Some(Shown::Bitmap(cache.bitmap(name)?));
             }
+            cache.sample_history();
         }
     }
     cache.wait_prefetch();
+    bar.finish_and_clear();
+    cache.sample_history();
 
     // The clip and the GIF through video nodes; the clip keeps playing (paused on its queue).
     let mut clip_node = cache.video("clip.y4m")?;
@@ -86,14 +96,18 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
             clip_node.upload(gpu, &f)?;
         }
         frames += 1;
+        cache.sample_history();
     }
     clip_node.wait_full();
+    cache.sample_history();
     let mut gif_node = cache.video("anim.gif")?;
     gif_node.play()?;
     while gif_node.next_frame()?.is_some() {
         frames += 1;
+        cache.sample_history();
     }
     gif_node.stop();
+    cache.sample_history();
     say(format!(
         "played {frames} video frames; the clip's node stays open with its queue full"
     ));
@@ -101,6 +115,7 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> Result<()> {
     // The last slide is still on screen while we look at the memory.
     let stats = cache.stats();
     super::print_stats(&stats, json);
+    super::write_memory_plot(plot, &cache.history(), "texcache demo: memory over time")?;
     drop(shown);
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod replay;
 pub mod stats;
+pub mod tune;
 
 use std::path::Path;
 use texcache::{Config, Result};
@@ -30,4 +31,39 @@ pub fn print_stats(stats: &texcache::Stats, json: bool) {
     } else {
         println!("{stats}");
     }
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise (SPEC §8: long runs show
+/// progress on a terminal, and only there).
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:40}] {pos}/{len} {msg} ({elapsed})",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Writes the memory graph of `samples` to `path` and says where it is (on stderr when the
+/// statistics go to stdout as JSON).
+pub fn write_memory_plot(
+    path: &Path,
+    samples: &[texcache::history::Sample],
+    title: &str,
+) -> Result<()> {
+    texcache::plot::memory_svg(path, samples, title)?;
+    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    eprintln!(
+        "memory graph ({} samples): {}",
+        samples.len(),
+        shown.display()
+    );
+    Ok(())
 }

@@ -1,6 +1,5 @@
 //! `texcache replay`: a trace through a real cache.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use texcache::trace::{Replayer, Trace};
 use texcache::{Cache, Result};
@@ -17,15 +16,15 @@ pub fn run(
     let trace = Trace::load(trace)?;
     let cache = Cache::new(cfg)?;
     let mut replayer = Replayer::new(&cache);
-    let tty = std::io::stderr().is_terminal();
-    replayer.run(&trace, |done, total| {
-        if tty && (done % 256 == 0 || done == total) {
-            eprint!("\rreplay: {done}/{total} operations");
-            if done == total {
-                eprintln!();
-            }
+    let bar = super::progress(trace.ops.len() as u64, "replay");
+    replayer.run(&trace, |done, _| {
+        if done % 256 == 0 {
+            bar.set_position(done as u64);
         }
     })?;
+    bar.finish_and_clear();
+    // The end state, for the memory history (`texcache stats --plot` against --serve).
+    cache.sample_history();
     let stats = if entries {
         cache.stats_with_entries()
     } else {

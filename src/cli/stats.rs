@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use texcache::history::Sample;
 use texcache::{Error, Result, Stats};
 
 /// Where the socket is: `--socket`, else `stats.socket` of `--config` (or `TEXCACHE_CONFIG`).
@@ -22,9 +23,9 @@ fn socket_path(socket: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf
     Ok(cfg.stats.socket)
 }
 
-/// One snapshot over the socket.
-pub fn fetch(path: &Path, entries: bool) -> Result<(Stats, String)> {
-    let line = texcache::control::request(path, if entries { "stats entries" } else { "stats" })?;
+/// One snapshot over the socket: `stats`, `stats entries` or `stats history`.
+pub fn fetch(path: &Path, request: &str) -> Result<(Stats, String)> {
+    let line = texcache::control::request(path, request)?;
     let bad = |detail: String| Error::Socket {
         path: path.into(),
         detail,
@@ -45,14 +46,34 @@ pub fn run(
     json: bool,
     entries: bool,
     watch: Option<f64>,
+    plot: Option<&Path>,
 ) -> Result<()> {
     let path = socket_path(socket, config)?;
+    let request = if entries { "stats entries" } else { "stats" };
+    let started = std::time::Instant::now();
+    // Samples of our own, for an application that keeps no history.
+    let mut own: Vec<Sample> = Vec::new();
+    let mut sample_and_plot = |plot: &Path| -> Result<()> {
+        let (stats, _) = fetch(&path, "stats history")?;
+        let history = stats.history.clone().unwrap_or_default();
+        let samples = if history.is_empty() {
+            own.push(Sample::of(&stats, started.elapsed().as_millis() as u64));
+            own.as_slice()
+        } else {
+            history.as_slice()
+        };
+        texcache::plot::memory_svg(plot, samples, &format!("texcache: {}", path.display()))
+    };
     let Some(secs) = watch else {
-        let (stats, line) = fetch(&path, entries)?;
+        let (stats, line) = fetch(&path, request)?;
         if json {
             println!("{line}");
         } else {
             println!("{stats}");
+        }
+        if let Some(plot) = plot {
+            sample_and_plot(plot)?;
+            eprintln!("memory graph: {}", plot.display());
         }
         return Ok(());
     };
@@ -60,13 +81,16 @@ pub fn run(
     let tty = std::io::stdout().is_terminal();
     let period = Duration::from_secs_f64(secs.max(0.05));
     loop {
-        let (stats, line) = fetch(&path, entries)?;
+        let (stats, line) = fetch(&path, request)?;
         if json {
             println!("{line}");
         } else if tty {
             print!("\x1b[H\x1b[2J{stats}\n(every {secs} s; Ctrl-C to stop)\n");
         } else {
             println!("{stats}\n");
+        }
+        if let Some(plot) = plot {
+            sample_and_plot(plot)?;
         }
         std::thread::sleep(period);
     }

@@ -86,3 +86,37 @@ pub fn pngsuite_valid() -> Vec<String> {
     names.sort();
     names
 }
+
+/// Checks that `path` is well-formed SVG (parsed as XML) with a legend naming every one of
+/// `series`, and at least one line drawn per series.
+pub fn assert_svg(path: &Path, series: &[&str]) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not XML: {e}", path.display()));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for s in series {
+        assert!(
+            texts.contains(s),
+            "no series {s:?} in {}: {texts:?}",
+            path.display()
+        );
+    }
+    let lines = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") || n.has_tag_name("path"))
+        .count();
+    assert!(
+        lines >= series.len(),
+        "{lines} lines drawn for {} series",
+        series.len()
+    );
+}
+
+/// The series names of the memory graph.
+pub const MEMORY_SERIES: [&str; 5] = ["cpu used", "cpu budget", "gpu used", "gpu budget", "video"];
