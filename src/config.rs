@@ -27,10 +27,15 @@ pub struct Config {
     pub mediadir: PathBuf,
     /// Reject hrefs that resolve outside `mediadir`, symlinks included.
     pub confine: bool,
+    /// `[cpu]`: the decoded-bitmap tier.
     pub cpu: CpuConfig,
+    /// `[gpu]`: the texture tier.
     pub gpu: GpuConfig,
+    /// `[video]`: video nodes.
     pub video: VideoConfig,
+    /// `[loader]`: decoding threads and limits.
     pub loader: LoaderConfig,
+    /// `[stats]`: socket, trace recording, history.
     pub stats: StatsConfig,
 }
 
@@ -38,6 +43,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CpuConfig {
+    /// Bytes this tier may hold (SPEC §2).
     pub budget: ByteSize,
     /// 0 = unlimited.
     pub max_entries: u64,
@@ -47,11 +53,15 @@ pub struct CpuConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GpuConfig {
+    /// Bytes this tier may hold (SPEC §2).
     pub budget: ByteSize,
     /// 0 = unlimited.
     pub max_entries: u64,
+    /// Give every texture a full mip chain, rendered on the GPU.
     pub mipmaps: bool,
+    /// Keep the bitmap cached (unused) after uploading it.
     pub keep_cpu_copy: bool,
+    /// The wgpu backend texcache opens a device on.
     pub backend: Backend,
 }
 
@@ -60,10 +70,15 @@ pub struct GpuConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     #[default]
+    /// The best adapter of any primary backend, or GL.
     Auto,
+    /// Vulkan only.
     Vulkan,
+    /// OpenGL (ES) only.
     Gl,
+    /// Metal only.
     Metal,
+    /// Direct3D 12 only.
     Dx12,
 }
 
@@ -71,7 +86,9 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VideoConfig {
+    /// Decode ahead on a thread.
     pub threaded: bool,
+    /// Frames decoded ahead (the node's frame-buffer limit).
     pub queue_length: usize,
 }
 

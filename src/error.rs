@@ -21,66 +21,134 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The file behind an href does not exist.
     #[error("{href}: not found ({})", path.display())]
-    NotFound { href: String, path: PathBuf },
+    NotFound {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// The file or socket path it is about.
+        path: PathBuf,
+    },
     /// The file exists but may not be read.
     #[error("{href}: permission denied ({})", path.display())]
-    Permission { href: String, path: PathBuf },
+    Permission {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// The file or socket path it is about.
+        path: PathBuf,
+    },
     /// The href names a directory or another non-regular file.
     #[error("{href}: not a regular file ({})", path.display())]
-    NotAFile { href: String, path: PathBuf },
+    NotAFile {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// The file or socket path it is about.
+        path: PathBuf,
+    },
     /// Any other I/O failure while reading the file.
     #[error("{href}: cannot read {}: {source}", path.display())]
     Io {
+        /// The href as the caller gave it (or the file named).
         href: String,
+        /// The file or socket path it is about.
         path: PathBuf,
+        /// The operating system's error.
         source: Arc<std::io::Error>,
     },
     /// The data is not in a format texcache decodes.
     #[error("{href}: unsupported format: {detail}")]
-    Unsupported { href: String, detail: String },
+    Unsupported {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// What went wrong, in words (the decoder's or driver's message where there is one).
+        detail: String,
+    },
     /// The decoder rejected the data.
     #[error("{href}: corrupt data: {detail}")]
-    Corrupt { href: String, detail: String },
+    Corrupt {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// What went wrong, in words (the decoder's or driver's message where there is one).
+        detail: String,
+    },
     /// The image header announces more pixels than `loader.max_pixels`; nothing was decoded.
     #[error("{href}: too many pixels: {width}x{height} exceeds loader.max_pixels = {max}")]
     TooManyPixels {
+        /// The href as the caller gave it (or the file named).
         href: String,
+        /// Width the header announces.
         width: u32,
+        /// Height the header announces.
         height: u32,
+        /// The `loader.max_pixels` in force.
         max: u64,
     },
     /// `confine = true` and the href resolves outside `mediadir` (lexically or via a symlink).
     #[error("{href}: outside mediadir ({})", path.display())]
-    OutsideMediadir { href: String, path: PathBuf },
+    OutsideMediadir {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// The file or socket path it is about.
+        path: PathBuf,
+    },
     /// The GPU refused: no adapter, device lost, out of memory, validation.
     #[error("{href}: GPU error: {detail}")]
-    Gpu { href: String, detail: String },
+    Gpu {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// What went wrong, in words (the decoder's or driver's message where there is one).
+        detail: String,
+    },
     /// The loader panicked; the panic was caught and turned into this error.
     #[error("{href}: load panicked: {message}")]
-    LoadPanicked { href: String, message: String },
+    LoadPanicked {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// What went wrong, in words.
+        message: String,
+    },
     /// A configuration file is invalid.
     #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Config {
+        /// The file.
         file: PathBuf,
+        /// The line (1-based; 0 or none when the whole file is meant).
         line: Option<usize>,
+        /// What went wrong, in words.
         message: String,
     },
     /// A trace file is invalid.
     #[error("{}:{line}: {message}", file.display())]
     Trace {
+        /// The file.
         file: PathBuf,
+        /// The line (1-based; 0 or none when the whole file is meant).
         line: usize,
+        /// What went wrong, in words.
         message: String,
     },
     /// The control socket cannot be served (SPEC §9).
     #[error("control socket {path}: {detail}")]
-    Socket { path: PathBuf, detail: String },
+    Socket {
+        /// The file or socket path it is about.
+        path: PathBuf,
+        /// What went wrong, in words (the decoder's or driver's message where there is one).
+        detail: String,
+    },
     /// A graph could not be drawn or written.
     #[error("{}: cannot write the graph: {detail}", path.display())]
-    Plot { path: PathBuf, detail: String },
+    Plot {
+        /// The file or socket path it is about.
+        path: PathBuf,
+        /// What went wrong, in words (the decoder's or driver's message where there is one).
+        detail: String,
+    },
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
     #[error("{href}: {detail}")]
-    Video { href: String, detail: String },
+    Video {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// What went wrong, in words (the decoder's or driver's message where there is one).
+        detail: String,
+    },
 }
 
 impl Error {

@@ -19,9 +19,13 @@ use std::time::{Duration, Instant};
 pub struct Sample {
     /// Milliseconds since the cache was created.
     pub t_ms: u64,
+    /// CPU tier bytes used.
     pub cpu_used: u64,
+    /// CPU tier budget.
     pub cpu_budget: u64,
+    /// GPU tier bytes used.
     pub gpu_used: u64,
+    /// GPU tier budget.
     pub gpu_budget: u64,
     /// Video nodes' frames and textures (CPU and GPU bytes together).
     pub video_bytes: u64,

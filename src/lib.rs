@@ -37,6 +37,8 @@
 //! time), [`plot`] (memory and miss-ratio graphs as SVG), [`control`] (the control socket),
 //! [`trace`] (trace files, replay and recording).
 
+#![warn(missing_docs)]
+
 pub mod bitmap;
 pub mod cache;
 pub mod config;

@@ -136,11 +136,17 @@ pub fn memory_svg(path: &Path, samples: &[Sample], title: &str) -> Result<()> {
 /// One row of a budget sweep (`texcache tune`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct TunePoint {
+    /// Which tier.
     pub tier: &'static str,
+    /// Bytes this tier may hold (SPEC §2).
     pub budget: u64,
+    /// hits / (hits + misses).
     pub hit_ratio: f64,
+    /// Loads (SPEC §3.1).
     pub misses: u64,
+    /// Entries evicted (SPEC §3.4).
     pub evictions: u64,
+    /// The highest `used` at the end of any operation.
     pub peak_used: u64,
 }
 

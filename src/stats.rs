@@ -11,19 +11,33 @@ use std::fmt;
 /// `used == in_use + unused` and `over_budget == max(0, used - budget)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierStats {
+    /// Bytes this tier may hold (SPEC §2).
     pub budget: u64,
+    /// Bytes held (in use + unused).
     pub used: u64,
+    /// Bytes of entries with live handles.
     pub in_use: u64,
+    /// Bytes of entries without handles (evictable).
     pub unused: u64,
+    /// max(0, used - budget).
     pub over_budget: u64,
+    /// The highest `used` at the end of any operation.
     pub peak_used: u64,
+    /// Entries held.
     pub entries: u64,
+    /// Entries with live handles.
     pub in_use_entries: u64,
+    /// Acquires served from the cache.
     pub hits: u64,
+    /// Loads (SPEC §3.1).
     pub misses: u64,
+    /// Acquires that waited for another caller's load of the same key.
     pub coalesced: u64,
+    /// Entries evicted (SPEC §3.4).
     pub evictions: u64,
+    /// Bytes evicted.
     pub evicted_bytes: u64,
+    /// Loads that failed.
     pub failures: u64,
 }
 
@@ -42,10 +56,15 @@ impl TierStats {
 /// The video section.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoStats {
+    /// Open video nodes.
     pub nodes: u64,
+    /// Nodes playing.
     pub playing: u64,
+    /// Frames decoded and waiting.
     pub queued_frames: u64,
+    /// Bytes of its frame buffers (queued, held and pooled).
     pub cpu_bytes: u64,
+    /// Bytes of its texture.
     pub gpu_bytes: u64,
 }
 
@@ -82,13 +101,21 @@ impl PixelFormat {
 /// One entry of `--entries`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryInfo {
+    /// Which tier.
     pub tier: String,
+    /// The key (lookup string).
     pub key: String,
+    /// Bytes it counts (SPEC §2).
     pub bytes: u64,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Pixel format.
     pub format: PixelFormat,
+    /// Live handles.
     pub refs: u64,
+    /// Milliseconds since its last release (0 while in use).
     pub idle_ms: u64,
 }
 
@@ -102,11 +129,16 @@ pub struct EntryInfo {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// The CPU tier (decoded bitmaps).
     pub cpu: TierStats,
+    /// The GPU tier (textures).
     pub gpu: TierStats,
+    /// Video nodes.
     pub video: VideoStats,
+    /// The process section.
     pub process: ProcessStats,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Entries held.
     pub entries: Option<Vec<serde_json::Value>>,
     /// Recent memory samples, oldest first (`stats history` on the socket).
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -33,7 +33,9 @@ pub trait Resource: Send + Sync + 'static {
 /// Which tier, for stats and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TierKind {
+    /// Decoded bitmaps.
     Cpu,
+    /// Textures.
     Gpu,
 }
 

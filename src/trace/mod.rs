@@ -20,27 +20,72 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// `bitmap ID HREF`
-    Bitmap { id: String, href: String },
+    Bitmap {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// The href.
+        href: String,
+    },
     /// `texture ID HREF`
-    Texture { id: String, href: String },
+    Texture {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// The href.
+        href: String,
+    },
     /// `release ID`
-    Release { id: String },
+    Release {
+        /// The ID it is known by in the trace.
+        id: String,
+    },
     /// `remove HREF`
-    Remove { href: String },
+    Remove {
+        /// The href.
+        href: String,
+    },
     /// `trim cpu|gpu SIZE`
-    Trim { tier: TierKind, bytes: u64 },
+    Trim {
+        /// `cpu` or `gpu`.
+        tier: TierKind,
+        /// The size in bytes.
+        bytes: u64,
+    },
     /// `budget cpu|gpu SIZE`
-    Budget { tier: TierKind, bytes: u64 },
+    Budget {
+        /// `cpu` or `gpu`.
+        tier: TierKind,
+        /// The size in bytes.
+        bytes: u64,
+    },
     /// `video ID HREF`
-    Video { id: String, href: String },
+    Video {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// The href.
+        href: String,
+    },
     /// `play ID`
-    Play { id: String },
+    Play {
+        /// The ID it is known by in the trace.
+        id: String,
+    },
     /// `wait ID`
-    Wait { id: String },
+    Wait {
+        /// The ID it is known by in the trace.
+        id: String,
+    },
     /// `next ID [N]`
-    Next { id: String, n: u64 },
+    Next {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// Frames to take.
+        n: u64,
+    },
     /// `stop ID`
-    Stop { id: String },
+    Stop {
+        /// The ID it is known by in the trace.
+        id: String,
+    },
 }
 
 impl std::fmt::Display for Op {
@@ -65,7 +110,9 @@ impl std::fmt::Display for Op {
 /// A parsed trace: operations with their line numbers.
 #[derive(Debug, Clone)]
 pub struct Trace {
+    /// The file it was read from.
     pub file: PathBuf,
+    /// The operations with their line numbers.
     pub ops: Vec<(usize, Op)>,
 }
 

@@ -200,19 +200,31 @@ impl Inner {
 /// A snapshot of one node, for the stats (SPEC §6).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NodeStats {
+    /// The href it was opened with.
     pub href: String,
+    /// `stopped`, `paused` or `playing`.
     pub state: &'static str,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Pixel format.
     pub format: PixelFormat,
+    /// Frames decoded ahead (the node's frame-buffer limit).
     pub queue_length: u64,
+    /// Frames decoded and waiting.
     pub queued_frames: u64,
     /// Frames taken by the consumer and not dropped.
     pub held_frames: u64,
+    /// Bytes of its frame buffers (queued, held and pooled).
     pub cpu_bytes: u64,
+    /// Bytes of its texture.
     pub gpu_bytes: u64,
+    /// The index of the next frame to be taken.
     pub next_frame: u64,
+    /// The source has no more frames.
     pub end_of_stream: bool,
+    /// Frames skipped as late by the playback clock.
     pub dropped_frames: u64,
 }
 

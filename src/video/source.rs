@@ -24,7 +24,9 @@ pub enum Matrix {
 /// What a source tells about itself before any frame is decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoInfo {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// `Yuv420` or `Rgba8`.
     pub format: PixelFormat,
@@ -34,6 +36,7 @@ pub struct VideoInfo {
     pub frames: Option<u64>,
     /// Full-range (0–255) rather than limited-range (16–235) luma; Y4M's `XCOLORRANGE`.
     pub full_range: bool,
+    /// YUV matrix.
     pub matrix: Matrix,
 }
 
