@@ -309,18 +309,13 @@ fn tune_sweeps_budgets_and_plots_the_miss_ratio_curve() {
     let cfg = tmp.path().join("cfg.toml");
     std::fs::write(&cfg, "mediadir = \".\"\n").unwrap();
     let svg = tmp.path().join("tune.svg");
-    let (ok, out, err) = texcache(&[
-        "tune",
-        "--trace",
-        file.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--cpu-budgets",
-        "2000,4000,4KiB",
-        "--json",
-        "--plot",
-        svg.to_str().unwrap(),
-    ]);
+    let tune = |extra: &[&str]| {
+        let (file, cfg) = (file.to_str().unwrap(), cfg.to_str().unwrap());
+        let mut args = vec!["tune", "--trace", file, "--config", cfg, "--cpu-budgets"];
+        args.extend_from_slice(extra);
+        texcache(&args)
+    };
+    let (ok, out, err) = tune(&["2000,4000,4KiB", "--json", "--plot", svg.to_str().unwrap()]);
     assert!(ok, "{err}");
     let rows: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let rows = rows.as_array().unwrap();
@@ -338,15 +333,7 @@ fn tune_sweeps_budgets_and_plots_the_miss_ratio_curve() {
     assert!((get(1, "hit_ratio") - 20.0 / 30.0).abs() < 1e-9);
     common::assert_svg(&svg, &["cpu miss ratio"]);
 
-    let (ok, table, _) = texcache(&[
-        "tune",
-        "--trace",
-        file.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--cpu-budgets",
-        "2000,4000",
-    ]);
+    let (ok, table, _) = tune(&["2000,4000"]);
     assert!(ok);
     assert!(
         table.contains("hit ratio") && table.contains("66.7%"),

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// The built example `name` (cargo test builds the examples; built here if missing).
 fn example(name: &str) -> PathBuf {
@@ -100,32 +99,13 @@ fn video_player_converts_frames_and_frees_everything_on_stop() {
 fn embed_stats_answers_texcache_stats() {
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("app.sock");
-    let mut app = Command::new(example("embed_stats"))
-        .arg(&sock)
-        .arg("30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(app.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut cmd = Command::new(example("embed_stats"));
+    cmd.arg(&sock).arg("30");
+    let (mut app, line) = common::spawn_until_line(cmd);
     assert!(line.starts_with("serving"), "{line}");
-    let texcache = env!("CARGO_BIN_EXE_texcache");
     let svg = tmp.path().join("memory.svg");
-    let json = Command::new(texcache)
-        .args(["stats", "--json", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    let plot = Command::new(texcache)
-        .args(["stats", "--socket"])
-        .arg(&sock)
-        .arg("--plot")
-        .arg(&svg)
-        .output()
-        .unwrap();
+    let json = common::stats_over(&sock, &["--json"]);
+    let plot = common::stats_over(&sock, &["--plot", svg.to_str().unwrap()]);
     app.kill().unwrap();
     app.wait().unwrap();
     assert!(

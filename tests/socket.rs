@@ -2,11 +2,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use texcache::control::request;
 use texcache::{Cache, Error};
 
@@ -167,42 +167,21 @@ fn texcache_stats_against_replay_serve_matches_the_replay() {
     .unwrap();
     let sock = tmp.path().join("replay.sock");
     let exe = env!("CARGO_BIN_EXE_texcache");
-    let mut child = Command::new(exe)
-        .args(["replay", "--json", "--hold", "60", "--trace"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["replay", "--json", "--hold", "60", "--trace"])
         .arg(&trace)
         .arg("--config")
         .arg(&cfg)
         .arg("--serve")
         .arg(&sock)
-        .env_remove("TEXCACHE_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .env_remove("TEXCACHE_CONFIG");
     // The replay binds the socket before it prints its final JSON.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = common::spawn_until_line(cmd);
     let replayed = json(line.trim());
-    let out = Command::new(exe)
-        .args(["stats", "--json", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    let table = Command::new(exe)
-        .args(["stats", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
+    let out = common::stats_over(&sock, &["--json"]);
+    let table = common::stats_over(&sock, &[]);
     let svg = tmp.path().join("memory.svg");
-    let plotted = Command::new(exe)
-        .args(["stats", "--socket"])
-        .arg(&sock)
-        .arg("--plot")
-        .arg(&svg)
-        .output()
-        .unwrap();
+    let plotted = common::stats_over(&sock, &["--plot", svg.to_str().unwrap()]);
     let history = texcache::control::request(&sock, "stats history").unwrap();
     child.kill().unwrap();
     child.wait().unwrap();

@@ -53,17 +53,17 @@ pub fn run(
     let started = std::time::Instant::now();
     // Samples of our own, for an application that keeps no history.
     let mut own: Vec<Sample> = Vec::new();
-    let mut sample_and_plot = |plot: &Path| -> Result<()> {
+    // The application's own history, or (if it keeps none) our samples so far.
+    let mut samples = || -> Result<Vec<Sample>> {
         let (stats, _) = fetch(&path, "stats history")?;
         let history = stats.history.clone().unwrap_or_default();
-        let samples = if history.is_empty() {
-            own.push(Sample::of(&stats, started.elapsed().as_millis() as u64));
-            own.as_slice()
-        } else {
-            history.as_slice()
-        };
-        texcache::plot::memory_svg(plot, samples, &format!("texcache: {}", path.display()))
+        if !history.is_empty() {
+            return Ok(history);
+        }
+        own.push(Sample::of(&stats, started.elapsed().as_millis() as u64));
+        Ok(own.clone())
     };
+    let title = format!("texcache: {}", path.display());
     let Some(secs) = watch else {
         let (stats, line) = fetch(&path, request)?;
         if json {
@@ -72,8 +72,7 @@ pub fn run(
             println!("{stats}");
         }
         if let Some(plot) = plot {
-            sample_and_plot(plot)?;
-            eprintln!("memory graph: {}", plot.display());
+            super::write_memory_plot(plot, &samples()?, &title)?;
         }
         return Ok(());
     };
@@ -90,7 +89,7 @@ pub fn run(
             println!("{stats}\n");
         }
         if let Some(plot) = plot {
-            sample_and_plot(plot)?;
+            texcache::plot::memory_svg(plot, &samples()?, &title)?;
         }
         std::thread::sleep(period);
     }

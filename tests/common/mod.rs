@@ -120,3 +120,30 @@ pub fn assert_svg(path: &Path, series: &[&str]) {
 
 /// The series names of the memory graph.
 pub const MEMORY_SERIES: [&str; 5] = ["cpu used", "cpu budget", "gpu used", "gpu budget", "video"];
+
+/// `texcache stats --socket SOCK ARGS...`, run to completion.
+pub fn stats_over(sock: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_texcache"))
+        .arg("stats")
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Spawns `cmd` with its stdout piped and returns it with its first line of output (a
+/// server's "ready" line), read without any sleep.
+pub fn spawn_until_line(mut cmd: std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
