@@ -56,6 +56,7 @@ impl Key {
         }
     }
     /// The lookup string (relative to mediadir when inside it).
+    #[inline]
     pub fn lookup(&self) -> &str {
         &self.path[self.start..]
     }
@@ -72,11 +73,13 @@ pub struct KeyStr(str);
 
 impl KeyStr {
     /// Wraps a lookup string.
+    #[inline]
     pub fn new(lookup: &str) -> &KeyStr {
         // SAFETY: `KeyStr` is a `repr(transparent)` wrapper around `str`.
         unsafe { &*(lookup as *const str as *const KeyStr) }
     }
     /// The hash of a lookup string: foldhash with a per-process random seed.
+    #[inline]
     pub fn hash_of(lookup: &str) -> u64 {
         use std::hash::BuildHasher;
         static SEED: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
@@ -87,22 +90,26 @@ impl KeyStr {
 }
 
 impl Hash for KeyStr {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(KeyStr::hash_of(&self.0))
     }
 }
 
 impl Borrow<KeyStr> for Key {
+    #[inline]
     fn borrow(&self) -> &KeyStr {
         KeyStr::new(self.lookup())
     }
 }
 impl Hash for Key {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash)
     }
 }
 impl PartialEq for Key {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         (Arc::ptr_eq(&self.path, &other.path) && self.start == other.start)
             || (self.hash == other.hash && self.lookup() == other.lookup())
@@ -131,12 +138,14 @@ pub struct KeyHasher(u64);
 
 impl std::hash::BuildHasher for KeyHash {
     type Hasher = KeyHasher;
+    #[inline]
     fn build_hasher(&self) -> KeyHasher {
         KeyHasher(0)
     }
 }
 
 impl Hasher for KeyHasher {
+    #[inline]
     fn write_u64(&mut self, h: u64) {
         self.0 = h;
     }
@@ -147,6 +156,7 @@ impl Hasher for KeyHasher {
             self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
@@ -183,6 +193,7 @@ impl Resolver {
     }
 
     /// The lookup string of `href`: borrowed from `href` when it is already normal. No I/O.
+    #[inline]
     pub fn lookup<'a>(&self, href: &'a str) -> Cow<'a, str> {
         if !href.starts_with('/') {
             if is_normal_relative(href) {
@@ -238,6 +249,7 @@ impl Resolver {
 /// True if `href` is relative and has no empty, `.` or `..` component. This runs on every
 /// hit, so the common case (no component starts with `.`, no `//`) is decided by visiting only
 /// the separators.
+#[inline]
 fn is_normal_relative(href: &str) -> bool {
     let b = href.as_bytes();
     let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
@@ -246,7 +258,14 @@ fn is_normal_relative(href: &str) -> bool {
     if first == b'/' || last == b'/' {
         return false;
     }
-    if first != b'.' && memchr::memchr_iter(b'/', b).all(|i| !matches!(b[i + 1], b'/' | b'.')) {
+    // Hrefs are short: one pass over the bytes beats setting up a vectorised search.
+    let mut after_sep = true;
+    let mut dotted = false;
+    for &c in b {
+        dotted |= after_sep && matches!(c, b'/' | b'.');
+        after_sep = c == b'/';
+    }
+    if !dotted {
         return true;
     }
     // Some component starts with a dot: only `.` and `..` are bad.

@@ -88,10 +88,12 @@ fn entry_addr<R: Resource>(p: EntryPtr<Homed<R>>) -> usize {
     addr(unsafe { p.get() })
 }
 
-/// A resource plus the way home.
+/// A resource plus the way home. `home` comes first so that it shares the entry's first cache
+/// line with the fields a release touches (see [`core::Entry`]).
+#[repr(C)]
 pub(crate) struct Homed<R: Resource> {
-    res: R,
     home: Arc<Shared<R>>,
+    res: R,
 }
 
 /// One byte-budgeted, thread-safe tier. Dropping it frees every unused entry; entries still in
@@ -458,6 +460,7 @@ impl<R: Resource> fmt::Debug for Handle<R> {
 }
 
 /// A coarse monotonic clock in milliseconds: cheap enough for the release path.
+#[inline]
 pub(crate) fn now_ms() -> u64 {
     #[cfg(target_os = "linux")]
     {
