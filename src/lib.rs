@@ -50,6 +50,7 @@ pub mod key;
 pub mod plot;
 pub mod samples;
 pub mod stats;
+mod sync;
 pub mod tier;
 pub mod trace;
 pub mod units;

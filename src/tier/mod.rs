@@ -13,7 +13,7 @@ use self::log::{Batch, Event, TierLog};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::stats::{EntryInfo, PixelFormat, TierStats};
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};

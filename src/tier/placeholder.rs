@@ -10,7 +10,7 @@
 use super::core::EntryPtr;
 use crate::error::Result;
 use crate::key::Key;
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A load in flight for one key.
