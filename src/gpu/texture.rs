@@ -6,6 +6,7 @@ use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
 use crate::stats::PixelFormat;
 use crate::tier::Resource;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// A texture in the GPU tier: RGBA8 bitmaps as `Rgba8UnormSrgb`, Gray8 as `R8Unorm`; one mip
@@ -148,11 +149,14 @@ impl Texture {
             label: Some(href),
             ..Default::default()
         });
+        let bytes = mipmap::texture_bytes(size.width, size.height, bpp as u64, levels);
+        LIVE_TEXTURES.fetch_add(1, Ordering::Relaxed);
+        LIVE_TEXTURE_BYTES.fetch_add(bytes as i64, Ordering::Relaxed);
         Ok(Texture {
             texture,
             view,
             format: bitmap.format(),
-            bytes: mipmap::texture_bytes(size.width, size.height, bpp as u64, levels),
+            bytes,
             gpu: gpu.clone(),
         })
     }
@@ -173,7 +177,27 @@ impl Resource for Texture {
 impl Drop for Texture {
     fn drop(&mut self) {
         self.texture.destroy();
+        LIVE_TEXTURES.fetch_sub(1, Ordering::Relaxed);
+        LIVE_TEXTURE_BYTES.fetch_sub(self.bytes as i64, Ordering::Relaxed);
     }
+}
+
+static LIVE_TEXTURES: AtomicI64 = AtomicI64::new(0);
+static LIVE_TEXTURE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+/// Cached textures alive in this process and their bytes (for leak checks), like
+/// [`crate::bitmap::live_bitmaps`]. Video textures are not counted here (the video stats show
+/// them).
+///
+/// ```
+/// let (textures, bytes) = texcache::gpu::live_textures();
+/// assert!(textures >= 0 && bytes >= 0);
+/// ```
+pub fn live_textures() -> (i64, i64) {
+    (
+        LIVE_TEXTURES.load(Ordering::Relaxed),
+        LIVE_TEXTURE_BYTES.load(Ordering::Relaxed),
+    )
 }
 
 impl std::fmt::Debug for Texture {
