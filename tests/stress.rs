@@ -108,7 +108,7 @@ fn random_operations_from_many_threads_keep_the_invariants() {
         );
         let with_gpu = gpu.is_some();
         std::thread::spawn(move || {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1234_5678_9ABC);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678_9ABC));
             let pick = |rng: &mut Rng| hrefs[rng.below(hrefs.len() as u64) as usize].as_str();
             for _ in 0..BATCHES {
                 let mut bitmaps = Vec::new();
@@ -126,11 +126,9 @@ fn random_operations_from_many_threads_keep_the_invariants() {
                                 ),
                             }
                         }
-                        45..=59 => {
-                            if !bitmaps.is_empty() {
-                                let i = rng.below(bitmaps.len() as u64) as usize;
-                                bitmaps.swap_remove(i);
-                            }
+                        45..=59 if !bitmaps.is_empty() => {
+                            let i = rng.below(bitmaps.len() as u64) as usize;
+                            bitmaps.swap_remove(i);
                         }
                         60..=67 => {
                             if let Some(h) = bitmaps.last() {
