@@ -201,10 +201,7 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
             },
         });
     }
-    let mut limits = Limits::no_limits();
-    // Room for the largest intermediate: 16-bit RGBA of max_pixels.
-    limits.max_alloc = Some(max_pixels.saturating_mul(8));
-    reader.limits(limits);
+    reader.limits(limits(max_pixels));
     let decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
     let (width, height) = decoder.dimensions();
     check_pixels(href, width, height, max_pixels)?;
@@ -292,8 +289,17 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     Ok(Bitmap::new(width, height, format, pixels))
 }
 
+/// The allocation limits `image`'s decoders get for images of at most `max_pixels` pixels: room
+/// for the largest intermediate, 16-bit RGBA of `max_pixels` (or an animation's RGBA canvas
+/// plus one RGBA frame).
+pub(crate) fn limits(max_pixels: u64) -> Limits {
+    let mut limits = Limits::no_limits();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    limits
+}
+
 /// Refuses images over `loader.max_pixels`, from their header, before any pixel memory exists.
-fn check_pixels(href: &str, width: u32, height: u32, max_pixels: u64) -> Result<()> {
+pub(crate) fn check_pixels(href: &str, width: u32, height: u32, max_pixels: u64) -> Result<()> {
     if width as u64 * height as u64 > max_pixels {
         return Err(Error::TooManyPixels {
             href: href.into(),

@@ -297,7 +297,8 @@ impl Cache {
             let cfg = inner.config.lock();
             (cfg.video.threaded, cfg.video.queue_length)
         };
-        let node = VideoNode::open(href, path, threaded, queue_length)?;
+        let max_pixels = inner.max_pixels.load(Ordering::Relaxed);
+        let node = VideoNode::open(href, path, threaded, queue_length, max_pixels)?;
         let mut videos = inner.videos.lock();
         videos.retain(|w| w.strong_count() > 0);
         videos.push(Arc::downgrade(node.shared()));

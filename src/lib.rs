@@ -35,7 +35,7 @@
 //! loading), [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the
 //! node texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
 //! time), [`plot`] (memory and miss-ratio graphs as SVG), [`control`] (the control socket),
-//! [`trace`] (trace files, replay and recording).
+//! [`trace`] (trace files, replay and recording), [`fuzzing`] (the fuzz targets' entry points).
 
 #![warn(missing_docs)]
 
@@ -44,6 +44,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod fuzzing;
 pub mod gpu;
 pub mod history;
 pub mod key;

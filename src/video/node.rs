@@ -156,6 +156,8 @@ impl std::fmt::Debug for Frame {
 pub(crate) struct Shared {
     pub(crate) href: String,
     path: PathBuf,
+    /// `loader.max_pixels` when the node was opened; the decoder reopens the file with it.
+    max_pixels: u64,
     pub(crate) info: Arc<VideoInfo>,
     queue_length: usize,
     state: Mutex<Inner>,
@@ -163,6 +165,25 @@ pub(crate) struct Shared {
     decoder: Condvar,
     /// Wakes the consumer: a frame queued, end of stream, an error.
     consumer: Condvar,
+}
+
+impl Shared {
+    /// Opens the file again for decoding. A file replaced since the node was opened must still
+    /// have the node's frame size and format: the node's buffers and texture are sized for it.
+    fn reopen(&self) -> Result<Box<dyn FrameSource>> {
+        let src = source::open(&self.href, &self.path, self.max_pixels)?;
+        let (a, b) = (src.info(), &*self.info);
+        if (a.width, a.height, a.format) != (b.width, b.height, b.format) {
+            return Err(Error::Video {
+                href: self.href.clone(),
+                detail: format!(
+                    "the file changed since the node was opened: {}x{} {:?}, was {}x{} {:?}",
+                    a.width, a.height, a.format, b.width, b.height, b.format
+                ),
+            });
+        }
+        Ok(src)
+    }
 }
 
 struct Inner {
@@ -353,13 +374,15 @@ impl VideoNode {
         path: PathBuf,
         threaded: bool,
         queue_length: usize,
+        max_pixels: u64,
     ) -> Result<VideoNode> {
-        let src = source::open(href, &path)?;
+        let src = source::open(href, &path, max_pixels)?;
         let info = Arc::new(src.info().clone());
         Ok(VideoNode {
             shared: Arc::new(Shared {
                 href: href.into(),
                 path,
+                max_pixels,
                 info,
                 queue_length: queue_length.max(1),
                 state: Mutex::new(Inner {
@@ -457,7 +480,7 @@ impl VideoNode {
                 }
             }
         } else if self.source.is_none() {
-            self.source = Some(source::open(&self.shared.href, &self.shared.path)?);
+            self.source = Some(self.shared.reopen()?);
         }
         Ok(())
     }
@@ -661,7 +684,7 @@ impl Drop for VideoNode {
 }
 
 fn decoder_thread(shared: Arc<Shared>) {
-    let mut src = match source::open(&shared.href, &shared.path) {
+    let mut src = match shared.reopen() {
         Ok(s) => s,
         Err(e) => {
             let mut st = shared.state.lock();

@@ -72,8 +72,10 @@ pub trait FrameSource: Send {
     fn seek(&mut self, index: u64) -> Result<()>;
 }
 
-/// Opens the source for `path` by its content: `YUV4MPEG2` files, else an animation.
-pub fn open(href: &str, path: &Path) -> Result<Box<dyn FrameSource>> {
+/// Opens the source for `path` by its content: `YUV4MPEG2` files, else an animation. Frames of
+/// more than `max_pixels` pixels (`loader.max_pixels`) are refused from the header, before any
+/// frame memory is allocated.
+pub fn open(href: &str, path: &Path, max_pixels: u64) -> Result<Box<dyn FrameSource>> {
     let mut file = File::open(path).map_err(|e| Error::io(href, path, e))?;
     if file
         .metadata()
@@ -90,9 +92,9 @@ pub fn open(href: &str, path: &Path) -> Result<Box<dyn FrameSource>> {
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(href, path, e))?;
     if &magic[..n] == b"YUV4MPEG2" {
-        Ok(Box::new(Y4m::new(href, path, file)?))
+        Ok(Box::new(Y4m::new(href, path, file, max_pixels)?))
     } else {
-        Ok(Box::new(Animation::open(href, path)?))
+        Ok(Box::new(Animation::open(href, path, max_pixels)?))
     }
 }
 
@@ -122,8 +124,8 @@ pub struct Y4m {
 const MAX_HEADER: usize = 4096;
 
 impl Y4m {
-    /// Parses the header of an open file.
-    pub fn new(href: &str, path: &Path, file: File) -> Result<Y4m> {
+    /// Parses the header of an open file, refusing frames of more than `max_pixels` pixels.
+    pub fn new(href: &str, path: &Path, file: File, max_pixels: u64) -> Result<Y4m> {
         let bad = |detail: String| Error::Video {
             href: href.into(),
             detail,
@@ -184,6 +186,7 @@ impl Y4m {
         if w == 0 || h == 0 {
             return Err(bad(format!("missing or zero frame size ({w}x{h})")));
         }
+        crate::bitmap::check_pixels(href, w, h, max_pixels)?;
         let data_start = header.len() as u64 + 1;
         let mut info = VideoInfo {
             width: w,
@@ -305,6 +308,7 @@ pub struct Animation {
     href: String,
     path: PathBuf,
     info: VideoInfo,
+    max_pixels: u64,
     frames: Option<SendFrames>,
     next: u64,
 }
@@ -322,9 +326,10 @@ fn send<T: Send>(t: T) -> T {
 }
 
 impl Animation {
-    /// Opens an animation and reads its first frame's size and delay.
-    pub fn open(href: &str, path: &Path) -> Result<Animation> {
-        let mut frames = Self::frames(href, path)?;
+    /// Opens an animation and reads its first frame's size and delay, refusing canvases of more
+    /// than `max_pixels` pixels from the header.
+    pub fn open(href: &str, path: &Path, max_pixels: u64) -> Result<Animation> {
+        let mut frames = Self::frames(href, path, max_pixels)?;
         let first = frames
             .0
             .next()
@@ -335,6 +340,7 @@ impl Animation {
             .map_err(|e| crate::bitmap::classify(href, e))?;
         let (n, d) = first.delay().numer_denom_ms();
         let (w, h) = first.buffer().dimensions();
+        crate::bitmap::check_pixels(href, w, h, max_pixels)?;
         let rate = if n == 0 { (10, 1) } else { (1000 * d, n) };
         Ok(Animation {
             href: href.into(),
@@ -348,12 +354,17 @@ impl Animation {
                 full_range: true,
                 matrix: Matrix::Bt601,
             },
+            max_pixels,
             frames: None,
             next: 0,
         })
     }
 
-    fn frames(href: &str, path: &Path) -> Result<SendFrames> {
+    /// A frame iterator from the start of the file. The canvas size is checked against
+    /// `max_pixels` from the header first, and the decoder gets allocation limits: `image`'s
+    /// animation decoders come with none, so a GIF whose logical screen or frame claims
+    /// 65535x65535 asked for 16 GiB (the fuzzer found both; `tests/fuzz/video/`).
+    fn frames(href: &str, path: &Path, max_pixels: u64) -> Result<SendFrames> {
         use image::AnimationDecoder;
         let file = File::open(path).map_err(|e| Error::io(href, path, e))?;
         let mut r = BufReader::new(file);
@@ -364,26 +375,38 @@ impl Animation {
         r.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(href, path, e))?;
         let classify = |e| crate::bitmap::classify(href, e);
+        // `image`'s animation decoders come without limits: bound both the canvas (from the
+        // header) and every allocation they make while decoding frames.
+        let check = |d: &mut dyn image::ImageDecoder| {
+            let (w, h) = d.dimensions();
+            crate::bitmap::check_pixels(href, w, h, max_pixels)?;
+            d.set_limits(crate::bitmap::limits(max_pixels))
+                .map_err(classify)
+        };
         let unsupported = |what: &str| Error::Unsupported {
             href: href.into(),
             detail: format!("{what} is not a video source (YUV4MPEG2, GIF, APNG, WebP)"),
         };
         Ok(SendFrames(match fmt {
             Some(image::ImageFormat::Gif) => {
-                send(image::codecs::gif::GifDecoder::new(r).map_err(classify)?).into_frames()
+                let mut d = image::codecs::gif::GifDecoder::new(r).map_err(classify)?;
+                check(&mut d)?;
+                send(d).into_frames()
             }
             Some(image::ImageFormat::Png) => {
-                let d = image::codecs::png::PngDecoder::new(r).map_err(classify)?;
+                let mut d = image::codecs::png::PngDecoder::new(r).map_err(classify)?;
                 if !d.is_apng().map_err(classify)? {
                     return Err(unsupported("a still PNG"));
                 }
+                check(&mut d)?;
                 send(d.apng().map_err(classify)?).into_frames()
             }
             Some(image::ImageFormat::WebP) => {
-                let d = image::codecs::webp::WebPDecoder::new(r).map_err(classify)?;
+                let mut d = image::codecs::webp::WebPDecoder::new(r).map_err(classify)?;
                 if !d.has_animation() {
                     return Err(unsupported("a still WebP"));
                 }
+                check(&mut d)?;
                 send(d).into_frames()
             }
             _ => return Err(unsupported("this file")),
@@ -398,7 +421,7 @@ impl FrameSource for Animation {
 
     fn read_frame(&mut self, buf: &mut [u8]) -> Result<bool> {
         if self.frames.is_none() {
-            self.frames = Some(Self::frames(&self.href, &self.path)?);
+            self.frames = Some(Self::frames(&self.href, &self.path, self.max_pixels)?);
         }
         let Some(frame) = self.frames.as_mut().and_then(|f| f.0.next()) else {
             return Ok(false);
@@ -417,7 +440,7 @@ impl FrameSource for Animation {
     }
 
     fn seek(&mut self, index: u64) -> Result<()> {
-        self.frames = Some(Self::frames(&self.href, &self.path)?);
+        self.frames = Some(Self::frames(&self.href, &self.path, self.max_pixels)?);
         self.next = 0;
         let frames = self.frames.as_mut().expect("just set");
         while self.next < index {
