@@ -136,3 +136,50 @@ fn symlinks_swapped_in_after_caching_are_refused_under_confine() {
     common::png(&media, "a.png", 2, 2);
     assert_eq!(cache.bitmap("a.png").unwrap().width(), 2);
 }
+
+#[test]
+fn a_video_replaced_by_another_frame_size_is_refused_and_huge_frames_from_the_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("clip.y4m");
+    for threaded in [true, false] {
+        let mut cfg = texcache::Config::default();
+        cfg.mediadir = tmp.path().into();
+        cfg.video.threaded = threaded;
+        let cache = Cache::new(cfg).unwrap();
+        texcache::samples::write_y4m(&path, 32, 16, 3).unwrap();
+        let mut node = cache.video("clip.y4m").unwrap();
+        node.play().unwrap();
+        assert!(node.next_frame().unwrap().is_some());
+        node.stop();
+        // Replaced while stopped: playing again opens it again, and refuses the new size.
+        texcache::samples::write_y4m(&path, 64, 16, 3).unwrap();
+        let err = match node.play() {
+            Err(e) => e,
+            Ok(()) => node.next_frame().unwrap_err(),
+        };
+        assert!(
+            matches!(err, Error::Video { .. }) && err.to_string().contains("changed"),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("clip.y4m"), "{err}");
+        node.stop();
+        assert_eq!(cache.stats().video.cpu_bytes, 0);
+
+        // `loader.max_pixels` bounds video frames too, from the header.
+        let toml = tmp.path().join("small.toml");
+        std::fs::write(&toml, format!("[loader]\nmax_pixels = {}\n", 64 * 16 - 1)).unwrap();
+        cache.reload_config(&toml).unwrap();
+        match cache.video("clip.y4m") {
+            Err(
+                e @ Error::TooManyPixels {
+                    width: 64,
+                    height: 16,
+                    ..
+                },
+            ) => {
+                assert!(e.to_string().starts_with("clip.y4m"), "{e}")
+            }
+            other => panic!("{:?}", other.map(|n| n.info().width)),
+        }
+    }
+}
