@@ -98,6 +98,7 @@ fn random_operations_from_many_threads_keep_the_invariants() {
     let acquires = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(Barrier::new(THREADS));
     let (done, finished) = mpsc::channel();
+    let mut threads = Vec::new();
     for t in 0..THREADS {
         let (cache, hrefs, acquires, barrier, done) = (
             cache.clone(),
@@ -107,7 +108,7 @@ fn random_operations_from_many_threads_keep_the_invariants() {
             done.clone(),
         );
         let with_gpu = gpu.is_some();
-        std::thread::spawn(move || {
+        threads.push(std::thread::spawn(move || {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678_9ABC));
             let pick = |rng: &mut Rng| hrefs[rng.below(hrefs.len() as u64) as usize].as_str();
             for _ in 0..BATCHES {
@@ -181,13 +182,18 @@ fn random_operations_from_many_threads_keep_the_invariants() {
                 barrier.wait();
             }
             done.send(()).unwrap();
-        });
+        }));
     }
     drop(done);
     for _ in 0..THREADS {
         finished
             .recv_timeout(Duration::from_secs(300))
             .expect("a stress thread is stuck (a waiter blocked forever?) or panicked");
+    }
+    // The threads have finished their work; join them so that their clones of the cache are
+    // gone before the leak check below.
+    for t in threads {
+        t.join().unwrap();
     }
     cache.wait_prefetch();
     check_quiet(&cache);
