@@ -553,6 +553,9 @@ impl Inner {
 
     fn texture(&self, href: &str) -> Result<TextureHandle> {
         let inner = self;
+        if let Some(hit) = inner.gpu.get_resident(href) {
+            return Ok(hit);
+        }
         let lookup = inner.resolver.lookup(href);
         inner.gpu.acquire(
             &lookup,
@@ -580,6 +583,12 @@ impl Inner {
     }
 
     fn bitmap(&self, href: &str, record: bool) -> Result<BitmapHandle> {
+        // An href spelled exactly as a resident key's lookup string names that key (lookup
+        // strings are normal, and a normal string resolves to itself), so a hit needs no
+        // resolution: try the href as it is, and resolve only if it is not resident.
+        if let Some(hit) = self.cpu.get_resident_as(href, record) {
+            return Ok(hit);
+        }
         let lookup = self.resolver.lookup(href);
         self.cpu.acquire_as(
             &lookup,
