@@ -582,13 +582,20 @@ impl Inner {
         )
     }
 
+    #[inline]
     fn bitmap(&self, href: &str, record: bool) -> Result<BitmapHandle> {
         // An href spelled exactly as a resident key's lookup string names that key (lookup
         // strings are normal, and a normal string resolves to itself), so a hit needs no
         // resolution: try the href as it is, and resolve only if it is not resident.
-        if let Some(hit) = self.cpu.get_resident_as(href, record) {
-            return Ok(hit);
+        match self.cpu.get_resident_as(href, record) {
+            Some(hit) => Ok(hit),
+            None => self.bitmap_cold(href, record),
         }
+    }
+
+    /// [`Inner::bitmap`] when the href as it is names no resident key.
+    #[inline(never)]
+    fn bitmap_cold(&self, href: &str, record: bool) -> Result<BitmapHandle> {
         let lookup = self.resolver.lookup(href);
         self.cpu.acquire_as(
             &lookup,

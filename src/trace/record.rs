@@ -32,7 +32,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -80,7 +79,7 @@ impl Recorder {
             std::process::id()
         );
         let signal = Arc::new(Signal::default());
-        let clock = Arc::new(AtomicU64::new(0));
+        let clock = Arc::new(crate::tier::log::Clock::default());
         let mut writer = Writer {
             path: path.into(),
             out: Some(file),
