@@ -556,30 +556,31 @@ impl Inner {
         if let Some(hit) = inner.gpu.get_resident(href) {
             return Ok(hit);
         }
-        let lookup = inner.resolver.lookup(href);
-        inner.gpu.acquire(
-            &lookup,
-            || inner.resolver.key(&lookup),
-            |key| {
-                let gpu = inner.gpu_device(href)?;
-                let (keep, mips) = {
-                    let cfg = inner.config.lock();
-                    (cfg.gpu.keep_cpu_copy, cfg.gpu.mipmaps)
-                };
-                // The texture's own bitmap acquire is not a traced operation: the replay of
-                // the `texture` line does it.
-                if keep {
-                    let bitmap = inner.bitmap(href, false)?;
-                    return Texture::upload(&gpu, href, &bitmap, mips);
-                }
-                if let Some(bitmap) = inner.cpu.get_resident_as(&lookup, false) {
-                    return Texture::upload(&gpu, href, &bitmap, mips);
-                }
-                let decoded = inner.decode(href, key);
-                inner.cpu.count_uninserted_miss(decoded.is_err());
-                Texture::upload(&gpu, href, &decoded?, mips)
-            },
-        )
+        inner.resolver.with_lookup(href, |lookup| {
+            inner.gpu.acquire(
+                lookup,
+                || inner.resolver.key(lookup),
+                |key| {
+                    let gpu = inner.gpu_device(href)?;
+                    let (keep, mips) = {
+                        let cfg = inner.config.lock();
+                        (cfg.gpu.keep_cpu_copy, cfg.gpu.mipmaps)
+                    };
+                    // The texture's own bitmap acquire is not a traced operation: the replay of
+                    // the `texture` line does it.
+                    if keep {
+                        let bitmap = inner.bitmap(href, false)?;
+                        return Texture::upload(&gpu, href, &bitmap, mips);
+                    }
+                    if let Some(bitmap) = inner.cpu.get_resident_as(lookup, false) {
+                        return Texture::upload(&gpu, href, &bitmap, mips);
+                    }
+                    let decoded = inner.decode(href, key);
+                    inner.cpu.count_uninserted_miss(decoded.is_err());
+                    Texture::upload(&gpu, href, &decoded?, mips)
+                },
+            )
+        })
     }
 
     #[inline]
@@ -596,13 +597,14 @@ impl Inner {
     /// [`Inner::bitmap`] when the href as it is names no resident key.
     #[inline(never)]
     fn bitmap_cold(&self, href: &str, record: bool) -> Result<BitmapHandle> {
-        let lookup = self.resolver.lookup(href);
-        self.cpu.acquire_as(
-            &lookup,
-            || self.resolver.key(&lookup),
-            |key| self.decode(href, key),
-            record,
-        )
+        self.resolver.with_lookup(href, |lookup| {
+            self.cpu.acquire_as(
+                lookup,
+                || self.resolver.key(lookup),
+                |key| self.decode(href, key),
+                record,
+            )
+        })
     }
 
     /// With `confine`: refuses a key outside mediadir by its path alone (symlinks are checked

@@ -213,6 +213,46 @@ impl Resolver {
         }
     }
 
+    /// [`Resolver::lookup`] without allocating: `f` gets the lookup string. An href that needs
+    /// normalising (`./a.png`, `/media//a.png`) is normalised in buffers of this thread's,
+    /// reused from call to call; a call made from inside `f` allocates instead.
+    ///
+    /// ```
+    /// let r = texcache::key::Resolver::new("/media");
+    /// assert_eq!(r.with_lookup("./photos//cat.jpg", |l| l.to_string()), "photos/cat.jpg");
+    /// assert_eq!(r.with_lookup("/elsewhere/../media/a.png", |l| l.to_string()), "a.png");
+    /// ```
+    pub fn with_lookup<T>(&self, href: &str, f: impl FnOnce(&str) -> T) -> T {
+        if !href.starts_with('/') && is_normal_relative(href) {
+            return f(href);
+        }
+        thread_local! {
+            static BUFS: std::cell::RefCell<(String, String)> =
+                const { std::cell::RefCell::new((String::new(), String::new())) };
+        }
+        let mut f = Some(f);
+        let done = BUFS.with(|bufs| {
+            let mut bufs = bufs.try_borrow_mut().ok()?;
+            let (joined, out) = &mut *bufs;
+            let path = if href.starts_with('/') {
+                href
+            } else {
+                joined.clear();
+                joined.push_str(&self.mediadir);
+                joined.push('/');
+                joined.push_str(href);
+                joined.as_str()
+            };
+            normalize_abs_into(path, out);
+            let f = f.take().expect("called once");
+            Some(f(&self.strip(out)))
+        });
+        match done {
+            Some(t) => t,
+            None => (f.take().expect("called once"))(&self.lookup(href)),
+        }
+    }
+
     /// Builds the key for a lookup string returned by [`Resolver::lookup`].
     pub fn key(&self, lookup: &str) -> Key {
         if lookup.starts_with('/') {
@@ -326,25 +366,31 @@ fn normalize_abs(path: &str) -> Cow<'_, str> {
     if body.is_empty() || is_normal_relative(body) {
         return Cow::Borrowed(path);
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for c in body.split('/') {
+    let mut out = String::with_capacity(path.len());
+    normalize_abs_into(path, &mut out);
+    Cow::Owned(out)
+}
+
+/// Writes the lexical normalisation of the absolute `path` into `out` (cleared first).
+fn normalize_abs_into(path: &str, out: &mut String) {
+    debug_assert!(path.starts_with('/'));
+    out.clear();
+    for c in path[1..].split('/') {
         match c {
             "" | "." => {}
             ".." => {
-                parts.pop();
+                let parent = out.rfind('/').unwrap_or(0);
+                out.truncate(parent);
             }
-            c => parts.push(c),
+            c => {
+                out.push('/');
+                out.push_str(c);
+            }
         }
-    }
-    let mut out = String::with_capacity(path.len());
-    for p in &parts {
-        out.push('/');
-        out.push_str(p);
     }
     if out.is_empty() {
         out.push('/');
     }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -404,6 +450,36 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(starts_dotted_component(&b), simple(&b), "{b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn with_lookup_agrees_with_lookup() {
+        for mediadir in ["/media/photos", "/"] {
+            let r = Resolver::new(mediadir);
+            let parts = ["a", ".", "..", "", "b.png", ".hidden", "media", "photos"];
+            let mut x = 0x9E37_79B9u32;
+            for _ in 0..5000 {
+                let mut href = String::new();
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                if x % 3 == 0 {
+                    href.push('/');
+                }
+                for i in 0..(x % 6) {
+                    if i > 0 {
+                        href.push('/');
+                    }
+                    href.push_str(parts[((x >> (4 + 3 * i)) % 8) as usize]);
+                }
+                let nested = r.with_lookup(&href, |l| {
+                    // A nested call (the buffers are busy) allocates and agrees too.
+                    assert_eq!(r.with_lookup(&href, |m| m.to_string()), l, "{href:?}");
+                    l.to_string()
+                });
+                assert_eq!(nested, r.lookup(&href), "{mediadir} {href:?}");
             }
         }
     }

@@ -276,6 +276,73 @@ fn a_lost_device_gives_errors_and_the_tier_can_be_rebound() {
     );
 }
 
+#[test]
+fn a_device_lost_in_the_middle_of_uploads_gives_typed_errors() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    const N: usize = 60;
+    for i in 0..N {
+        common::png(tmp.path(), &format!("p{i}.png"), 64, 48);
+    }
+    let doomed = Arc::new(texcache::Gpu::open(texcache::config::Backend::Auto).unwrap());
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    let cache = Arc::new(texcache::Cache::new(cfg).unwrap());
+    cache.bind_gpu(doomed.clone());
+    let (first, uploaded) = std::sync::mpsc::channel();
+    let (lost, destroyed) = std::sync::mpsc::channel();
+    let uploader = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u64, 0u64);
+            for i in 0..N {
+                if i == N - 1 {
+                    // The uploads in between race the loss; this last one comes after it.
+                    destroyed.recv().unwrap();
+                }
+                match cache.texture(&format!("p{i}.png")) {
+                    Ok(_) => ok += 1,
+                    Err(e @ texcache::Error::Gpu { .. }) => {
+                        assert!(e.to_string().starts_with(&format!("p{i}.png")), "{e}");
+                        failed += 1;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+                if i == 0 {
+                    first.send(()).unwrap();
+                }
+            }
+            (ok, failed)
+        })
+    };
+    // Lose the device while the other thread is uploading.
+    uploaded.recv().unwrap();
+    doomed.device().destroy();
+    lost.send(()).unwrap();
+    let (ok, failed) = uploader.join().expect("no upload panicked");
+    assert!(ok >= 1 && failed >= 1, "ok {ok}, failed {failed}");
+    assert_eq!(ok + failed, N as u64);
+    let s = cache.stats().gpu;
+    assert_eq!(
+        (s.misses, s.failures, s.entries),
+        (N as u64, failed, ok),
+        "{s:?}"
+    );
+    // Bound to a new device, the cache goes on.
+    cache.bind_gpu(Arc::new(
+        texcache::Gpu::open(texcache::config::Backend::Auto).unwrap(),
+    ));
+    let last = format!("p{}.png", N - 1);
+    cache.remove(&last);
+    let t = cache.texture(&last).unwrap();
+    assert_eq!(
+        read_back(&t).unwrap(),
+        cache.bitmap(&last).unwrap().pixels()
+    );
+}
+
 fn mip_cache(dir: &std::path::Path) -> Option<texcache::Cache> {
     let mut cfg = texcache::Config::default();
     cfg.mediadir = dir.to_path_buf();

@@ -145,6 +145,15 @@ impl Texture {
             texture.destroy();
             return Err(gpu_err(e.to_string()));
         }
+        // A device lost while this upload ran reports no error above; polling runs its
+        // device-lost callback, and the texture, which nothing could draw, is refused.
+        let _ = gpu.device.poll(wgpu::PollType::Poll);
+        if gpu.is_lost() {
+            texture.destroy();
+            return Err(gpu_err(
+                "the device was lost during the upload; bind the cache to a new device".into(),
+            ));
+        }
         let view = texture.create_view(&wgpu::TextureViewDescriptor {
             label: Some(href),
             ..Default::default()

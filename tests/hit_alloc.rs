@@ -1,0 +1,62 @@
+//! A hit allocates nothing: not for a normal relative href, and not for one that needs
+//! normalising (`./a.png`, `sub/../a.png`, an absolute path). Its own test binary, since the
+//! counting allocator sees the whole process.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[test]
+fn hits_allocate_nothing_however_the_href_is_spelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    common::png(tmp.path(), "a.png", 4, 4);
+    common::png(&tmp.path().join("sub"), "b.png", 3, 3);
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    cfg.stats.history_interval_ms = 0; // no sampler thread allocating beside the test
+    let cache = texcache::Cache::new(cfg).unwrap();
+    let absolute = tmp.path().join("sub/./b.png").to_str().unwrap().to_string();
+    let hrefs = ["a.png", "./a.png", "sub/../a.png", "sub//b.png", absolute.as_str()];
+    // Warm up: the loads, the index, the release queue's capacity, the normalising buffers.
+    for _ in 0..2000 {
+        for h in hrefs {
+            drop(cache.bitmap(h).unwrap());
+        }
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        for h in hrefs {
+            drop(std::hint::black_box(cache.bitmap(h).unwrap()));
+        }
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let s = cache.stats().cpu;
+    assert_eq!((s.misses, s.hits), (2, 3000 * 5 - 2), "{s:?}");
+    assert_eq!(allocations, 0, "allocations during 5,000 hits");
+}
