@@ -1,0 +1,139 @@
+//! `cargo bench --bench hit_scale`: how the hit (acquire a handle and drop it) scales.
+//!
+//! - group `hit_scale`: one thread, on caches of 1,000, 100,000 and 1,000,000 resident entries,
+//!   texcache and quick_cache side by side (ids `texcache/N`, `quick_cache/N`);
+//! - group `hit_mt`: 10,000 resident entries, 1 and 2 threads hitting at once, each on its own
+//!   key sequence (ids `texcache/T`, `quick_cache/T`); the throughput (hits/s, all threads
+//!   together) of `/2` over `/1` is the scaling.
+//!
+//! The entries hold 1x1 bitmaps put in through the CPU tier directly (decoding a million files
+//! would only make the setup slow): the hit path, `Cache::bitmap`, is the one an application
+//! uses.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+struct PixelWeighter;
+impl quick_cache::Weighter<String, Arc<Vec<u8>>> for PixelWeighter {
+    fn weight(&self, _k: &String, v: &Arc<Vec<u8>>) -> u64 {
+        v.len() as u64
+    }
+}
+type Qc = quick_cache::sync::Cache<String, Arc<Vec<u8>>, PixelWeighter>;
+
+fn name(i: usize) -> String {
+    format!("img/{i:07}.png")
+}
+
+/// A pseudo-random sequence of entry numbers below `n` (xorshift, seeded per thread).
+fn sequence(n: usize, len: usize, seed: u32) -> Vec<u32> {
+    let mut x = 0x9E37_79B9u32 ^ seed.wrapping_mul(0x85EB_CA6B);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as usize % n) as u32
+        })
+        .collect()
+}
+
+fn caches(n: usize) -> (texcache::Cache, Qc, Vec<String>) {
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = "/bench".into();
+    cfg.stats.history_interval_ms = 0;
+    let cache = texcache::Cache::new(cfg).unwrap();
+    let names: Vec<String> = (0..n).map(name).collect();
+    let qc = Qc::with_weighter(n, 1 << 40, PixelWeighter);
+    for h in &names {
+        let one = || {
+            Ok(texcache::Bitmap::new(
+                1,
+                1,
+                texcache::PixelFormat::Rgba8,
+                vec![0u8; 4],
+            ))
+        };
+        drop(cache.cpu().acquire(h, || cache.key(h), |_| one()).unwrap());
+        qc.insert(h.clone(), Arc::new(vec![0u8; 4]));
+    }
+    assert_eq!(cache.stats().cpu.entries, n as u64);
+    (cache, qc, names)
+}
+
+fn scale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hit_scale");
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let (cache, qc, names) = caches(n);
+        let seq = sequence(n, (4 * n).min(1 << 20), 1);
+        let mut i = 0usize;
+        let mut next = || {
+            i = (i + 1) % seq.len();
+            names[seq[i] as usize].as_str()
+        };
+        g.bench_function(BenchmarkId::new("texcache", n), |b| {
+            b.iter(|| drop(std::hint::black_box(cache.bitmap(next()).unwrap())))
+        });
+        g.bench_function(BenchmarkId::new("quick_cache", n), |b| {
+            b.iter(|| drop(std::hint::black_box(qc.get(next()).unwrap())))
+        });
+        let misses = cache.stats().cpu.misses;
+        assert_eq!(misses, n as u64, "every benchmarked acquire was a hit");
+    }
+    g.finish();
+}
+
+/// Runs `hit(thread, k)` for k in 0..iters on each of `threads` threads at once; the time the
+/// slowest took.
+fn in_parallel(threads: usize, iters: u64, hit: &(impl Fn(usize, usize) + Sync)) -> Duration {
+    let start = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..threads)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    let t0 = Instant::now();
+                    for k in 0..iters as usize {
+                        hit(t, k);
+                    }
+                    t0.elapsed()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).max().unwrap()
+    })
+}
+
+fn threads(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let (cache, qc, names) = caches(N);
+    let seqs: Vec<Vec<u32>> = (0..2).map(|t| sequence(N, 1 << 16, t + 7)).collect();
+    let key = |t: usize, k: usize| names[seqs[t][k % seqs[t].len()] as usize].as_str();
+    let mut g = c.benchmark_group("hit_mt");
+    for t in [1usize, 2] {
+        g.throughput(Throughput::Elements(t as u64));
+        g.bench_function(BenchmarkId::new("texcache", t), |b| {
+            b.iter_custom(|iters| {
+                in_parallel(t, iters, &|th, k| {
+                    drop(std::hint::black_box(cache.bitmap(key(th, k)).unwrap()))
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("quick_cache", t), |b| {
+            b.iter_custom(|iters| {
+                in_parallel(t, iters, &|th, k| {
+                    drop(std::hint::black_box(qc.get(key(th, k)).unwrap()))
+                })
+            })
+        });
+    }
+    g.finish();
+    let misses = cache.stats().cpu.misses;
+    assert_eq!(misses, N as u64, "every benchmarked acquire was a hit");
+}
+
+criterion_group!(benches, scale, threads);
+criterion_main!(benches);
