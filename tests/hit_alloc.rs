@@ -42,7 +42,13 @@ fn hits_allocate_nothing_however_the_href_is_spelled() {
     cfg.stats.history_interval_ms = 0; // no sampler thread allocating beside the test
     let cache = texcache::Cache::new(cfg).unwrap();
     let absolute = tmp.path().join("sub/./b.png").to_str().unwrap().to_string();
-    let hrefs = ["a.png", "./a.png", "sub/../a.png", "sub//b.png", absolute.as_str()];
+    let hrefs = [
+        "a.png",
+        "./a.png",
+        "sub/../a.png",
+        "sub//b.png",
+        absolute.as_str(),
+    ];
     // Warm up: the loads, the index, the release queue's capacity, the normalising buffers.
     for _ in 0..2000 {
         for h in hrefs {
