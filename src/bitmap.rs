@@ -185,6 +185,11 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return decode_jpeg(href, bytes, max_pixels);
     }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        if let Some(bitmap) = decode_png(href, bytes, max_pixels)? {
+            return Ok(bitmap);
+        }
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Corrupt {
@@ -287,6 +292,121 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     let mut pixels = vec![0u8; len];
     dec.decode_into(&mut pixels).map_err(corrupt)?;
     Ok(Bitmap::new(width, height, format, pixels))
+}
+
+/// Decodes a PNG of up to 8 bits per sample with the `png` crate straight into the bitmap's
+/// buffer, with no full-image intermediate: RGBA and grayscale images are decoded into it
+/// directly; RGB, palette and gray+alpha images row by row, each row expanded to RGBA8 from a
+/// small reused row buffer. (Interlaced RGB and palette images, whose rows come in passes, are
+/// expanded to RGBA8 by the decoder itself.) `None` for 16-bit images, which go through `image`,
+/// whose rounding to 8 bits is the reference.
+fn decode_png(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Option<Bitmap>> {
+    use png::{BitDepth, ColorType, Transformations};
+    let corrupt = |e: png::DecodingError| match e {
+        png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::Corrupt {
+                href: href.into(),
+                detail: "truncated (unexpected end of file)".into(),
+            }
+        }
+        png::DecodingError::LimitsExceeded => Error::Corrupt {
+            href: href.into(),
+            detail: "decoder limit: the image needs more memory than its pixels".into(),
+        },
+        other => Error::Corrupt {
+            href: href.into(),
+            detail: other.to_string(),
+        },
+    };
+    let limit = usize::try_from(max_pixels.saturating_mul(8)).unwrap_or(usize::MAX);
+    let mut decoder =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: limit });
+    let header = decoder.read_header_info().map_err(corrupt)?;
+    let (width, height, interlaced) = (header.width, header.height, header.interlaced);
+    check_pixels(href, width, height, max_pixels)?;
+    if header.bit_depth == BitDepth::Sixteen {
+        return Ok(None);
+    }
+    let colour = matches!(header.color_type, ColorType::Rgb | ColorType::Indexed);
+    decoder.set_transformations(if interlaced && colour {
+        Transformations::ALPHA
+    } else {
+        Transformations::EXPAND
+    });
+    let mut reader = decoder.read_info().map_err(corrupt)?;
+    let pixel_count = width as usize * height as usize;
+    let (format, pixels) = match reader.output_color_type() {
+        (ColorType::Rgba, BitDepth::Eight) => {
+            let mut pixels = vec![0u8; pixel_count * 4];
+            reader.next_frame(&mut pixels).map_err(corrupt)?;
+            (PixelFormat::Rgba8, pixels)
+        }
+        (ColorType::Grayscale, BitDepth::Eight) => {
+            let mut pixels = vec![0u8; pixel_count];
+            reader.next_frame(&mut pixels).map_err(corrupt)?;
+            (PixelFormat::Gray8, pixels)
+        }
+        (ColorType::Rgb, BitDepth::Eight) if !interlaced => {
+            let rgba = expand_rows(&mut reader, width, height, 3, |s, d| {
+                d[..3].copy_from_slice(s);
+                d[3] = 255;
+            })
+            .map_err(corrupt)?;
+            (PixelFormat::Rgba8, rgba)
+        }
+        (ColorType::GrayscaleAlpha, BitDepth::Eight) if !interlaced => {
+            let rgba = expand_rows(&mut reader, width, height, 2, |s, d| {
+                d.copy_from_slice(&[s[0], s[0], s[0], s[1]]);
+            })
+            .map_err(corrupt)?;
+            (PixelFormat::Rgba8, rgba)
+        }
+        (ColorType::GrayscaleAlpha, BitDepth::Eight) => {
+            // Interlaced gray+alpha (rare): the whole image, then one expanding copy.
+            let mut ga = vec![0u8; pixel_count * 2];
+            reader.next_frame(&mut ga).map_err(corrupt)?;
+            let rgba = ga
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                .collect();
+            (PixelFormat::Rgba8, rgba)
+        }
+        other => {
+            return Err(Error::Unsupported {
+                href: href.into(),
+                detail: format!("PNG decoded as {other:?}"),
+            })
+        }
+    };
+    Ok(Some(Bitmap::new(width, height, format, pixels)))
+}
+
+/// Reads a non-interlaced image row by row into a reused row buffer of `channels` bytes per
+/// pixel and expands each pixel into 4 bytes of the RGBA8 result with `expand`.
+fn expand_rows<R: std::io::BufRead + std::io::Seek>(
+    reader: &mut png::Reader<R>,
+    width: u32,
+    height: u32,
+    channels: usize,
+    expand: impl Fn(&[u8], &mut [u8]),
+) -> std::result::Result<Vec<u8>, png::DecodingError> {
+    let w = width as usize;
+    let mut rgba = vec![0u8; w * height as usize * 4];
+    let mut row = vec![0u8; w * channels];
+    for dst in rgba.chunks_exact_mut(w * 4) {
+        if reader.read_row(&mut row)?.is_none() {
+            return Err(png::DecodingError::IoError(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        for (s, d) in row.chunks_exact(channels).zip(dst.chunks_exact_mut(4)) {
+            expand(s, d);
+        }
+    }
+    // Past the last row: the decoder checks the rest of the image data, as a whole-frame read
+    // does.
+    reader.read_row(&mut row)?;
+    Ok(rgba)
 }
 
 /// The allocation limits `image`'s decoders get for images of at most `max_pixels` pixels: room
