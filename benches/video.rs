@@ -4,33 +4,13 @@
 //! the allocations per steady-state frame, counted by a global allocator.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator, counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "../tests/common/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const W: u32 = 1920;
 const H: u32 = 1080;
@@ -52,12 +32,12 @@ fn video(c: &mut Criterion) {
         for _ in 0..12 {
             drop(node.next_frame().unwrap().unwrap());
         }
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = counting::allocations();
         let n = 15;
         for _ in 0..n {
             drop(node.next_frame().unwrap().unwrap());
         }
-        let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / n as f64;
+        let per = (counting::allocations() - before) as f64 / n as f64;
         println!("video: {per} allocations per steady-state frame ({W}x{H}, queue 8)");
     }
 
