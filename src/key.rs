@@ -32,8 +32,9 @@ pub struct Key {
     path: Arc<str>,
     /// Where the lookup string starts in `path` (after `mediadir/`, or 0 outside mediadir).
     start: usize,
-    /// [`KeyStr::hash_of`] the lookup string, computed once: the index rehashes keys when it
-    /// grows, promotes and evicts, and none of that should touch the key's bytes again.
+    /// [`KeyStr::hash_of`] the lookup string, computed once: the index compares it before the
+    /// key's bytes on every hit, and rehashes with it when it grows, without touching the
+    /// bytes again.
     hash: u64,
 }
 
@@ -47,8 +48,8 @@ impl Key {
         Path::new(&*self.path)
     }
     /// A copy with its own, freshly allocated bytes. The core stores this one, so that a
-    /// resident key's bytes sit next to its index node and entry rather than wherever the
-    /// allocator was when the load began (a cache miss less on every hit).
+    /// resident key's bytes sit next to its entry rather than wherever the allocator was when
+    /// the load began.
     pub(crate) fn fresh(&self) -> Key {
         Key {
             path: Arc::from(&*self.path),
@@ -204,8 +205,9 @@ impl Resolver {
             if is_normal_relative(href) {
                 return Cow::Borrowed(href);
             }
-            let joined = format!("{}/{}", self.mediadir, href);
-            return Cow::Owned(self.strip(&normalize_abs(&joined)).into_owned());
+            let (mut joined, mut out) = (String::new(), String::new());
+            self.normalize_into(href, &mut joined, &mut out);
+            return Cow::Owned(self.strip(&out).into_owned());
         }
         match normalize_abs(href) {
             Cow::Borrowed(n) => self.strip(n),
@@ -234,16 +236,7 @@ impl Resolver {
         let done = BUFS.with(|bufs| {
             let mut bufs = bufs.try_borrow_mut().ok()?;
             let (joined, out) = &mut *bufs;
-            let path = if href.starts_with('/') {
-                href
-            } else {
-                joined.clear();
-                joined.push_str(&self.mediadir);
-                joined.push('/');
-                joined.push_str(href);
-                joined.as_str()
-            };
-            normalize_abs_into(path, out);
+            self.normalize_into(href, joined, out);
             let f = f.take().expect("called once");
             Some(f(&self.strip(out)))
         });
@@ -251,6 +244,21 @@ impl Resolver {
             Some(t) => t,
             None => (f.take().expect("called once"))(&self.lookup(href)),
         }
+    }
+
+    /// Writes the normalised absolute path of `href` into `out`; a relative href is first
+    /// joined to mediadir in `joined`.
+    fn normalize_into(&self, href: &str, joined: &mut String, out: &mut String) {
+        let path = if href.starts_with('/') {
+            href
+        } else {
+            joined.clear();
+            joined.push_str(&self.mediadir);
+            joined.push('/');
+            joined.push_str(href);
+            joined.as_str()
+        };
+        normalize_abs_into(path, out);
     }
 
     /// Builds the key for a lookup string returned by [`Resolver::lookup`].
