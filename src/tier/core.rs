@@ -167,13 +167,18 @@ struct Counters {
 pub struct TierCore<V> {
     /// Indexed entries, by their key's hash.
     index: HashTable<EntryPtr<V>>,
-    /// Indexed entries by slot; a release record names its entry by slot.
-    slots: Vec<Slot<V>>,
+    /// Indexed entries by slot (`None`: a free slot); a release record names its entry by
+    /// slot.
+    slots: Vec<Option<EntryPtr<V>>>,
+    /// Per slot, the sequence number of its entry's last release (0: none, or a free slot).
+    /// Kept apart from the entries, 4 bytes a slot, so that a release writes to a small dense
+    /// table and a sweep reads nothing else.
+    slot_seqs: Vec<u32>,
     free_slots: Vec<u32>,
-    /// Release records `(slot, seq)` in release order; see the module docs.
-    releases: VecDeque<(u32, u64)>,
-    /// The last release's sequence number.
-    seq: u64,
+    /// Release records in release order; see the module docs.
+    releases: VecDeque<Record>,
+    /// The last release's sequence number (wrapping, never 0; see [`Record`]).
+    seq: u32,
     /// Sweeps so far (for tests).
     #[cfg(test)]
     sweeps: u64,
@@ -183,14 +188,22 @@ pub struct TierCore<V> {
     c: Counters,
 }
 
-/// One place in the slot table.
-struct Slot<V> {
-    /// The entry here (`None`: a free slot).
-    entry: Option<EntryPtr<V>>,
-    /// The sequence number of that entry's last release (0: none, or a free slot). Kept here,
-    /// not in the entry, so that telling live records from dead ones reads only this table.
-    seq: u64,
+/// A release record: the entry in `slot` was released as the `seq`th release.
+///
+/// Sequence numbers are 32 bits and wrap (skipping 0), so that a record takes 8 bytes. That is
+/// sound because a record is only ever compared with its slot's latest number, and a dead
+/// record (its slot released again since) is swept out within `4 * entries + SWEEP_SLACK`
+/// releases, far fewer than the 2^32 it would take its number to come round again while
+/// there are fewer than [`MAX_SLOTS`] entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Record {
+    slot: u32,
+    seq: u32,
 }
+
+/// At most this many entries per tier (2^28, some 268 million): keeps release sequence
+/// numbers from wrapping onto a dead record (see [`Record`]).
+const MAX_SLOTS: usize = 1 << 28;
 
 /// Release records allowed beyond four per entry before a sweep, so that a small tier does not
 /// sweep on every release.
@@ -202,6 +215,7 @@ impl<V> TierCore<V> {
         TierCore {
             index: HashTable::new(),
             slots: Vec::new(),
+            slot_seqs: Vec::new(),
             free_slots: Vec::new(),
             releases: VecDeque::new(),
             seq: 0,
@@ -308,22 +322,16 @@ impl<V> TierCore<V> {
     fn insert(&mut self, p: EntryPtr<V>) {
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                self.slots[s as usize] = Slot {
-                    entry: Some(p),
-                    seq: 0,
-                };
+                self.slots[s as usize] = Some(p);
+                self.slot_seqs[s as usize] = 0;
                 s
             }
             None => {
-                let s = u32::try_from(self.slots.len())
-                    .ok()
-                    .filter(|&s| s != ORPHAN)
-                    .expect("fewer than 2^32 - 1 entries");
-                self.slots.push(Slot {
-                    entry: Some(p),
-                    seq: 0,
-                });
-                s
+                let s = self.slots.len();
+                assert!(s < MAX_SLOTS, "more than {MAX_SLOTS} entries in one tier");
+                self.slots.push(Some(p));
+                self.slot_seqs.push(0);
+                s as u32
             }
         };
         p.entry().slot.store(slot, Ordering::Relaxed);
@@ -364,10 +372,13 @@ impl<V> TierCore<V> {
             freed.push(Self::free(p));
             return;
         }
-        self.seq += 1;
-        self.slots[slot as usize].seq = self.seq;
+        self.seq = self.seq.checked_add(1).unwrap_or(1);
+        self.slot_seqs[slot as usize] = self.seq;
         e.released_ms.store(now_ms, Ordering::Relaxed);
-        self.releases.push_back((slot, self.seq));
+        self.releases.push_back(Record {
+            slot,
+            seq: self.seq,
+        });
         if self.releases.len() > 4 * self.c.entries as usize + SWEEP_SLACK {
             self.sweep();
         }
@@ -377,10 +388,9 @@ impl<V> TierCore<V> {
     /// Whether a release record is still its entry's last release (reads the slot table only).
     /// The entry may have been acquired since: [`TierCore::live`] checks that too.
     #[inline]
-    fn latest(&self, (slot, seq): (u32, u64)) -> Option<EntryPtr<V>> {
-        let s = &self.slots[slot as usize];
-        if s.seq == seq {
-            s.entry
+    fn latest(&self, r: Record) -> Option<EntryPtr<V>> {
+        if self.slot_seqs[r.slot as usize] == r.seq {
+            self.slots[r.slot as usize]
         } else {
             None
         }
@@ -388,7 +398,7 @@ impl<V> TierCore<V> {
 
     /// The unused entry a release record names, if the record is live (see the module docs).
     #[inline]
-    fn live(&self, record: (u32, u64)) -> Option<EntryPtr<V>> {
+    fn live(&self, record: Record) -> Option<EntryPtr<V>> {
         self.latest(record).filter(|p| p.entry().refs() == 0)
     }
 
@@ -396,9 +406,17 @@ impl<V> TierCore<V> {
     /// few kept for entries acquired since are dropped by eviction or the next sweep).
     #[cold]
     fn sweep(&mut self) {
-        let mut releases = std::mem::take(&mut self.releases);
-        releases.retain(|&r| self.latest(r).is_some());
-        self.releases = releases;
+        // A branch-free compaction: whether a record is live is a coin toss to the branch
+        // predictor, and a sweep reads a few records per release.
+        let seqs = &self.slot_seqs[..];
+        let records = self.releases.make_contiguous();
+        let mut kept = 0;
+        for i in 0..records.len() {
+            let r = records[i];
+            records[kept] = r;
+            kept += (seqs[r.slot as usize] == r.seq) as usize;
+        }
+        self.releases.truncate(kept);
         #[cfg(test)]
         {
             self.sweeps += 1;
@@ -449,7 +467,7 @@ impl<V> TierCore<V> {
         let indexed: Vec<EntryPtr<V>> = self.index.iter().copied().collect();
         debug_assert_eq!(
             indexed.len(),
-            self.slots.iter().filter(|s| s.entry.is_some()).count()
+            self.slots.iter().filter(|s| s.is_some()).count()
         );
         for p in indexed {
             self.unindex(p, freed);
@@ -486,8 +504,13 @@ impl<V> TierCore<V> {
     }
 
     /// Records the end of an operation for `peak_used`.
+    #[inline]
     pub fn end_op(&mut self) {
-        self.c.peak_used = self.c.peak_used.max(self.c.used);
+        // Stores only when the peak moves: a release (which ends here) should not write a
+        // counter it did not change.
+        if self.c.used > self.c.peak_used {
+            self.c.peak_used = self.c.used;
+        }
     }
 
     /// Indexed entries: the unused ones least recently released first (eviction order), then
@@ -523,10 +546,8 @@ impl<V> TierCore<V> {
             found.remove();
         }
         let slot = e.slot();
-        self.slots[slot as usize] = Slot {
-            entry: None,
-            seq: 0,
-        };
+        self.slots[slot as usize] = None;
+        self.slot_seqs[slot as usize] = 0;
         self.free_slots.push(slot);
         e.slot.store(ORPHAN, Ordering::Relaxed);
         if e.refs() == 0 {
