@@ -9,18 +9,18 @@
 //! # The unused list: releases in order, deleted lazily
 //!
 //! §3.4 evicts the least-recently-*released* unused entry. The unused list is a queue of
-//! release records, `(slot, seq)`, in release order: a release appends one record (the queue's
-//! hot tail) and notes `seq` in the entry's slot, and a hit touches no list at all. A record is
-//! *live* while its entry is still in that slot, has not been released again since (the slot's
-//! `seq` is the entry's last release) and is unused; eviction pops records from the front and
-//! skips the dead ones. So the live records are exactly the unused entries, in the order of
+//! release records, `(slot, seq)` in 8 bytes, in release order: a release appends one record
+//! (the queue's hot tail) and notes `seq` in a dense table of 4-byte numbers, one per slot, and
+//! a hit touches no list at all. A record is *live* while its entry is still in that slot, has
+//! not been released again since (the slot's `seq` is the entry's last release) and is unused;
+//! eviction pops records from the front and skips the dead ones. So the live records are exactly the unused entries, in the order of
 //! their last release, which is the eviction order; and neither a hit nor a release touches
 //! any other entry's memory (a linked LRU list writes both neighbours of the entry on every
 //! release: two cache misses). Records that are no entry's last release are swept out, reading
-//! only the slot table, whenever the queue holds more than four times the entries (plus a
-//! constant); a sweep leaves at most one record per entry, so each release pays O(1)
-//! amortised (4/3 of a record read) and the queue holds at most 4 records (64 bytes) per
-//! entry.
+//! only the table of sequence numbers, whenever the queue holds more than four times the
+//! entries (plus a constant); a sweep leaves at most one record per entry, so each release
+//! pays O(1) amortised (4/3 of a record read, branch-free) and the queue holds at most 4
+//! records (32 bytes) per entry.
 //!
 //! Entries are found by key through a [`hashbrown::HashTable`] of entry pointers: the key's
 //! bytes and hash live in the entry (one allocation away from the table, and nothing else),

@@ -13,7 +13,7 @@ use self::log::{Batch, Event, TierLog};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::stats::{EntryInfo, PixelFormat, TierStats};
-use crate::sync::Mutex;
+use crate::sync::TierMutex;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -51,7 +51,7 @@ impl TierKind {
 
 /// The tier's shared state; every entry points back here so its last handle can release it.
 pub(crate) struct Shared<R: Resource> {
-    state: Mutex<Locked<R>>,
+    state: TierMutex<Locked<R>>,
     kind: TierKind,
 }
 
@@ -107,7 +107,7 @@ impl<R: Resource> Tier<R> {
     pub fn new(kind: TierKind, budget: u64, max_entries: u64) -> Self {
         Tier {
             shared: Arc::new(Shared {
-                state: Mutex::new(Locked {
+                state: TierMutex::new(Locked {
                     core: TierCore::new(budget, max_entries),
                     log: None,
                 }),
