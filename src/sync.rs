@@ -21,6 +21,14 @@ pub(crate) type TierMutex<T> = lock_api::Mutex<RawTierLock, T>;
 #[cfg(feature = "model-check")]
 pub(crate) type TierMutex<T> = self::model::Mutex<T>;
 
+/// A held [`TierMutex`].
+#[cfg(not(feature = "model-check"))]
+pub(crate) type TierMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawTierLock, T>;
+
+/// A held [`TierMutex`] under the model checker.
+#[cfg(feature = "model-check")]
+pub(crate) type TierMutexGuard<'a, T> = self::model::MutexGuard<'a, T>;
+
 /// The tier lock's raw lock: taken with one compare-and-swap, released with one plain store.
 ///
 /// Every cache hit takes the tier lock twice (acquire, then the handle's release), and the lock

@@ -147,6 +147,18 @@ pub enum Lookup<V> {
     Miss(Arc<Placeholder<V>>),
 }
 
+/// What is left of a release after [`TierCore::release`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Released {
+    /// Nothing: the release is complete.
+    Done,
+    /// The entry was removed while in use and this was its last handle: it must be freed.
+    Orphan,
+    /// The tier is over its budget (or entry limit) and must evict.
+    Evict,
+}
+
 /// Counters of SPEC §6, kept exactly.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counters {
@@ -357,20 +369,28 @@ impl<V> TierCore<V> {
     /// it is freed.
     #[inline]
     pub fn drop_ref(&mut self, p: EntryPtr<V>, now_ms: u64, freed: &mut Freed<V>) {
+        let rest = self.release(p, now_ms);
+        if rest != Released::Done {
+            self.finish_release(p, rest, freed);
+        }
+    }
+
+    /// [`TierCore::drop_ref`] up to what may free memory, which it leaves to
+    /// [`TierCore::finish_release`] (unless it returns [`Released::Done`]): so the common release
+    /// (no eviction) needs no list of freed entries.
+    #[inline]
+    pub fn release(&mut self, p: EntryPtr<V>, now_ms: u64) -> Released {
         let e = p.entry();
         let refs = e.refs() - 1;
         e.set_refs(refs);
         if refs != 0 {
-            return;
+            return Released::Done;
         }
         self.c.in_use -= e.bytes;
         self.c.in_use_entries -= 1;
         let slot = e.slot();
         if slot == ORPHAN {
-            self.c.used -= e.bytes;
-            self.c.entries -= 1;
-            freed.push(Self::free(p));
-            return;
+            return Released::Orphan;
         }
         self.seq = self.seq.checked_add(1).unwrap_or(1);
         self.slot_seqs[slot as usize] = self.seq;
@@ -382,7 +402,27 @@ impl<V> TierCore<V> {
         if self.releases.len() > 4 * self.c.entries as usize + SWEEP_SLACK {
             self.sweep();
         }
-        self.evict_to(self.budget, freed);
+        if self.over(self.budget) {
+            Released::Evict
+        } else {
+            Released::Done
+        }
+    }
+
+    /// The rest of a release of `p` that [`TierCore::release`] returned `rest` for: frees the
+    /// orphan, or evicts.
+    #[cold]
+    pub fn finish_release(&mut self, p: EntryPtr<V>, rest: Released, freed: &mut Freed<V>) {
+        match rest {
+            Released::Done => {}
+            Released::Orphan => {
+                let e = p.entry();
+                self.c.used -= e.bytes;
+                self.c.entries -= 1;
+                freed.push(Self::free(p));
+            }
+            Released::Evict => self.evict_to(self.budget, freed),
+        }
     }
 
     /// Whether a release record is still its entry's last release (reads the slot table only).
@@ -503,6 +543,15 @@ impl<V> TierCore<V> {
         }
     }
 
+    /// Whether eviction has work to do: over `limit` bytes or over `max_entries`, with an
+    /// unused entry left to evict.
+    #[inline]
+    fn over(&self, limit: u64) -> bool {
+        let c = &self.c;
+        (c.used > limit || (self.max_entries != 0 && c.entries > self.max_entries))
+            && c.entries != c.in_use_entries
+    }
+
     /// Records the end of an operation for `peak_used`.
     #[inline]
     pub fn end_op(&mut self) {
@@ -570,8 +619,7 @@ impl<V> TierCore<V> {
     /// (or over `max_entries`) and any unused entry is left.
     #[inline]
     fn evict_to(&mut self, limit: u64, freed: &mut Freed<V>) {
-        let over = |c: &Counters, max: u64| c.used > limit || (max != 0 && c.entries > max);
-        while over(&self.c, self.max_entries) && self.c.entries != self.c.in_use_entries {
+        while self.over(limit) {
             let Some(record) = self.releases.pop_front() else {
                 debug_assert!(false, "unused entries without release records");
                 break;

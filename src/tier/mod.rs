@@ -8,7 +8,7 @@ pub mod core;
 pub(crate) mod log;
 pub mod placeholder;
 
-use self::core::{EntryPtr, Freed, Lookup, TierCore};
+use self::core::{EntryPtr, Freed, Lookup, Released, TierCore};
 use self::log::{Batch, Event, TierLog};
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -54,6 +54,9 @@ pub(crate) struct Shared<R: Resource> {
     state: TierMutex<Locked<R>>,
     kind: TierKind,
 }
+
+/// The tier lock, held.
+type TierGuard<'a, R> = crate::sync::TierMutexGuard<'a, Locked<R>>;
 
 /// What the tier lock guards: the core, and the trace log while recording.
 struct Locked<R: Resource> {
@@ -428,11 +431,25 @@ impl<R: Resource> Clone for Handle<R> {
 }
 
 impl<R: Resource> Drop for Handle<R> {
+    #[inline]
     fn drop(&mut self) {
-        let mut freed = Vec::new();
         let now = now_ms();
         let mut state = self.home().state.lock();
-        state.core.drop_ref(self.entry, now, &mut freed);
+        let rest = state.core.release(self.entry, now);
+        if rest == Released::Done && self.id == 0 {
+            return;
+        }
+        self.drop_slow(state, rest);
+    }
+}
+
+impl<R: Resource> Handle<R> {
+    /// The rest of [`Handle::drop`] when it records, frees or evicts.
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(&self, mut state: TierGuard<'_, R>, rest: Released) {
+        let mut freed = Vec::new();
+        state.core.finish_release(self.entry, rest, &mut freed);
         if self.id != 0 {
             let id = self.id;
             state.record(|| Event::Release(id));
