@@ -146,7 +146,7 @@ impl TierLog {
     /// Appends `event` (under the tier lock); returns its sequence number, or 0 once the
     /// recording has stopped. The frequent events take a short inlined path: one compare, the
     /// clock, one word pushed.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, event: Event) -> u64 {
         let word = match event {
             Event::Acquire(entry) => entry as u64 | ACQUIRE,

@@ -436,24 +436,23 @@ impl<R: Resource> Drop for Handle<R> {
         let now = now_ms();
         let mut state = self.home().state.lock();
         let rest = state.core.release(self.entry, now);
-        if rest == Released::Done && self.id == 0 {
-            return;
+        if self.id != 0 {
+            let id = self.id;
+            state.record(|| Event::Release(id));
         }
-        self.drop_slow(state, rest);
+        if rest != Released::Done {
+            self.drop_slow(state, rest);
+        }
     }
 }
 
 impl<R: Resource> Handle<R> {
-    /// The rest of [`Handle::drop`] when it records, frees or evicts.
+    /// The rest of [`Handle::drop`] when it frees or evicts.
     #[cold]
     #[inline(never)]
     fn drop_slow(&self, mut state: TierGuard<'_, R>, rest: Released) {
         let mut freed = Vec::new();
         state.core.finish_release(self.entry, rest, &mut freed);
-        if self.id != 0 {
-            let id = self.id;
-            state.record(|| Event::Release(id));
-        }
         if !freed.is_empty() {
             state.forget(&freed);
         }

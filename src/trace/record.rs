@@ -24,7 +24,6 @@
 //! [`crate::Cache::flush_trace`].
 
 use crate::error::{Error, Result};
-use crate::key::Key;
 use crate::tier::log::{Batch, Event, LogSource, TierLog, Wake};
 use crate::tier::TierKind;
 use parking_lot::{Condvar, Mutex};
@@ -164,8 +163,10 @@ impl Drop for Recorder {
 /// touches only `entries` (one lookup): the other maps stay empty.
 #[derive(Default)]
 struct TierNames {
-    /// Entry address → its key, and whether a trace line can carry it (while the entry lives).
-    entries: HashMap<usize, (Key, bool), foldhash::fast::RandomState>,
+    /// Entry address → its lookup string, if a trace line can carry it (while the entry lives).
+    /// A copy made on this thread: reading the key's own bytes on every acquire would share
+    /// their cache lines, and the entry's next to them, with the thread that hits.
+    entries: HashMap<usize, Option<Box<str>>, foldhash::fast::RandomState>,
     /// A clone's handle id → the id its group was written with.
     clones: HashMap<u64, u64, foldhash::fast::RandomState>,
     /// Written id → live handles beyond the first, for groups that were cloned.
@@ -271,18 +272,20 @@ impl Writer {
         match event {
             Event::Name(named) => {
                 let (entry, key) = *named;
-                let ok = writable(key.lookup());
-                names.entries.insert(entry, (key, ok));
+                let lookup = key.lookup();
+                names
+                    .entries
+                    .insert(entry, writable(lookup).then(|| lookup.into()));
             }
             Event::Forget(entry) => {
                 names.entries.remove(&entry);
             }
             Event::Acquire(entry) => match names.entries.get(&entry) {
-                Some((key, true)) => {
+                Some(Some(lookup)) => {
                     for part in [verb, prefix, ids.format(seq).as_bytes(), b" "] {
                         buf.extend_from_slice(part);
                     }
-                    buf.extend_from_slice(key.lookup().as_bytes());
+                    buf.extend_from_slice(lookup.as_bytes());
                     buf.push(b'\n');
                 }
                 _ => {
