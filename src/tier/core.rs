@@ -54,9 +54,9 @@ const ORPHAN: u32 = u32::MAX;
 /// shared between threads in safe code; they are written only by the core (under the tier
 /// lock) with plain relaxed loads and stores.
 ///
-/// The layout is part of the hit path's cost: everything a hit reads or writes (the count, the
-/// bytes and the key's hash, pointer and length) lies in the first 64 bytes, and the value's
-/// first 8 bytes (where the tier keeps its way home) right after.
+/// The layout is part of the hit path's cost: everything a hit and a release read or write
+/// (the count, the slot, the bytes, a short key's bytes and the value's first 8 bytes, where
+/// the tier keeps its way home) lies in the first 64 bytes; the key itself comes last.
 #[repr(C)]
 pub struct Entry<V> {
     refs: AtomicU32,
@@ -64,8 +64,37 @@ pub struct Entry<V> {
     slot: AtomicU32,
     pub(crate) bytes: u64,
     released_ms: AtomicU64,
-    pub(crate) key: Key,
+    short: ShortKey,
     pub(crate) value: V,
+    pub(crate) key: Key,
+}
+
+/// A lookup string of up to [`ShortKey::MAX`] bytes, kept inside the entry: a hit compares it
+/// without following the key's pointer to its bytes, which would be a second cache miss after
+/// the entry's own (hrefs like `photos/img_0042.jpg` fit). Longer strings compare the key's
+/// hash, then its bytes.
+#[derive(Clone, Copy)]
+struct ShortKey {
+    /// The string's length, or [`ShortKey::LONG`].
+    len: u8,
+    bytes: [u8; ShortKey::MAX],
+}
+
+impl ShortKey {
+    const MAX: usize = 23;
+    const LONG: u8 = u8::MAX;
+
+    fn new(lookup: &str) -> ShortKey {
+        let mut short = ShortKey {
+            len: ShortKey::LONG,
+            bytes: [0; ShortKey::MAX],
+        };
+        if let Some(dst) = short.bytes.get_mut(..lookup.len()) {
+            dst.copy_from_slice(lookup.as_bytes());
+            short.len = lookup.len() as u8;
+        }
+        short
+    }
 }
 
 impl<V> Entry<V> {
@@ -90,6 +119,16 @@ impl<V> Entry<V> {
     /// Coarse milliseconds of the last release.
     pub(crate) fn released_ms(&self) -> u64 {
         self.released_ms.load(Ordering::Relaxed)
+    }
+    /// Whether this entry's key has the lookup string `lookup`, whose hash is `hash`.
+    #[inline]
+    fn is(&self, lookup: &str, hash: u64) -> bool {
+        let n = lookup.len();
+        if n <= ShortKey::MAX {
+            self.short.len as usize == n && self.short.bytes[..n] == *lookup.as_bytes()
+        } else {
+            self.key.hash_value() == hash && self.key.lookup() == lookup
+        }
     }
 }
 
@@ -242,12 +281,14 @@ impl<V> TierCore<V> {
 
     #[inline]
     fn find(&self, lookup: &str) -> Option<EntryPtr<V>> {
-        let hash = KeyStr::hash_of(lookup);
+        self.find_hashed(lookup, KeyStr::hash_of(lookup))
+    }
+
+    /// [`TierCore::find`] with `hash` = [`KeyStr::hash_of`] `lookup`.
+    #[inline]
+    fn find_hashed(&self, lookup: &str, hash: u64) -> Option<EntryPtr<V>> {
         self.index
-            .find(hash, |p| {
-                let k = &p.entry().key;
-                k.hash_value() == hash && k.lookup() == lookup
-            })
+            .find(hash, |p| p.entry().is(lookup, hash))
             .copied()
     }
 
@@ -255,7 +296,15 @@ impl<V> TierCore<V> {
     /// returned. Nothing is counted otherwise.
     #[inline]
     pub fn hit(&mut self, lookup: &str) -> Option<EntryPtr<V>> {
-        let p = self.find(lookup)?;
+        self.hit_hashed(lookup, KeyStr::hash_of(lookup))
+    }
+
+    /// [`TierCore::hit`] with `hash` = [`KeyStr::hash_of`] `lookup`, which the caller can
+    /// compute before it takes the tier lock.
+    #[inline]
+    pub fn hit_hashed(&mut self, lookup: &str, hash: u64) -> Option<EntryPtr<V>> {
+        debug_assert_eq!(hash, KeyStr::hash_of(lookup));
+        let p = self.find_hashed(lookup, hash)?;
         let e = p.entry();
         let refs = e.refs();
         e.set_refs(refs + 1);
@@ -314,8 +363,9 @@ impl<V> TierCore<V> {
             slot: AtomicU32::new(ORPHAN),
             bytes,
             released_ms: AtomicU64::new(0),
-            key: ph.key.fresh(),
+            short: ShortKey::new(ph.key.lookup()),
             value,
+            key: ph.key.fresh(),
         });
         entry.set_refs(refs);
         let p = EntryPtr(NonNull::from(Box::leak(entry)));

@@ -99,6 +99,14 @@ pub(crate) struct Homed<R: Resource> {
     res: R,
 }
 
+// The way home lies in the entry's first cache line (with everything else a hit and a release
+// touch), whatever the tier holds.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(core::Entry<Homed<crate::bitmap::Bitmap>>, value) + 8 <= 64);
+    assert!(offset_of!(core::Entry<Homed<crate::gpu::Texture>>, value) + 8 <= 64);
+};
+
 /// One byte-budgeted, thread-safe tier. Dropping it frees every unused entry; entries still in
 /// use are freed by their last handle.
 pub struct Tier<R: Resource> {
@@ -222,10 +230,12 @@ impl<R: Resource> Tier<R> {
 
     /// [`Tier::get_resident`]; `record` as in [`Tier::acquire_as`]. This is also the fast path
     /// of every acquire: one lock round trip, no key, no closure, no unwinding guard.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_resident_as(&self, lookup: &str, record: bool) -> Option<Handle<R>> {
+        // Hashing needs no lock: done first, it keeps the critical section short.
+        let hash = crate::key::KeyStr::hash_of(lookup);
         let mut state = self.shared.state.lock();
-        let entry = state.core.hit(lookup)?;
+        let entry = state.core.hit_hashed(lookup, hash)?;
         let id = match &mut state.log {
             Some(log) if record => log.push(Event::Acquire(entry_addr(entry))),
             _ => 0,
