@@ -84,6 +84,28 @@ impl ShortKey {
     const MAX: usize = 23;
     const LONG: u8 = u8::MAX;
 
+    /// Whether the string is `b`, which is as long as it (at most [`ShortKey::MAX`] bytes).
+    ///
+    /// Compared a few words at a time, overlapping, inline: a call to `memcmp` costs more than
+    /// the comparison.
+    #[inline]
+    fn holds(&self, b: &[u8]) -> bool {
+        let (a, n) = (&self.bytes[..], b.len());
+        debug_assert!(n <= ShortKey::MAX && n == self.len as usize);
+        let word = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().unwrap());
+        let half = |s: &[u8], i: usize| u32::from_ne_bytes(s[i..i + 4].try_into().unwrap());
+        match n {
+            17.. => {
+                word(a, 0) == word(b, 0)
+                    && word(a, 8) == word(b, 8)
+                    && word(a, n - 8) == word(b, n - 8)
+            }
+            8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+            4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+            _ => a[..n] == *b,
+        }
+    }
+
     fn new(lookup: &str) -> ShortKey {
         let mut short = ShortKey {
             len: ShortKey::LONG,
@@ -125,7 +147,7 @@ impl<V> Entry<V> {
     fn is(&self, lookup: &str, hash: u64) -> bool {
         let n = lookup.len();
         if n <= ShortKey::MAX {
-            self.short.len as usize == n && self.short.bytes[..n] == *lookup.as_bytes()
+            self.short.len as usize == n && self.short.holds(lookup.as_bytes())
         } else {
             self.key.hash_value() == hash && self.key.lookup() == lookup
         }
@@ -700,6 +722,55 @@ mod tests {
     use crate::key::Resolver;
 
     const KEYS: usize = 64;
+
+    /// Every length a short key can have, a difference at every position: never equal; the
+    /// same bytes: equal.
+    #[test]
+    fn short_keys_compare_every_byte() {
+        for n in 0..=ShortKey::MAX {
+            let text: String = (0..n).map(|i| (b'a' + i as u8) as char).collect();
+            let short = ShortKey::new(&text);
+            assert_eq!(short.len as usize, n);
+            assert!(short.holds(text.as_bytes()), "{text:?}");
+            for i in 0..n {
+                let mut other = text.clone().into_bytes();
+                other[i] = b'#';
+                assert!(!short.holds(&other), "{text:?} vs {other:?}");
+            }
+        }
+        assert_eq!(
+            ShortKey::new(&"x".repeat(ShortKey::MAX + 1)).len,
+            ShortKey::LONG
+        );
+    }
+
+    /// Keys around the inline limit, and long keys that differ only past it, each find their
+    /// own entry.
+    #[test]
+    fn long_and_short_keys_hit_their_own_entries() {
+        let r = Resolver::new("/m");
+        let base = "d".repeat(ShortKey::MAX - 2);
+        let names: Vec<String> = (0..6)
+            .flat_map(|extra| ["a", "b"].map(|t| format!("{base}{}{t}", "e".repeat(extra))))
+            .collect();
+        let mut core: TierCore<usize> = TierCore::new(u64::MAX, 0);
+        let mut freed = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let Lookup::Miss(ph) = core.acquire(name, || r.key(name)) else {
+                panic!("{name} resident before it was loaded");
+            };
+            let p = core.complete(&ph, i, 1, &mut freed);
+            core.drop_ref(p, 0, &mut freed);
+        }
+        for (i, name) in names.iter().enumerate() {
+            let p = core.hit(name).expect(name);
+            // SAFETY: the handle just counted keeps the entry.
+            assert_eq!(unsafe { p.get() }.value, i, "{name}");
+            core.drop_ref(p, 0, &mut freed);
+        }
+        assert!(core.hit(&format!("{base}eeeeeec")).is_none());
+        assert!(freed.is_empty());
+    }
 
     /// The model of §3.4: evict least recently released first while over budget.
     fn model_evict(resident: &mut [bool; KEYS], unused: &mut Vec<usize>, budget: u64) {
