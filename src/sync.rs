@@ -36,7 +36,7 @@ pub(crate) type TierMutexGuard<'a, T> = self::model::MutexGuard<'a, T>;
 /// drain, some 5 ns each here. `parking_lot`'s mutex (like `std`'s) also releases with a
 /// read-modify-write, to learn whether a thread is parked and must be woken; this lock parks
 /// no thread, so its release is a plain store, and a hit pays two locked instructions instead
-/// of four: 37 ns became 32 on the `hit` bench (PERFORMANCE.md).
+/// of four: 37 ns became 30.5 on the `hit` bench (PERFORMANCE.md).
 ///
 /// A waiter spins, then yields (`crossbeam_utils::Backoff`), then sleeps in growing steps of
 /// at most [`MAX_NAP`], polling the lock. Nobody has to wake it, so no wake-up can be lost.
