@@ -175,6 +175,44 @@ fn a_recorded_workload_with_textures_replays_to_the_same_stats() {
     assert_eq!(g, recorded.gpu);
 }
 
+/// A hit dropped at once is logged as one packed event; a texture made while a bitmap is held
+/// is still written between that bitmap's acquire and its release, and a plain hit and drop
+/// still writes both lines.
+#[test]
+fn a_texture_between_an_acquire_and_its_release_is_written_between_them() {
+    let Some(gpu) = common::gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    pictures(tmp.path(), 2);
+    let trace = tmp.path().join("app.trace");
+    let mut cfg = config(tmp.path(), 1 << 20);
+    cfg.stats.trace = trace.clone();
+    let cache = Cache::new(cfg).unwrap();
+    cache.bind_gpu(gpu);
+    drop(cache.bitmap("p0.png").unwrap());
+    let held = cache.bitmap("p0.png").unwrap();
+    let tex = cache.texture("p1.png").unwrap();
+    drop(held);
+    drop(tex);
+    drop(cache.bitmap("p1.png").unwrap());
+    drop(cache);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let words = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let ops: Vec<Vec<String>> = lines.iter().map(|l| words(l)).collect();
+    let names: Vec<&str> = ops.iter().map(|o| o[0].as_str()).collect();
+    assert_eq!(
+        names,
+        ["bitmap", "release", "bitmap", "texture", "release", "release", "bitmap", "release"],
+        "{text}"
+    );
+    // Each release names the handle acquired just before it, except the held bitmap's, which
+    // comes after the texture's acquire and names that bitmap.
+    assert_eq!(ops[1][1], ops[0][1]);
+    assert_eq!(ops[4][1], ops[2][1], "{text}");
+    assert_eq!(ops[5][1], ops[3][1], "{text}");
+    assert_eq!(ops[7][1], ops[6][1]);
+}
+
 #[test]
 fn a_recorded_multi_threaded_workload_replays_to_the_same_stats() {
     let tmp = tempfile::tempdir().unwrap();

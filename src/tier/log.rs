@@ -29,6 +29,9 @@ pub(crate) const MAX_EVENTS: usize = 1 << 20;
 pub(crate) enum Event {
     /// A handle (id: this event's number) was acquired on the entry at this address.
     Acquire(usize),
+    /// [`Event::Acquire`], then [`Event::Release`] of that handle as the next event: two
+    /// sequence numbers in one word (the CPU tier's hit-and-drop).
+    AcquireReleased(usize),
     /// An entry was inserted: its address and key.
     Name(Box<(usize, Key)>),
     /// The entry at this address was freed.
@@ -61,7 +64,8 @@ pub(crate) struct Batch {
     /// For the tier that does not tick the clock: each event's stamp. Empty for the one that
     /// does, whose events are stamped with their sequence numbers.
     pub stamps: Vec<u64>,
-    /// The sequence number of the first event.
+    /// The sequence number of the first event. The CPU tier's events are numbered on from it,
+    /// one number per event, two for an [`Event::AcquireReleased`].
     pub first: u64,
 }
 
@@ -70,6 +74,7 @@ const FORGET: u64 = 1;
 const RELEASE: u64 = 2;
 const CLONE: u64 = 3;
 const SIDE: u64 = 4;
+const ACQUIRE_RELEASED: u64 = 5;
 
 impl Batch {
     fn clear(&mut self) {
@@ -85,6 +90,7 @@ impl Batch {
             FORGET => Event::Forget((w & !7) as usize),
             RELEASE => Event::Release(w >> 3),
             CLONE => Event::Clone(w >> 3),
+            ACQUIRE_RELEASED => Event::AcquireReleased((w & !7) as usize),
             _ => side.next().unwrap_or(Event::Overflow),
         })
     }
@@ -159,6 +165,26 @@ impl TierLog {
             return self.push_slow(word, None);
         }
         self.append(word)
+    }
+
+    /// Logs the release of handle `id` as an [`Event::Release`]. On the tier that ticks the
+    /// clock, when the handle's acquire is the last event in the buffer (an acquire and drop
+    /// with nothing in between, as in most hits), the release still takes its own sequence
+    /// number but no word: the acquire's word is marked instead. That halves what a hit hands
+    /// to the recorder's core; the recorder gives the two events their numbers back in order.
+    #[inline(always)]
+    pub fn release(&mut self, id: u64) {
+        if self.ticks && id == self.seq {
+            if let Some(last) = self.batch.words.last_mut() {
+                if *last & 7 == ACQUIRE {
+                    *last |= ACQUIRE_RELEASED;
+                    self.seq += 1;
+                    self.clock.store(self.seq, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        self.push(Event::Release(id));
     }
 
     #[inline]

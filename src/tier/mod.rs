@@ -447,8 +447,9 @@ impl<R: Resource> Drop for Handle<R> {
         let mut state = self.home().state.lock();
         let rest = state.core.release(self.entry, now);
         if self.id != 0 {
-            let id = self.id;
-            state.record(|| Event::Release(id));
+            if let Some(log) = &mut state.log {
+                log.release(self.id);
+            }
         }
         if rest != Released::Done {
             self.drop_slow(state, rest);

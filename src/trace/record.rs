@@ -216,15 +216,21 @@ impl Writer {
                 .map(|(i, e)| (stamps[i], gpu_first + i as u64, e)),
         );
         gpu.stamps = stamps;
-        let cpu_first = cpu.first;
-        for (i, ev) in cpu.drain().enumerate() {
-            // The CPU tier's sequence numbers are the stamps.
-            let seq = cpu_first + i as u64;
-            while self.pending_gpu.front().is_some_and(|g| g.0 < seq) {
-                let (_, gseq, g) = self.pending_gpu.pop_front().expect("front");
-                self.emit(TierKind::Gpu, gseq, g);
-            }
+        // The CPU tier's sequence numbers are the stamps.
+        let mut seq = cpu.first;
+        for ev in cpu.drain() {
+            let (ev, released) = match ev {
+                Event::AcquireReleased(entry) => (Event::Acquire(entry), true),
+                ev => (ev, false),
+            };
+            self.emit_gpu_before(seq);
             self.emit(TierKind::Cpu, seq, ev);
+            if released {
+                self.emit_gpu_before(seq + 1);
+                self.emit(TierKind::Cpu, seq + 1, Event::Release(seq));
+                seq += 1;
+            }
+            seq += 1;
             if self.buf.len() >= 1 << 16 {
                 self.write();
             }
@@ -235,6 +241,14 @@ impl Writer {
         }
         self.spares = [cpu, gpu];
         self.write();
+    }
+
+    /// Writes the GPU events stamped before the CPU event `seq`.
+    fn emit_gpu_before(&mut self, seq: u64) {
+        while self.pending_gpu.front().is_some_and(|g| g.0 < seq) {
+            let (_, gseq, g) = self.pending_gpu.pop_front().expect("front");
+            self.emit(TierKind::Gpu, gseq, g);
+        }
     }
 
     /// Writes the formatted lines out.
@@ -307,6 +321,12 @@ impl Writer {
                 let group = names.clones.get(&of).copied().unwrap_or(of);
                 names.clones.insert(seq, group);
                 *names.extra.entry(group).or_insert(0) += 1;
+            }
+            Event::AcquireReleased(entry) => {
+                // Unpacked by `drain`; the GPU tier never packs.
+                debug_assert!(false, "an unpacked acquire-and-release");
+                self.emit(tier, seq, Event::Acquire(entry));
+                self.emit(tier, seq + 1, Event::Release(seq));
             }
             Event::Release(id) => {
                 let mut group = id;
