@@ -125,7 +125,8 @@ pub(crate) struct TierLog {
     clock: Arc<Clock>,
     /// True for the tier that advances the clock (the CPU tier).
     ticks: bool,
-    /// The last event's sequence number.
+    /// The last event's sequence number, on the tier that does not tick the clock (on the one
+    /// that does, the clock is its sequence number: one store an event, not two).
     seq: u64,
     wake: Arc<dyn Wake>,
     /// The batch length at which `push` leaves its fast path: to wake the recorder, to stop
@@ -174,12 +175,11 @@ impl TierLog {
     /// to the recorder's core; the recorder gives the two events their numbers back in order.
     #[inline(always)]
     pub fn release(&mut self, id: u64) {
-        if self.ticks && id == self.seq {
+        if self.ticks && id == self.seq() {
             if let Some(last) = self.batch.words.last_mut() {
                 if *last & 7 == ACQUIRE {
                     *last |= ACQUIRE_RELEASED;
-                    self.seq += 1;
-                    self.clock.store(self.seq, Ordering::Relaxed);
+                    self.next_seq();
                     return;
                 }
             }
@@ -187,17 +187,38 @@ impl TierLog {
         self.push(Event::Release(id));
     }
 
+    /// The last event's sequence number.
+    #[inline]
+    fn seq(&self) -> u64 {
+        if self.ticks {
+            self.clock.load(Ordering::Relaxed)
+        } else {
+            self.seq
+        }
+    }
+
+    /// Numbers a new event.
+    #[inline]
+    fn next_seq(&mut self) -> u64 {
+        if self.ticks {
+            // Only this tier writes the clock, always under its lock: a plain load and store.
+            let seq = self.clock.load(Ordering::Relaxed) + 1;
+            self.clock.store(seq, Ordering::Relaxed);
+            seq
+        } else {
+            self.seq += 1;
+            self.seq
+        }
+    }
+
     #[inline]
     fn append(&mut self, word: u64) -> u64 {
-        self.seq += 1;
-        if self.ticks {
-            // Only this tier writes the clock, always under its lock: a plain store.
-            self.clock.store(self.seq, Ordering::Relaxed);
-        } else {
+        let seq = self.next_seq();
+        if !self.ticks {
             self.batch.stamps.push(self.clock.load(Ordering::Relaxed));
         }
         self.batch.words.push(word);
-        self.seq
+        seq
     }
 
     #[cold]
@@ -225,7 +246,7 @@ impl TierLog {
     /// Swaps the buffer for `spare` (emptied) and returns the events so far.
     pub fn take(&mut self, mut spare: Batch) -> Batch {
         spare.clear();
-        spare.first = self.seq + 1;
+        spare.first = self.seq() + 1;
         if self.check_at != 0 {
             self.check_at = WAKE_AT;
         }
