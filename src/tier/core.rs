@@ -13,10 +13,10 @@
 //! (the queue's hot tail) and notes `seq` in a dense table of 4-byte numbers, one per slot, and
 //! a hit touches no list at all. A record is *live* while its entry is still in that slot, has
 //! not been released again since (the slot's `seq` is the entry's last release) and is unused;
-//! eviction pops records from the front and skips the dead ones. So the live records are exactly the unused entries, in the order of
-//! their last release, which is the eviction order; and neither a hit nor a release touches
-//! any other entry's memory (a linked LRU list writes both neighbours of the entry on every
-//! release: two cache misses). Records that are no entry's last release are swept out, reading
+//! eviction pops records from the front and skips the dead ones. So the live records are
+//! exactly the unused entries, in the order of their last release, which is the eviction
+//! order; and neither a hit nor a release touches any other entry's memory (a linked LRU list
+//! writes both neighbours of the entry on every release: two cache misses). Records that are no entry's last release are swept out, reading
 //! only the table of sequence numbers, whenever the queue holds more than four times the
 //! entries (plus a constant); a sweep leaves at most one record per entry, so each release
 //! pays O(1) amortised (4/3 of a record read, branch-free) and the queue holds at most 4
@@ -274,6 +274,14 @@ struct Record {
     seq: u32,
 }
 
+impl Record {
+    /// Whether this record is still its slot's last release, by the table of sequence numbers.
+    #[inline]
+    fn is_latest(self, slot_seqs: &[u32]) -> bool {
+        slot_seqs[self.slot as usize] == self.seq
+    }
+}
+
 /// At most this many entries per tier (2^28, some 268 million): keeps release sequence
 /// numbers from wrapping onto a dead record (see [`Record`]).
 const MAX_SLOTS: usize = 1 << 28;
@@ -501,7 +509,7 @@ impl<V> TierCore<V> {
     /// The entry may have been acquired since: [`TierCore::live`] checks that too.
     #[inline]
     fn latest(&self, r: Record) -> Option<EntryPtr<V>> {
-        if self.slot_seqs[r.slot as usize] == r.seq {
+        if r.is_latest(&self.slot_seqs) {
             self.slots[r.slot as usize]
         } else {
             None
@@ -526,7 +534,7 @@ impl<V> TierCore<V> {
         for i in 0..records.len() {
             let r = records[i];
             records[kept] = r;
-            kept += (seqs[r.slot as usize] == r.seq) as usize;
+            kept += r.is_latest(seqs) as usize;
         }
         self.releases.truncate(kept);
         #[cfg(test)]
