@@ -270,6 +270,11 @@ impl Cache {
     }
 
     /// Acquires the decoded bitmap of `href` (SPEC §3.1).
+    ///
+    /// Inlined into the caller (the miss is not): a call would hand the handle back through
+    /// memory, as a `Result` with an error is too big for registers, and reading it back
+    /// from there waits for every store of the hit to land first.
+    #[inline]
     pub fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
         self.inner.bitmap(href, true)
     }
