@@ -206,3 +206,23 @@ mod tests {
         assert_eq!(m.into_inner(), THREADS * ADDS);
     }
 }
+
+/// Asks for the cache line at `p` in a state this core can write (x86's `prefetchw`), without
+/// waiting for it. A store to a line that is not in this core's cache waits in the store
+/// buffer, and the tier lock's next locked instruction waits for every such store: asking for
+/// the line before the store keeps that wait off the hit path. A hint only: it reads and writes
+/// nothing, cannot fault, and is a no-op elsewhere.
+#[inline(always)]
+pub(crate) fn prefetch_write<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetchw` accesses no memory architecturally and cannot fault, whatever `p`.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{}]",
+            in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

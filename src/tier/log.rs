@@ -164,18 +164,10 @@ impl Words {
     fn flush(&mut self) {
         let n = self.lines.len();
         self.lines.push(self.tail);
-        #[cfg(target_arch = "x86_64")]
         if n + AHEAD < self.lines.capacity() {
-            // SAFETY: a prefetch reads and writes nothing (it is a hint, and cannot fault), and
-            // the address lies inside the vector's allocation.
-            unsafe {
-                let ahead = self.lines.as_ptr().add(n + AHEAD);
-                std::arch::asm!(
-                    "prefetchw [{}]",
-                    in(reg) ahead,
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
+            // In the vector's allocation (a prefetch elsewhere would do no harm either, but
+            // could take a line from another core for nothing).
+            crate::sync::prefetch_write(self.lines.as_ptr().wrapping_add(n + AHEAD));
         }
         self.tail_len = 0;
     }
