@@ -4,7 +4,11 @@
 //!   texcache and quick_cache side by side (ids `texcache/N`, `quick_cache/N`);
 //! - group `hit_mt`: 10,000 resident entries, 1 and 2 threads hitting at once, each on its own
 //!   key sequence (ids `texcache/T`, `quick_cache/T`); the throughput (hits/s, all threads
-//!   together) of `/2` over `/1` is the scaling.
+//!   together) of `/2` over `/1` is the scaling. The `_disjoint` ids give each thread its own
+//!   half of the keys, so that the threads share the cache but no entry;
+//! - group `evict`: the cost of one eviction as the cache grows: a tier (and a quick_cache)
+//!   holding exactly N entries takes a new one, which evicts the least recently used (ids
+//!   `texcache/N`, `quick_cache/N`, N = 1,000, 100,000, 1,000,000).
 //!
 //! The entries hold 1x1 bitmaps put in through the CPU tier directly (decoding a million files
 //! would only make the setup slow): the hit path, `Cache::bitmap`, is the one an application
@@ -40,27 +44,47 @@ fn sequence(n: usize, len: usize, seed: u32) -> Vec<u32> {
         .collect()
 }
 
-fn caches(n: usize) -> (texcache::Cache, Qc, Vec<String>) {
+/// A texcache and a quick_cache holding `n` entries of 4 bytes (1x1 RGBA) each, with room for
+/// `room` such entries; and the entries' names.
+fn caches_with_room(n: usize, room: usize) -> (texcache::Cache, Qc, Vec<String>) {
     let mut cfg = texcache::Config::default();
     cfg.mediadir = "/bench".into();
     cfg.stats.history_interval_ms = 0;
+    cfg.cpu.budget.0 = 4 * room as u64;
     let cache = texcache::Cache::new(cfg).unwrap();
     let names: Vec<String> = (0..n).map(name).collect();
-    let qc = Qc::with_weighter(n, 1 << 40, PixelWeighter);
+    let qc = Qc::with_weighter(room, 4 * room as u64, PixelWeighter);
     for h in &names {
-        let one = || {
-            Ok(texcache::Bitmap::new(
-                1,
-                1,
-                texcache::PixelFormat::Rgba8,
-                vec![0u8; 4],
-            ))
-        };
-        drop(cache.cpu().acquire(h, || cache.key(h), |_| one()).unwrap());
-        qc.insert(h.clone(), Arc::new(vec![0u8; 4]));
+        insert(&cache, &qc, h);
     }
     assert_eq!(cache.stats().cpu.entries, n as u64);
     (cache, qc, names)
+}
+
+fn caches(n: usize) -> (texcache::Cache, Qc, Vec<String>) {
+    caches_with_room(n, 1 << 38)
+}
+
+/// Puts `h` in both caches (a miss in each), as a 1x1 RGBA bitmap.
+fn insert(cache: &texcache::Cache, qc: &Qc, h: &str) {
+    insert_texcache(cache, h);
+    insert_qc(qc, h);
+}
+
+fn insert_texcache(cache: &texcache::Cache, h: &str) {
+    let one = || {
+        Ok(texcache::Bitmap::new(
+            1,
+            1,
+            texcache::PixelFormat::Rgba8,
+            vec![0u8; 4],
+        ))
+    };
+    drop(cache.cpu().acquire(h, || cache.key(h), |_| one()).unwrap());
+}
+
+fn insert_qc(qc: &Qc, h: &str) {
+    qc.insert(h.to_owned(), Arc::new(vec![0u8; 4]));
 }
 
 fn scale(c: &mut Criterion) {
@@ -110,30 +134,66 @@ fn in_parallel(threads: usize, iters: u64, hit: &(impl Fn(usize, usize) + Sync))
 fn threads(c: &mut Criterion) {
     const N: usize = 10_000;
     let (cache, qc, names) = caches(N);
-    let seqs: Vec<Vec<u32>> = (0..2).map(|t| sequence(N, 1 << 16, t + 7)).collect();
-    let key = |t: usize, k: usize| names[seqs[t][k % seqs[t].len()] as usize].as_str();
+    let shared: Vec<Vec<u32>> = (0..2).map(|t| sequence(N, 1 << 16, t + 7)).collect();
+    // Thread t on the entries numbered t modulo 2.
+    let disjoint: Vec<Vec<u32>> = (0..2)
+        .map(|t| {
+            let seq = sequence(N / 2, 1 << 16, t + 7);
+            seq.into_iter().map(|i| i * 2 + t).collect()
+        })
+        .collect();
     let mut g = c.benchmark_group("hit_mt");
-    for t in [1usize, 2] {
-        g.throughput(Throughput::Elements(t as u64));
-        g.bench_function(BenchmarkId::new("texcache", t), |b| {
-            b.iter_custom(|iters| {
-                in_parallel(t, iters, &|th, k| {
-                    drop(std::hint::black_box(cache.bitmap(key(th, k)).unwrap()))
+    for (suffix, seqs) in [("", &shared), ("_disjoint", &disjoint)] {
+        let key = |t: usize, k: usize| names[seqs[t][k % seqs[t].len()] as usize].as_str();
+        for t in [1usize, 2] {
+            g.throughput(Throughput::Elements(t as u64));
+            g.bench_function(BenchmarkId::new(format!("texcache{suffix}"), t), |b| {
+                b.iter_custom(|iters| {
+                    in_parallel(t, iters, &|th, k| {
+                        drop(std::hint::black_box(cache.bitmap(key(th, k)).unwrap()))
+                    })
                 })
-            })
-        });
-        g.bench_function(BenchmarkId::new("quick_cache", t), |b| {
-            b.iter_custom(|iters| {
-                in_parallel(t, iters, &|th, k| {
-                    drop(std::hint::black_box(qc.get(key(th, k)).unwrap()))
+            });
+            g.bench_function(BenchmarkId::new(format!("quick_cache{suffix}"), t), |b| {
+                b.iter_custom(|iters| {
+                    in_parallel(t, iters, &|th, k| {
+                        drop(std::hint::black_box(qc.get(key(th, k)).unwrap()))
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     g.finish();
     let misses = cache.stats().cpu.misses;
     assert_eq!(misses, N as u64, "every benchmarked acquire was a hit");
 }
 
-criterion_group!(benches, scale, threads);
+/// One insertion into a full cache, which evicts one entry: texcache's least recently
+/// released, quick_cache's own choice. The names go round a ring of twice the capacity, so
+/// each one was evicted long before it comes again: every insertion is a miss.
+fn evict(c: &mut Criterion) {
+    let mut g = c.benchmark_group("evict");
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let (cache, qc, mut names) = caches_with_room(n, n);
+        names.extend((n..2 * n).map(name));
+        for (id, insert) in [
+            ("texcache", &(|h: &str| insert_texcache(&cache, h)) as &dyn Fn(&str)),
+            ("quick_cache", &|h: &str| insert_qc(&qc, h)),
+        ] {
+            let mut i = n;
+            g.bench_function(BenchmarkId::new(id, n), |b| {
+                b.iter(|| {
+                    i = (i + 1) % names.len();
+                    insert(&names[i]);
+                })
+            });
+        }
+        let s = cache.stats().cpu;
+        assert_eq!(s.entries, n as u64, "the tier stayed full");
+        assert_eq!(s.evictions, s.misses - n as u64, "every insertion evicted one");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, scale, threads, evict);
 criterion_main!(benches);
