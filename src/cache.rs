@@ -282,6 +282,8 @@ impl Cache {
     /// Acquires the texture of `href` (SPEC §3.8): a GPU hit, or a GPU miss that acquires the
     /// bitmap through the CPU tier, uploads it and drops the bitmap handle. The device is the
     /// one bound with [`Cache::bind_gpu`], else one opened from `gpu.backend` on first use.
+    /// Inlined into the caller, as [`Cache::bitmap`] is.
+    #[inline]
     pub fn texture(&self, href: &str) -> Result<TextureHandle> {
         self.inner.texture(href)
     }
@@ -556,11 +558,19 @@ impl Inner {
         Ok(gpu)
     }
 
+    #[inline]
     fn texture(&self, href: &str) -> Result<TextureHandle> {
-        let inner = self;
-        if let Some(hit) = inner.gpu.get_resident(href) {
-            return Ok(hit);
+        // As in `Inner::bitmap`: the href as it is first.
+        match self.gpu.get_resident_as(href, true) {
+            Some(hit) => Ok(hit),
+            None => self.texture_cold(href),
         }
+    }
+
+    /// [`Inner::texture`] when the href as it is names no resident texture.
+    #[inline(never)]
+    fn texture_cold(&self, href: &str) -> Result<TextureHandle> {
+        let inner = self;
         inner.resolver.with_lookup(href, |lookup| {
             inner.gpu.acquire(
                 lookup,
