@@ -1,7 +1,10 @@
 //! `cargo bench --bench hit_scale`: how the hit (acquire a handle and drop it) scales.
 //!
 //! - group `hit_scale`: one thread, on caches of 1,000, 100,000 and 1,000,000 resident entries,
-//!   texcache and quick_cache side by side (ids `texcache/N`, `quick_cache/N`);
+//!   texcache and quick_cache side by side (ids `texcache/N`, `quick_cache/N`), with keys drawn
+//!   uniformly from all N entries; and (ids `texcache_hot/N`, `quick_cache_hot/N`) from a hot
+//!   set of 1,000 entries spread evenly over the N, as an application's working set: whether
+//!   the cache's own cost grows with its size, apart from the memory system's;
 //! - group `hit_mt`: 10,000 resident entries, 1 and 2 threads hitting at once, each on its own
 //!   key sequence (ids `texcache/T`, `quick_cache/T`); the throughput (hits/s, all threads
 //!   together) of `/2` over `/1` is the scaling. The `_disjoint` ids give each thread its own
@@ -101,6 +104,22 @@ fn scale(c: &mut Criterion) {
             b.iter(|| drop(std::hint::black_box(cache.bitmap(next()).unwrap())))
         });
         g.bench_function(BenchmarkId::new("quick_cache", n), |b| {
+            b.iter(|| drop(std::hint::black_box(qc.get(next()).unwrap())))
+        });
+        const HOT: usize = 1_000;
+        let hot: Vec<u32> = sequence(HOT, 1 << 16, 2)
+            .into_iter()
+            .map(|i| (i as usize * (n / HOT)) as u32)
+            .collect();
+        let mut i = 0usize;
+        let mut next = || {
+            i = (i + 1) % hot.len();
+            names[hot[i] as usize].as_str()
+        };
+        g.bench_function(BenchmarkId::new("texcache_hot", n), |b| {
+            b.iter(|| drop(std::hint::black_box(cache.bitmap(next()).unwrap())))
+        });
+        g.bench_function(BenchmarkId::new("quick_cache_hot", n), |b| {
             b.iter(|| drop(std::hint::black_box(qc.get(next()).unwrap())))
         });
         let misses = cache.stats().cpu.misses;
