@@ -196,7 +196,10 @@ fn evict(c: &mut Criterion) {
         let (cache, qc, mut names) = caches_with_room(n, n);
         names.extend((n..2 * n).map(name));
         for (id, insert) in [
-            ("texcache", &(|h: &str| insert_texcache(&cache, h)) as &dyn Fn(&str)),
+            (
+                "texcache",
+                &(|h: &str| insert_texcache(&cache, h)) as &dyn Fn(&str),
+            ),
             ("quick_cache", &|h: &str| insert_qc(&qc, h)),
         ] {
             let mut i = n;
@@ -209,7 +212,11 @@ fn evict(c: &mut Criterion) {
         }
         let s = cache.stats().cpu;
         assert_eq!(s.entries, n as u64, "the tier stayed full");
-        assert_eq!(s.evictions, s.misses - n as u64, "every insertion evicted one");
+        assert_eq!(
+            s.evictions,
+            s.misses - n as u64,
+            "every insertion evicted one"
+        );
     }
     g.finish();
 }

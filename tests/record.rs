@@ -1,6 +1,7 @@
 //! Trace recording (`stats.trace`): the trace an application's cache writes replays to the same
 //! final stats, single-threaded and multi-threaded; clones, failures, remove, trim and budget
-//! are written as SPEC §7 says; a full disk is a typed error and the cache goes on.
+//! are written as SPEC §7 says; a fast hit loop is written whole and in order; a full disk is a
+//! typed error and the cache goes on.
 
 mod common;
 
@@ -142,6 +143,51 @@ fn a_recorded_single_threaded_workload_replays_to_the_same_stats() {
     let (cpu, gpu) = replay(cfg, &trace, None);
     assert_eq!(cpu, recorded.cpu);
     assert_eq!(gpu, recorded.gpu);
+}
+
+/// A hit loop as fast as the cache goes, spanning many of the recorder's batches (and, in an
+/// optimised build, its polling: it comes unasked while batches are big): every acquire and
+/// release is written, in order, and nothing is lost at a batch's edge.
+#[test]
+fn a_fast_hit_loop_is_recorded_whole_and_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    pictures(tmp.path(), 40);
+    let trace = tmp.path().join("fast.trace");
+    let mut cfg = config(tmp.path(), 1 << 20);
+    cfg.stats.trace = trace.clone();
+    let cache = Cache::new(cfg.clone()).unwrap();
+    const HITS: usize = 150_000;
+    let mut rng = Rng(42);
+    let mut order = Vec::with_capacity(HITS);
+    for _ in 0..HITS {
+        let i = rng.below(40);
+        drop(cache.bitmap(&format!("p{i}.png")).unwrap());
+        order.push(i);
+    }
+    let recorded = cache.stats();
+    cache.stop_trace().unwrap();
+    assert_eq!(
+        (recorded.cpu.hits + recorded.cpu.misses) as usize,
+        HITS,
+        "{:?}",
+        recorded.cpu
+    );
+    // Each acquire is `bitmap ID pN.png` and is released on the next line.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let ops: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(ops.len(), 2 * HITS, "one acquire and one release per hit");
+    for (k, pair) in ops.chunks(2).enumerate() {
+        let want = format!("p{}.png", order[k]);
+        let (acquire, release) = (pair[0], pair[1]);
+        let mut words = acquire.split(' ');
+        assert_eq!(words.next(), Some("bitmap"), "line {}: {acquire}", 2 * k);
+        let id = words.next().unwrap();
+        assert_eq!(words.next(), Some(want.as_str()), "hit {k}: {acquire}");
+        assert_eq!(release, format!("release {id}"), "hit {k}");
+    }
+    cfg.stats.trace = Default::default();
+    let (cpu, _) = replay(cfg, &trace, None);
+    assert_eq!(cpu, recorded.cpu);
 }
 
 #[test]
