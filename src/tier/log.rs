@@ -164,6 +164,13 @@ impl Words {
     fn flush(&mut self) {
         let n = self.lines.len();
         self.lines.push(self.tail);
+        if n == 0 {
+            // A fresh batch: the lines the ones below would have asked for.
+            let start = self.lines.as_ptr();
+            for k in 1..AHEAD.min(self.lines.capacity()) {
+                crate::sync::prefetch_write(start.wrapping_add(k));
+            }
+        }
         if n + AHEAD < self.lines.capacity() {
             // In the vector's allocation (a prefetch elsewhere would do no harm either, but
             // could take a line from another core for nothing).
