@@ -245,18 +245,20 @@ impl Writer {
         // The CPU tier's sequence numbers are the stamps.
         let mut seq = cpu.first;
         for ev in cpu.drain() {
-            let (ev, released) = match ev {
-                Event::AcquireReleased(entry) => (Event::Acquire(entry), true),
-                ev => (ev, false),
-            };
             self.emit_gpu_before(seq);
-            self.emit(TierKind::Cpu, seq, ev);
-            if released {
-                self.emit_gpu_before(seq + 1);
-                self.emit(TierKind::Cpu, seq + 1, Event::Release(seq));
-                seq += 1;
+            match ev {
+                Event::AcquireReleased(entry) if self.emit_hit(seq, entry) => seq += 2,
+                Event::AcquireReleased(entry) => {
+                    self.emit(TierKind::Cpu, seq, Event::Acquire(entry));
+                    self.emit_gpu_before(seq + 1);
+                    self.emit(TierKind::Cpu, seq + 1, Event::Release(seq));
+                    seq += 2;
+                }
+                ev => {
+                    self.emit(TierKind::Cpu, seq, ev);
+                    seq += 1;
+                }
             }
-            seq += 1;
             if self.buf.len() >= 1 << 16 {
                 self.write();
             }
@@ -268,6 +270,31 @@ impl Writer {
         self.spares = [cpu, gpu];
         self.write();
         taken
+    }
+
+    /// The most frequent pair of lines, a CPU hit dropped at once (an [`Event::AcquireReleased`]
+    /// numbered `seq`), written in one go: `bitmap bN HREF` and `release bN`. False, writing
+    /// nothing, when [`Writer::emit`] must do it event by event: a GPU event falls between the
+    /// two, or the entry's href cannot be written.
+    fn emit_hit(&mut self, seq: u64, entry: usize) -> bool {
+        if self.pending_gpu.front().is_some_and(|g| g.0 <= seq) {
+            return false;
+        }
+        let Some(Some(lookup)) = self.tiers[TierKind::Cpu as usize].entries.get(&entry) else {
+            return false;
+        };
+        let mut ids = itoa::Buffer::new();
+        let id = ids.format(seq).as_bytes();
+        let buf = &mut self.buf;
+        buf.reserve(b"bitmap b \nrelease b\n".len() + 2 * id.len() + lookup.len());
+        buf.extend_from_slice(b"bitmap b");
+        buf.extend_from_slice(id);
+        buf.push(b' ');
+        buf.extend_from_slice(lookup.as_bytes());
+        buf.extend_from_slice(b"\nrelease b");
+        buf.extend_from_slice(id);
+        buf.push(b'\n');
+        true
     }
 
     /// Writes the GPU events stamped before the CPU event `seq`.
