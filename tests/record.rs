@@ -190,6 +190,39 @@ fn a_fast_hit_loop_is_recorded_whole_and_in_order() {
     assert_eq!(cpu, recorded.cpu);
 }
 
+/// An href no trace line can carry (`#` starts a comment) is written as a comment, and so is
+/// nothing of its release, whether the handle was dropped at once or held.
+#[test]
+fn an_href_a_trace_cannot_carry_is_a_comment_and_its_release_is_not_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    pictures(tmp.path(), 1);
+    std::fs::copy(tmp.path().join("p0.png"), tmp.path().join("a#b.png")).unwrap();
+    let trace = tmp.path().join("hash.trace");
+    let mut cfg = config(tmp.path(), 1 << 20);
+    cfg.stats.trace = trace.clone();
+    let cache = Cache::new(cfg).unwrap();
+    for _ in 0..3 {
+        drop(cache.bitmap("a#b.png").unwrap());
+        drop(cache.bitmap("p0.png").unwrap());
+    }
+    let held = cache.bitmap("a#b.png").unwrap();
+    drop(cache.bitmap("p0.png").unwrap());
+    drop(held);
+    cache.stop_trace().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let ops: Vec<&str> = text.lines().skip(1).collect();
+    let comment = "# an acquire whose href a trace line cannot carry";
+    assert_eq!(ops.len(), 12, "{text}");
+    for three in ops.chunks(3) {
+        assert_eq!(three[0], comment, "{text}");
+        let id = three[1]
+            .strip_prefix("bitmap ")
+            .and_then(|l| l.strip_suffix(" p0.png"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(three[2], format!("release {id}"), "{text}");
+    }
+}
+
 #[test]
 fn a_recorded_workload_with_textures_replays_to_the_same_stats() {
     let Some(gpu) = common::gpu() else { return };
