@@ -94,34 +94,25 @@ fn scale(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit_scale");
     for n in [1_000usize, 100_000, 1_000_000] {
         let (cache, qc, names) = caches(n);
-        let seq = sequence(n, (4 * n).min(1 << 20), 1);
-        let mut i = 0usize;
-        let mut next = || {
-            i = (i + 1) % seq.len();
-            names[seq[i] as usize].as_str()
-        };
-        g.bench_function(BenchmarkId::new("texcache", n), |b| {
-            b.iter(|| drop(std::hint::black_box(cache.bitmap(next()).unwrap())))
-        });
-        g.bench_function(BenchmarkId::new("quick_cache", n), |b| {
-            b.iter(|| drop(std::hint::black_box(qc.get(next()).unwrap())))
-        });
+        let uniform = sequence(n, (4 * n).min(1 << 20), 1);
         const HOT: usize = 1_000;
         let hot: Vec<u32> = sequence(HOT, 1 << 16, 2)
             .into_iter()
             .map(|i| (i as usize * (n / HOT)) as u32)
             .collect();
-        let mut i = 0usize;
-        let mut next = || {
-            i = (i + 1) % hot.len();
-            names[hot[i] as usize].as_str()
-        };
-        g.bench_function(BenchmarkId::new("texcache_hot", n), |b| {
-            b.iter(|| drop(std::hint::black_box(cache.bitmap(next()).unwrap())))
-        });
-        g.bench_function(BenchmarkId::new("quick_cache_hot", n), |b| {
-            b.iter(|| drop(std::hint::black_box(qc.get(next()).unwrap())))
-        });
+        for (suffix, seq) in [("", &uniform), ("_hot", &hot)] {
+            let mut i = 0usize;
+            let mut next = || {
+                i = (i + 1) % seq.len();
+                names[seq[i] as usize].as_str()
+            };
+            g.bench_function(BenchmarkId::new(format!("texcache{suffix}"), n), |b| {
+                b.iter(|| drop(std::hint::black_box(cache.bitmap(next()).unwrap())))
+            });
+            g.bench_function(BenchmarkId::new(format!("quick_cache{suffix}"), n), |b| {
+                b.iter(|| drop(std::hint::black_box(qc.get(next()).unwrap())))
+            });
+        }
         let misses = cache.stats().cpu.misses;
         assert_eq!(misses, n as u64, "every benchmarked acquire was a hit");
     }
