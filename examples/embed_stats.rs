@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut on_screen = std::collections::VecDeque::new();
     let mut i = 0;
     while start.elapsed().as_secs_f64() < seconds {
-        cache.prefetch([names[(i + 1) % names.len()].as_str()]);
+        cache.prefetch([names[(i + 1) % names.len()].as_str()])?;
         on_screen.push_back(cache.bitmap(&names[i % names.len()])?);
         if on_screen.len() > 2 {
             on_screen.pop_front();

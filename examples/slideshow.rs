@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for i in 0..slides {
         let name = &names[i % names.len()];
-        cache.prefetch_textures([&names[(i + 1) % names.len()]]);
+        cache.prefetch_textures([&names[(i + 1) % names.len()]])?;
         let texture = cache.texture(name)?; // a hit once prefetched
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("slideshow picture"),

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::stats::PixelFormat;
 use crate::tier::Resource;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -117,60 +117,49 @@ pub fn live_bitmaps() -> (i64, i64) {
     )
 }
 
-/// Reads `path` whole. `confine_to`: the canonical mediadir the opened file must lie in; checked
-/// on the open file itself, so a symlink swapped in after the key was computed is caught too.
-pub fn read_file(href: &str, path: &Path, confine_to: Option<&Path>) -> Result<Vec<u8>> {
-    let io = |e| Error::io(href, path, e);
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(Error::NotAFile {
-            href: href.into(),
-            path: path.into(),
-        });
-    }
-    if let Some(root) = confine_to {
-        let real = opened_path(&file, path).map_err(io)?;
-        if !real.starts_with(root) {
-            return Err(Error::OutsideMediadir {
+/// The longest file texcache reads as a picture with `loader.max_pixels = max_pixels`: 8 bytes
+/// per pixel (16-bit RGBA stored raw, the most any supported format needs) plus 16 MiB of
+/// metadata. Anything longer is refused from its `fstat` length before a byte is read.
+pub fn max_file_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(8).saturating_add(16 << 20)
+}
+
+/// Reads the file of `href` for decoding. `confine_to`: the canonical mediadir the opened file
+/// must lie in; checked on the open file itself, so a symlink swapped in after the key was
+/// computed is caught too.
+///
+/// The file is opened without blocking and must be a regular file (a FIFO is `NotAFile`, not a
+/// hang); its first bytes are sniffed before the rest is read, so a file in no format texcache
+/// decodes costs a few bytes; a file longer than [`max_file_bytes`] is refused from its length;
+/// and no more than the length it had when opened is read.
+pub fn read_file(
+    href: &str,
+    path: &Path,
+    confine_to: Option<&Path>,
+    max_pixels: u64,
+) -> Result<Vec<u8>> {
+    let mut opened = crate::file::open_regular(href, path, confine_to)?;
+    let mut head = [0u8; 32];
+    let n = crate::file::read_up_to(&mut opened.file, &mut head)
+        .map_err(|e| Error::io(href, path, e))?;
+    let head = &head[..n];
+    if !is_picture(head) {
+        // The decoder's own message for data in no format it knows (or an empty file).
+        return Err(decode(href, head, max_pixels)
+            .err()
+            .unwrap_or_else(|| Error::Unsupported {
                 href: href.into(),
-                path: real,
-            });
-        }
+                detail: "not a recognised image format".into(),
+            }));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
+    crate::file::read_bounded(href, path, opened, head, max_file_bytes(max_pixels))
 }
 
-/// For sources opened more than once (video): the real path of `path`, checked to lie inside
-/// the canonical mediadir `root` (symlinks resolved on the opened file).
-pub(crate) fn confined_path(href: &str, path: &Path, root: &Path) -> Result<std::path::PathBuf> {
-    let io = |e| Error::io(href, path, e);
-    let file = std::fs::File::open(path).map_err(io)?;
-    let real = opened_path(&file, path).map_err(io)?;
-    if !real.starts_with(root) {
-        return Err(Error::OutsideMediadir {
-            href: href.into(),
-            path: real,
-        });
-    }
-    Ok(real)
-}
-
-/// The real path of an open file.
-fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<std::path::PathBuf> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let _ = path;
-        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = file;
-        std::fs::canonicalize(path)
-    }
+/// Whether `head`, a file's first bytes, starts like a format [`decode`] reads.
+fn is_picture(head: &[u8]) -> bool {
+    head.starts_with(&[0xFF, 0xD8, 0xFF])
+        || head.starts_with(b"\x89PNG\r\n\x1a\n")
+        || image::guess_format(head).is_ok_and(|f| f.reading_enabled())
 }
 
 /// Decodes encoded image bytes into a bitmap (SPEC §2), refusing more than `max_pixels`.
@@ -207,9 +196,13 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
         });
     }
     reader.limits(limits(max_pixels));
+    let is_gif = reader.format() == Some(image::ImageFormat::Gif);
     let decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
     let (width, height) = decoder.dimensions();
     check_pixels(href, width, height, max_pixels)?;
+    if is_gif {
+        check_gif_canvas(href, width, height, bytes.len() as u64)?;
+    }
     let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
     let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
     Ok(if gray {
@@ -236,7 +229,7 @@ pub fn load_file(
     confine_to: Option<&Path>,
     max_pixels: u64,
 ) -> Result<Bitmap> {
-    let bytes = read_file(href, path, confine_to)?;
+    let bytes = read_file(href, path, confine_to, max_pixels)?;
     decode(href, &bytes, max_pixels)
 }
 
@@ -426,6 +419,27 @@ pub(crate) fn check_pixels(href: &str, width: u32, height: u32, max_pixels: u64)
             width,
             height,
             max: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Pixels a GIF may claim per byte of file: one LZW code (at least 3 bits, at most 12) stands
+/// for at most 4,096 pixels, so no GIF of n bytes holds more than about 11,000·n pixels of
+/// image data. A canvas far beyond that is a lie told to make the decoder allocate it.
+pub const GIF_PIXELS_PER_BYTE: u64 = 16_384;
+
+/// Refuses a GIF whose canvas is larger than its `file_len` bytes can encode
+/// ([`GIF_PIXELS_PER_BYTE`]) as `Corrupt`, before the decoder allocates the canvas. Canvases of
+/// up to a megapixel are always accepted.
+pub(crate) fn check_gif_canvas(href: &str, width: u32, height: u32, file_len: u64) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if pixels > (1 << 20) && pixels > file_len.saturating_mul(GIF_PIXELS_PER_BYTE) {
+        return Err(Error::Corrupt {
+            href: href.into(),
+            detail: format!(
+                "GIF claims a {width}x{height} canvas, more than its {file_len} bytes can encode"
+            ),
         });
     }
     Ok(())

@@ -47,7 +47,29 @@ pub type TextureHandle = Handle<Texture>;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
+    /// Shared by the application's clones of this cache only (not by texcache's own threads):
+    /// the last of them to drop shuts the cache down on the application's thread. Declared
+    /// first, so it drops while `inner` is still held.
+    _owner: Option<Arc<Owner>>,
     inner: Arc<Inner>,
+}
+
+/// The application's hold on a cache. texcache's background threads (history sampler, control
+/// socket, prefetch) hold the cache only weakly, upgrading it for a moment of work; if the
+/// application let go meanwhile, the last strong reference would be one of theirs and the
+/// shutdown (the trace's last lines, the socket file's removal) would run on that thread,
+/// where a process that exits right after dropping its cache would cut it off. So the shutdown
+/// runs here, when the application's last clone drops, before `drop` returns.
+struct Owner {
+    inner: Weak<Inner>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.shut_down();
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -80,6 +102,7 @@ struct Prefetch {
 impl Cache {
     /// A cache configured by `config`.
     pub fn new(config: Config) -> Result<Cache> {
+        config.validate("<config>")?;
         let resolver = Resolver::new(&config.mediadir);
         let confine_root = if config.confine {
             Some(
@@ -111,8 +134,12 @@ impl Cache {
             config: Mutex::new(config),
         };
         let stats = inner.config.lock().stats.clone();
+        let inner = Arc::new(inner);
         let cache = Cache {
-            inner: Arc::new(inner),
+            _owner: Some(Arc::new(Owner {
+                inner: Arc::downgrade(&inner),
+            })),
+            inner,
         };
         if !stats.trace.as_os_str().is_empty() {
             cache.record_trace(&stats.trace)?;
@@ -141,10 +168,9 @@ impl Cache {
                     return;
                 }
             });
-        spawned.map(drop).map_err(|e| Error::Config {
-            file: PathBuf::from("<config>"),
-            line: None,
-            message: format!("cannot start the history sampler thread: {e}"),
+        spawned.map(drop).map_err(|e| Error::Thread {
+            what: "the history sampler thread".into(),
+            source: Arc::new(e),
         })
     }
 
@@ -232,8 +258,13 @@ impl Cache {
         }
     }
 
+    /// A cache for texcache's own threads, from a reference they upgraded: not an owner (see
+    /// [`Owner`]).
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Cache {
-        Cache { inner }
+        Cache {
+            _owner: None,
+            inner,
+        }
     }
 
     /// Serves the control socket (SPEC §9) at `path`, replacing the one served before, if any.
@@ -296,16 +327,19 @@ impl Cache {
         let inner = &self.inner;
         let key = self.key(href);
         inner.check_inside(href, &key)?;
-        let path = match &inner.confine_root {
-            Some(root) => bitmap::confined_path(href, key.path(), root)?,
-            None => key.path().to_path_buf(),
-        };
         let (threaded, queue_length) = {
             let cfg = inner.config.lock();
             (cfg.video.threaded, cfg.video.queue_length)
         };
         let max_pixels = inner.max_pixels.load(Ordering::Relaxed);
-        let node = VideoNode::open(href, path, threaded, queue_length, max_pixels)?;
+        let node = VideoNode::open(
+            href,
+            key.path().to_path_buf(),
+            inner.confine_root.clone(),
+            threaded,
+            queue_length,
+            max_pixels,
+        )?;
         let mut videos = inner.videos.lock();
         videos.retain(|w| w.strong_count() > 0);
         videos.push(Arc::downgrade(node.shared()));
@@ -341,39 +375,50 @@ impl Cache {
     }
 
     /// Queues `hrefs` to be decoded by the `loader.threads` background threads, without holding
-    /// handles: they end up cached as unused, ready for a hit. Failures are counted, not
-    /// reported. See [`Cache::wait_prefetch`].
-    pub fn prefetch<I, S>(&self, hrefs: I)
+    /// handles: they end up cached as unused, ready for a hit. Failures to load are counted,
+    /// not reported. See [`Cache::wait_prefetch`].
+    ///
+    /// The threads start on the first call. If the system refuses some of them
+    /// ([`Error::Thread`]), the cache goes on with those that started and this call returns the
+    /// error after queuing its work to them; if it refuses all of them, nothing is queued and
+    /// the next call tries again.
+    pub fn prefetch<I, S>(&self, hrefs: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into())));
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into())))
     }
 
     /// Like [`Cache::prefetch`], for textures: the background threads decode (through the CPU
     /// tier, §3.8) and upload, so the render thread later finds them resident. A thread asking
     /// for a resident texture never waits for these uploads: loads run outside the tier lock.
-    pub fn prefetch_textures<I, S>(&self, hrefs: I)
+    pub fn prefetch_textures<I, S>(&self, hrefs: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into())));
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into())))
     }
 
-    fn queue_prefetch(&self, jobs: impl Iterator<Item = (TierKind, String)>) {
+    fn queue_prefetch(&self, jobs: impl Iterator<Item = (TierKind, String)>) -> Result<()> {
         let mut queue = self.inner.prefetch.queue.lock();
+        let mut refused = None;
         if queue.is_none() {
-            *queue = Some(self.start_prefetch_threads());
+            let (tx, e) = self.start_prefetch_threads();
+            *queue = tx;
+            refused = e;
         }
-        let tx = queue.as_ref().expect("started");
+        let Some(tx) = queue.as_ref() else {
+            return Err(refused.expect("no thread started: an error says why"));
+        };
         for job in jobs {
             *self.inner.prefetch.pending.lock() += 1;
             if tx.send(job).is_err() {
                 self.inner.prefetch.done();
             }
         }
+        refused.map_or(Ok(()), Err)
     }
 
     /// Blocks until every prefetch queued so far has finished.
@@ -500,19 +545,27 @@ impl Cache {
             .collect()
     }
 
-    fn start_prefetch_threads(&self) -> mpsc::Sender<(TierKind, String)> {
+    /// Starts the `loader.threads` prefetch threads: the queue they share (none if no thread
+    /// started) and the error of the first thread the system refused, if any.
+    fn start_prefetch_threads(&self) -> (Option<mpsc::Sender<(TierKind, String)>>, Option<Error>) {
         let (tx, rx) = mpsc::channel::<(TierKind, String)>();
         let rx = Arc::new(Mutex::new(rx));
         let threads = self.inner.config.lock().loader.threads.max(1);
         for i in 0..threads {
             let rx = rx.clone();
             let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("texcache-prefetch-{i}"))
-                .spawn(move || prefetch_worker(rx, weak))
-                .expect("spawn prefetch thread");
+                .spawn(move || prefetch_worker(rx, weak));
+            if let Err(e) = spawned {
+                let error = Error::Thread {
+                    what: format!("prefetch thread {} of {threads}", i + 1),
+                    source: Arc::new(e),
+                };
+                return ((i > 0).then_some(tx), Some(error));
+            }
         }
-        tx
+        (Some(tx), None)
     }
 }
 
@@ -642,19 +695,27 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    /// Stops what runs beside the cache; the rest (memory) goes when the last reference does.
+    fn shut_down(&self) {
         // Wakes the history sampler so that it ends now.
         self.history.stop();
         // Stops the socket thread and removes the socket file.
-        self.control.get_mut().take();
+        drop(self.control.lock().take());
         // Writes the rest of the trace while the tiers still exist.
-        if let Some(r) = self.recorder.get_mut().take() {
+        if let Some(r) = self.recorder.lock().take() {
             if let Err(e) = r.finish() {
                 eprintln!("texcache: {e}");
             }
         }
         // Closing the queue ends the prefetch threads once they finish their current image.
-        self.prefetch.queue.get_mut().take();
+        drop(self.prefetch.queue.lock().take());
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Done already by the application's last clone (`Owner`), unless that never existed.
+        self.shut_down();
     }
 }

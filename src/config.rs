@@ -185,8 +185,21 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let span = e.span();
             let line = span.as_ref().map(|s| line_of(text, s.start));
-            let key = span.as_ref().and_then(|s| key_path(text, s.start));
             let msg = e.message().trim().to_string();
+            let mut key = span.as_ref().and_then(|s| key_path(text, s.start));
+            // Inside an inline table (`cpu = { bogus = 1 }`) the span is the table's: name the
+            // unknown key itself.
+            if let Some(field) = msg
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split('`').next())
+            {
+                key = match key {
+                    Some(k) if k != field && !k.ends_with(&format!(".{field}")) => {
+                        Some(format!("{k}.{field}"))
+                    }
+                    other => other,
+                };
+            }
             let message = match key {
                 Some(k) => format!("{k}: {msg}"),
                 None => msg,
@@ -204,9 +217,9 @@ impl Config {
     /// Reads and parses `file`. A relative `mediadir` is taken relative to the file's folder.
     pub fn load(file: impl AsRef<Path>) -> Result<Config> {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|e| Error::Config {
+        let text = crate::file::read_text(file).map_err(|e| Error::Config {
             file: file.to_owned(),
-            line: None,
+            line: e.line(),
             message: format!("cannot read: {e}"),
         })?;
         let mut cfg = Config::parse(&text, file)?;
@@ -231,20 +244,54 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
-    fn validate(&self, file: &Path) -> Result<()> {
-        let bad = |key: &str, message: &str| Error::Config {
+    /// Checks every value a parsed file can still get wrong: counts are bounded, so no
+    /// setting can make [`crate::Cache::new`] allocate without limit or start threads without
+    /// end. The bounds are [`Config::MAX_QUEUE_LENGTH`], [`Config::MAX_THREADS`] and
+    /// [`Config::MAX_HISTORY_LENGTH`]; the error names the key and its bound.
+    pub fn validate(&self, file: impl AsRef<Path>) -> Result<()> {
+        let file = file.as_ref();
+        let bad = |key: &str, message: String| Error::Config {
             file: file.to_owned(),
             line: None,
             message: format!("{key}: {message}"),
         };
-        if self.video.queue_length == 0 {
-            return Err(bad("video.queue_length", "must be at least 1"));
-        }
-        if self.loader.max_pixels == 0 {
-            return Err(bad("loader.max_pixels", "must be at least 1"));
-        }
+        let bounded = |key: &str, value: u64, min: u64, max: u64| {
+            if value < min || value > max {
+                return Err(bad(
+                    key,
+                    format!("{value} is out of range (from {min} to {max})"),
+                ));
+            }
+            Ok(())
+        };
+        bounded(
+            "video.queue_length",
+            self.video.queue_length as u64,
+            1,
+            Self::MAX_QUEUE_LENGTH as u64,
+        )?;
+        bounded(
+            "loader.threads",
+            self.loader.threads as u64,
+            0,
+            Self::MAX_THREADS as u64,
+        )?;
+        bounded("loader.max_pixels", self.loader.max_pixels, 1, u64::MAX)?;
+        bounded(
+            "stats.history_length",
+            self.stats.history_length as u64,
+            0,
+            Self::MAX_HISTORY_LENGTH as u64,
+        )?;
         Ok(())
     }
+
+    /// The longest `video.queue_length`: frames a node may decode ahead.
+    pub const MAX_QUEUE_LENGTH: usize = 1024;
+    /// The most `loader.threads`.
+    pub const MAX_THREADS: usize = 1024;
+    /// The most samples `stats.history_length` may keep (about 100 bytes each).
+    pub const MAX_HISTORY_LENGTH: usize = 1_000_000;
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -20,11 +20,11 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,9 @@ pub const CLIENT_TIME: Duration = Duration::from_millis(500);
 pub struct Server {
     path: PathBuf,
     ino: u64,
-    stop: Arc<AtomicBool>,
+    /// The write end of the server thread's wake-up pipe: dropping it wakes the thread's
+    /// `poll`, whatever happened to the socket's path meanwhile.
+    wake: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -71,12 +73,7 @@ impl Server {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let private = parent.join(format!(
-            ".texcache-socket-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let private = parent.join(format!(".texcache-socket-{:016x}", random_u64()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&private)
@@ -98,18 +95,18 @@ impl Server {
         let ino = std::fs::symlink_metadata(path)
             .map_err(|e| err(e.to_string()))?
             .ino();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("texcache-control".into())
-                .spawn(move || serve(listener, cache, stop))
-                .map_err(|e| err(e.to_string()))?
-        };
+        let (wake_read, wake) = pipe().map_err(|e| err(format!("cannot make a pipe: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| err(e.to_string()))?;
+        let thread = std::thread::Builder::new()
+            .name("texcache-control".into())
+            .spawn(move || serve(listener, cache, wake_read))
+            .map_err(|e| err(format!("cannot start the server thread: {e}")))?;
         Ok(Server {
             path: path.into(),
             ino,
-            stop,
+            wake: Some(wake),
             thread: Some(thread),
         })
     }
@@ -122,9 +119,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Wake the accept; the thread sees `stop` and returns.
-        let _ = UnixStream::connect(&self.path);
+        // Closing the pipe's write end wakes the thread's poll; it sees the hang-up and
+        // returns. (Not a connection to the path: the file there may be gone or another's.)
+        drop(self.wake.take());
         if let Some(t) = self.thread.take() {
             // The server thread itself may drop the last reference to the cache (it holds one
             // while answering); it must not wait for itself.
@@ -139,13 +136,47 @@ impl Drop for Server {
     }
 }
 
-fn serve(listener: UnixListener, cache: Weak<crate::cache::Inner>, stop: Arc<AtomicBool>) {
+fn serve(listener: UnixListener, cache: Weak<crate::cache::Inner>, wake: OwnedFd) {
     let mut buf = [0u8; MAX_REQUEST];
-    for conn in listener.incoming() {
-        if stop.load(Ordering::Acquire) {
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd for the whole call, and both descriptors
+        // stay open (owned by `listener` and `wake`) until this function returns.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
+                continue;
+            }
             return;
         }
-        let Ok(mut conn) = conn else { continue };
+        if fds[1].revents != 0 {
+            return; // the Server was dropped
+        }
+        let mut conn = match listener.accept() {
+            Ok((conn, _)) => conn,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                continue
+            }
+            // Out of descriptors or memory: wait for the next wake-up rather than spin.
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if conn.set_nonblocking(false).is_err() {
+            continue;
+        }
         let Some(request) = read_request(&mut conn, &mut buf) else {
             continue;
         };
@@ -160,6 +191,38 @@ fn serve(listener: UnixListener, cache: Weak<crate::cache::Inner>, stop: Arc<Ato
         let _ = conn.write_all(answer.as_bytes());
         let _ = conn.write_all(b"\n");
     }
+}
+
+/// A pipe (read end, write end), both close-on-exec.
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A random number from the kernel, for names others must not guess (the private socket
+/// directory in a shared folder such as `/tmp`).
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(bytes);
+    }
+    // No /dev/urandom (a sandbox): the std hasher's per-process random keys.
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// Reads one request line within [`CLIENT_TIME`]: `None` if the client gave up or ran out of

@@ -141,6 +141,14 @@ pub enum Error {
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
+    /// A thread texcache needs could not be started (the system's limit on threads or memory).
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        /// Which thread, in words (`prefetch thread 3 of 8`).
+        what: String,
+        /// The operating system's error.
+        source: Arc<std::io::Error>,
+    },
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
     #[error("{href}: {detail}")]
     Video {
@@ -169,7 +177,8 @@ impl Error {
             Error::Config { .. }
             | Error::Trace { .. }
             | Error::Socket { .. }
-            | Error::Plot { .. } => None,
+            | Error::Plot { .. }
+            | Error::Thread { .. } => None,
         }
     }
 

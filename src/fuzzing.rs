@@ -70,7 +70,7 @@ pub fn video(data: &[u8]) {
         return;
     };
     let named = |e: &Error| assert!(e.to_string().starts_with("fuzz.video"), "{e}");
-    let mut src = match crate::video::source::open("fuzz.video", &path, MAX_PIXELS) {
+    let mut src = match crate::video::source::open("fuzz.video", &path, None, MAX_PIXELS) {
         Ok(src) => src,
         Err(e) => return named(&e),
     };

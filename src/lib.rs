@@ -44,6 +44,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod error;
+mod file;
 pub mod fuzzing;
 pub mod gpu;
 pub mod history;

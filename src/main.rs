@@ -48,8 +48,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         serve: Option<PathBuf>,
         /// With --serve: how long to keep serving, in seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 60.0, requires = "serve")]
+        #[arg(long, value_name = "SECS", default_value_t = 60.0, requires = "serve", value_parser = seconds)]
         hold: f64,
+        /// Record this replay as a trace to FILE (never the trace being replayed; a replay
+        /// records nothing otherwise, whatever the config's stats.trace says).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// Dump the memory statistics of a running application through its control socket.
     Stats {
@@ -62,7 +66,7 @@ enum Command {
         #[command(flatten)]
         out: Output,
         /// Sample every SECS seconds until interrupted.
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = seconds)]
         watch: Option<f64>,
         /// Draw used vs budget per tier and video over time (the application's recent
         /// history; with --watch, redrawn at every sample).
@@ -108,7 +112,22 @@ struct Output {
     entries: bool,
 }
 
+/// A number of seconds: finite and not negative.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be a finite number of seconds, 0 or more".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
+    // Output into a closed pipe (`texcache stats | head`) ends the process quietly, as Unix
+    // tools do, instead of panicking in `println!`.
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = Args::parse();
     let result = match args.command {
         Command::Demo { dir, json, plot } => cli::demo::run(dir, json, &plot),
@@ -118,6 +137,7 @@ fn main() -> ExitCode {
             out,
             serve,
             hold,
+            record,
         } => cli::replay::run(
             &trace,
             config.as_deref(),
@@ -125,6 +145,7 @@ fn main() -> ExitCode {
             out.entries,
             serve.as_deref(),
             hold,
+            record.as_deref(),
         ),
         Command::Stats {
             socket,

@@ -117,6 +117,10 @@ pub struct EntryInfo {
     pub refs: u64,
     /// Milliseconds since its last release (0 while in use).
     pub idle_ms: u64,
+    /// Removed (§3.5) while in use: out of the index, still counted until its last handle
+    /// drops. In the JSON only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 /// A full snapshot (SPEC §6).
@@ -270,6 +274,9 @@ impl fmt::Display for Stats {
                     g("idle_ms"),
                     g("key").as_str().unwrap_or("")
                 )?;
+                if g("removed").as_bool() == Some(true) {
+                    write!(f, "  (removed, freed when released)")?;
+                }
             }
         }
         Ok(())

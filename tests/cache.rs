@@ -287,7 +287,9 @@ fn prefetch_warms_without_holding() {
         common::png(tmp.path(), n, 6, 6);
     }
     let cache = common::cache(tmp.path(), 1 << 20);
-    cache.prefetch(names.iter().cloned().chain(["missing.png".to_string()]));
+    cache
+        .prefetch(names.iter().cloned().chain(["missing.png".to_string()]))
+        .unwrap();
     cache.wait_prefetch();
     let s = cache.stats().cpu;
     assert_eq!(

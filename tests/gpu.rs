@@ -478,7 +478,9 @@ fn textures_prefetch_on_background_threads() {
     let Some(cache) = common::gpu_cache(tmp.path(), 1 << 30, 1 << 30, true) else {
         return;
     };
-    cache.prefetch_textures(names.iter().cloned().chain(["missing.png".to_string()]));
+    cache
+        .prefetch_textures(names.iter().cloned().chain(["missing.png".to_string()]))
+        .unwrap();
     cache.wait_prefetch();
     let s = cache.stats();
     assert_eq!(

@@ -149,7 +149,7 @@ fn random_operations_from_many_threads_keep_the_invariants() {
                             let budget = [total / 8, total / 4, total / 2][rng.below(3) as usize];
                             check_always(&cache.set_budget(TierKind::Cpu, budget));
                         }
-                        81..=85 => cache.prefetch([pick(&mut rng), pick(&mut rng)]),
+                        81..=85 => cache.prefetch([pick(&mut rng), pick(&mut rng)]).unwrap(),
                         86..=91 if with_gpu => {
                             if let Ok(h) = cache.texture(pick(&mut rng)) {
                                 textures.push(h);

@@ -71,10 +71,10 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path) -> Result<()> {
             bar.inc(1);
             let ahead = [&names[(i + 1) % names.len()], &names[(i + 2) % names.len()]];
             if gpu.is_some() {
-                cache.prefetch_textures(ahead);
+                cache.prefetch_textures(ahead)?;
                 shown = Some(Shown::Texture(cache.texture(name)?));
             } else {
-                cache.prefetch(ahead);
+                cache.prefetch(ahead)?;
                 shown = Some(Shown::Bitmap(cache.bitmap(name)?));
             }
             cache.sample_history();

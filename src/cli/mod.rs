@@ -16,6 +16,15 @@ pub fn load_config(file: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// Reads a trace and says on stderr what of it was read past (a torn last line).
+pub fn load_trace(file: &Path) -> Result<texcache::trace::Trace> {
+    let trace = texcache::trace::Trace::load(file)?;
+    for (line, warning) in &trace.warnings {
+        eprintln!("texcache: warning: {}:{line}: {warning}", file.display());
+    }
+    Ok(trace)
+}
+
 /// `texcache check-config FILE`.
 pub fn check_config(file: &Path) -> Result<()> {
     let cfg = Config::load(file)?;

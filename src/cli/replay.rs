@@ -1,19 +1,34 @@
 //! `texcache replay`: a trace through a real cache.
 
-use std::path::Path;
-use texcache::trace::{Replayer, Trace};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use texcache::trace::Replayer;
 use texcache::{Cache, Result};
 
 pub fn run(
-    trace: &Path,
+    trace_path: &Path,
     config: Option<&Path>,
     json: bool,
     entries: bool,
     serve: Option<&Path>,
     hold: f64,
+    record: Option<&Path>,
 ) -> Result<()> {
-    let cfg = super::load_config(config)?;
-    let trace = Trace::load(trace)?;
+    let mut cfg = super::load_config(config)?;
+    // A replay records only when asked with --record, never over the trace it reads (the
+    // config of the application that recorded it names that very file in stats.trace).
+    cfg.stats.trace = PathBuf::new();
+    if let Some(out) = record {
+        if same_file(out, trace_path) {
+            return Err(texcache::Error::Trace {
+                file: out.into(),
+                line: 0,
+                message: "--record names the trace being replayed; record to another file".into(),
+            });
+        }
+        cfg.stats.trace = out.into();
+    }
+    let trace = super::load_trace(trace_path)?;
     let cache = Cache::new(cfg)?;
     let mut replayer = Replayer::new(&cache);
     let bar = super::progress(trace.ops.len() as u64, "replay");
@@ -39,7 +54,23 @@ pub fn run(
         use std::io::Write;
         eprintln!("replay: serving {} for {hold} s", path.display());
         let _ = std::io::stdout().flush();
-        std::thread::sleep(std::time::Duration::from_secs_f64(hold.max(0.0)));
+        // `hold` is checked to be finite and not negative; past what a Duration holds, it is
+        // for ever.
+        let hold = Duration::try_from_secs_f64(hold).unwrap_or(Duration::MAX);
+        std::thread::sleep(hold);
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name one file (the same inode, or the same path where `a` does not
+/// exist yet).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => match (std::path::absolute(a), std::path::absolute(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        },
+    }
 }

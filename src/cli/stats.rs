@@ -78,7 +78,7 @@ pub fn run(
     };
     // --watch: a live view on a terminal (redrawn in place), plain lines when piped.
     let tty = std::io::stdout().is_terminal();
-    let period = Duration::from_secs_f64(secs.max(0.05));
+    let period = Duration::try_from_secs_f64(secs.max(0.05)).unwrap_or(Duration::MAX);
     loop {
         let (stats, line) = fetch(&path, request)?;
         if json {

@@ -25,7 +25,7 @@ pub fn run(
     // Every replay is its own cache: no socket, no recording, no sampler thread.
     base.stats = Default::default();
     base.stats.history_interval_ms = 0;
-    let trace = Trace::load(trace)?;
+    let trace = super::load_trace(trace)?;
     let gpu = if trace
         .ops
         .iter()

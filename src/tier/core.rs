@@ -138,6 +138,11 @@ impl<V> Entry<V> {
     pub(crate) fn ref_count(&self) -> usize {
         self.refs()
     }
+    /// Whether the entry was removed from the index while in use (§3.5): it counts until its
+    /// last handle drops.
+    pub(crate) fn is_orphan(&self) -> bool {
+        self.slot() == ORPHAN
+    }
     /// Coarse milliseconds of the last release.
     pub(crate) fn released_ms(&self) -> u64 {
         self.released_ms.load(Ordering::Relaxed)
@@ -186,6 +191,10 @@ impl<V> EntryPtr<V> {
     /// Whether two pointers name the same entry.
     pub fn same(self, other: Self) -> bool {
         self.0 == other.0
+    }
+    /// The entry's address, as the key of the orphan set.
+    fn addr(self) -> usize {
+        self.0.as_ptr() as usize
     }
     fn entry(&self) -> &Entry<V> {
         // SAFETY: used only inside the core on entries it has not freed (indexed, orphaned
@@ -256,6 +265,10 @@ pub struct TierCore<V> {
     #[cfg(test)]
     sweeps: u64,
     loading: HashMap<Key, Arc<Placeholder<V>>, KeyHash>,
+    /// Entries out of the index while still in use (§3.5), by address: they still count, so
+    /// the entries listing shows them too. Touched only on the cold paths that make and free
+    /// orphans.
+    orphans: HashMap<usize, EntryPtr<V>>,
     budget: u64,
     max_entries: u64,
     c: Counters,
@@ -303,6 +316,7 @@ impl<V> TierCore<V> {
             #[cfg(test)]
             sweeps: 0,
             loading: HashMap::with_hasher(KeyHash),
+            orphans: HashMap::new(),
             budget,
             max_entries,
             c: Counters::default(),
@@ -401,6 +415,8 @@ impl<V> TierCore<V> {
         let p = EntryPtr(NonNull::from(Box::leak(entry)));
         if attached {
             self.insert(p);
+        } else {
+            self.orphans.insert(p.addr(), p);
         }
         self.c.used += bytes;
         self.c.in_use += bytes;
@@ -497,6 +513,7 @@ impl<V> TierCore<V> {
             Released::Done => {}
             Released::Orphan => {
                 let e = p.entry();
+                self.orphans.remove(&p.addr());
                 self.c.used -= e.bytes;
                 self.c.entries -= 1;
                 freed.push(Self::free(p));
@@ -642,13 +659,18 @@ impl<V> TierCore<V> {
         }
     }
 
-    /// Indexed entries: the unused ones least recently released first (eviction order), then
-    /// those in use.
+    /// Every entry that counts: the unused ones least recently released first (eviction
+    /// order), then those in use, then those removed while in use ([`Entry::is_orphan`]).
     pub fn iter(&self) -> impl Iterator<Item = &Entry<V>> {
         let unused = self.releases.iter().filter_map(|&r| self.live(r));
         let in_use = self.index.iter().copied().filter(|p| p.entry().refs() != 0);
-        // SAFETY: indexed entries are freed only through `&mut self`, which this borrow excludes.
-        unused.chain(in_use).map(|p| unsafe { p.get() })
+        let orphans = self.orphans.values().copied();
+        // SAFETY: indexed entries and orphans are freed only through `&mut self`, which this
+        // borrow excludes.
+        unused
+            .chain(in_use)
+            .chain(orphans)
+            .map(|p| unsafe { p.get() })
     }
 
     /// Whether `lookup` is resident (no counter changes).
@@ -683,6 +705,8 @@ impl<V> TierCore<V> {
             self.c.used -= e.bytes;
             self.c.entries -= 1;
             freed.push(Self::free(p));
+        } else {
+            self.orphans.insert(p.addr(), p);
         }
     }
 

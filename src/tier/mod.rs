@@ -311,7 +311,8 @@ impl<R: Resource> Tier<R> {
         self.shared.clone()
     }
 
-    /// One [`EntryInfo`] per indexed entry, least recently released first.
+    /// One [`EntryInfo`] per entry that counts in the stats: unused ones least recently
+    /// released first, then those in use, then those removed while in use.
     pub fn entries(&self) -> Vec<EntryInfo> {
         let now = now_ms();
         let state = self.shared.state.lock();
@@ -334,6 +335,7 @@ impl<R: Resource> Tier<R> {
                     } else {
                         0
                     },
+                    removed: e.is_orphan(),
                 }
             })
             .collect()

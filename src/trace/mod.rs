@@ -114,15 +114,21 @@ pub struct Trace {
     pub file: PathBuf,
     /// The operations with their line numbers.
     pub ops: Vec<(usize, Op)>,
+    /// What was read past, with its line: an unterminated last line that is not an operation
+    /// (a recording cut short, as by SIGKILL), or any unterminated last line of a recording.
+    pub warnings: Vec<(usize, String)>,
 }
+
+/// The first line a recording starts with (`stats.trace`, [`crate::Cache::record_trace`]).
+pub(crate) const RECORDING_HEADER: &str = "# texcache trace recorded by process";
 
 impl Trace {
     /// Reads and parses a trace file.
     pub fn load(file: impl AsRef<Path>) -> Result<Trace> {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|e| Error::Trace {
+        let text = crate::file::read_text(file).map_err(|e| Error::Trace {
             file: file.into(),
-            line: 0,
+            line: e.line().unwrap_or(0),
             message: format!("cannot read: {e}"),
         })?;
         Trace::parse(&text, file)
@@ -140,24 +146,68 @@ impl Trace {
     pub fn parse(text: &str, file: impl AsRef<Path>) -> Result<Trace> {
         let file = file.as_ref();
         let mut ops = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
+        let mut warnings = Vec::new();
+        let recording = text.starts_with(RECORDING_HEADER);
+        let mut lines = lines(text).peekable();
+        while let Some((i, raw, terminated)) = lines.next() {
             let line = i + 1;
             let content = raw.split('#').next().unwrap_or("").trim();
             if content.is_empty() {
                 continue;
             }
-            let err = |message: String| Error::Trace {
-                file: file.into(),
-                line,
-                message,
-            };
-            ops.push((line, parse_op(content).map_err(err)?));
+            let last = lines.peek().is_none();
+            // A recorder writes whole lines, so a recording's unterminated last line is torn.
+            if last && !terminated && recording {
+                warnings.push((
+                    line,
+                    format!(
+                        "ignored: a recording's unterminated last line {content:?} (cut short)"
+                    ),
+                ));
+                continue;
+            }
+            match parse_op(content) {
+                Ok(op) => ops.push((line, op)),
+                Err(message) if last && !terminated => {
+                    warnings.push((line, format!("ignored: unterminated last line ({message})")));
+                }
+                Err(message) => {
+                    return Err(Error::Trace {
+                        file: file.into(),
+                        line,
+                        message,
+                    })
+                }
+            }
         }
         Ok(Trace {
             file: file.into(),
             ops,
+            warnings,
         })
     }
+}
+
+/// The lines of `text` with their 0-based index and whether a line end closed them; a line
+/// ends at `\n`, `\r\n` or a lone `\r` (old Mac files).
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str, bool)> {
+    let mut rest = text;
+    let mut index = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next, terminated) = match rest.find(['\n', '\r']) {
+            Some(i) => {
+                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                (&rest[..i], &rest[i + skip..], true)
+            }
+            None => (rest, "", false),
+        };
+        rest = next;
+        index += 1;
+        Some((index - 1, line, terminated))
+    })
 }
 
 fn parse_op(s: &str) -> std::result::Result<Op, String> {

@@ -80,7 +80,7 @@ impl Recorder {
         gpu: Arc<dyn LogSource>,
         start_logs: impl FnOnce(TierLog, TierLog),
     ) -> Result<Recorder> {
-        let file = File::create(path).map_err(|e| Error::Trace {
+        let file = crate::file::create_for_writing(path).map_err(|e| Error::Trace {
             file: path.into(),
             line: 0,
             message: format!("cannot record: {e}"),
@@ -88,7 +88,8 @@ impl Recorder {
         let mut buf = Vec::with_capacity(1 << 17);
         let _ = writeln!(
             buf,
-            "# texcache trace recorded by process {} (SPEC §7)",
+            "{} {} (SPEC §7)",
+            super::RECORDING_HEADER,
             std::process::id()
         );
         let signal = Arc::new(Signal::default());

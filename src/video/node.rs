@@ -164,6 +164,9 @@ impl std::fmt::Debug for Frame {
 pub(crate) struct Shared {
     pub(crate) href: String,
     path: PathBuf,
+    /// The canonical mediadir with `confine = true`: every reopen checks the file against it
+    /// again, so a folder swapped for a symlink after the node opened cannot redirect it.
+    confine: Option<PathBuf>,
     /// `loader.max_pixels` when the node was opened; the decoder reopens the file with it.
     max_pixels: u64,
     pub(crate) info: Arc<VideoInfo>,
@@ -179,7 +182,12 @@ impl Shared {
     /// Opens the file again for decoding. A file replaced since the node was opened must still
     /// have the node's frame size and format: the node's buffers and texture are sized for it.
     fn reopen(&self) -> Result<Box<dyn FrameSource>> {
-        let src = source::open(&self.href, &self.path, self.max_pixels)?;
+        let src = source::open(
+            &self.href,
+            &self.path,
+            self.confine.as_deref(),
+            self.max_pixels,
+        )?;
         let (a, b) = (src.info(), &*self.info);
         if (a.width, a.height, a.format) != (b.width, b.height, b.format) {
             return Err(Error::Video {
@@ -380,16 +388,18 @@ impl VideoNode {
     pub(crate) fn open(
         href: &str,
         path: PathBuf,
+        confine: Option<PathBuf>,
         threaded: bool,
         queue_length: usize,
         max_pixels: u64,
     ) -> Result<VideoNode> {
-        let src = source::open(href, &path, max_pixels)?;
+        let src = source::open(href, &path, confine.as_deref(), max_pixels)?;
         let info = Arc::new(src.info().clone());
         Ok(VideoNode {
             shared: Arc::new(Shared {
                 href: href.into(),
                 path,
+                confine,
                 max_pixels,
                 info,
                 queue_length: queue_length.max(1),

@@ -7,6 +7,7 @@
 //! decoders, full-canvas RGBA8 frames).
 
 use crate::error::{Error, Result};
+use crate::file::read_up_to;
 use crate::stats::PixelFormat;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -74,19 +75,17 @@ pub trait FrameSource: Send {
 
 /// Opens the source for `path` by its content: `YUV4MPEG2` files, else an animation. Frames of
 /// more than `max_pixels` pixels (`loader.max_pixels`) are refused from the header, before any
-/// frame memory is allocated.
-pub fn open(href: &str, path: &Path, max_pixels: u64) -> Result<Box<dyn FrameSource>> {
-    let mut file = File::open(path).map_err(|e| Error::io(href, path, e))?;
-    if file
-        .metadata()
-        .map_err(|e| Error::io(href, path, e))?
-        .is_dir()
-    {
-        return Err(Error::NotAFile {
-            href: href.into(),
-            path: path.into(),
-        });
-    }
+/// frame memory is allocated. With `confine_to` (a canonical mediadir) the opened file must lie
+/// inside it; the check is made on every open, reopens for looping and seeking included.
+/// The file is opened as [`crate::file`] opens every file: never blocking on a FIFO, regular
+/// files only.
+pub fn open(
+    href: &str,
+    path: &Path,
+    confine_to: Option<&Path>,
+    max_pixels: u64,
+) -> Result<Box<dyn FrameSource>> {
+    let mut file = crate::file::open_regular(href, path, confine_to)?.file;
     let mut magic = [0u8; 9];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(href, path, e))?;
     file.seek(SeekFrom::Start(0))
@@ -94,19 +93,10 @@ pub fn open(href: &str, path: &Path, max_pixels: u64) -> Result<Box<dyn FrameSou
     if &magic[..n] == b"YUV4MPEG2" {
         Ok(Box::new(Y4m::new(href, path, file, max_pixels)?))
     } else {
-        Ok(Box::new(Animation::open(href, path, max_pixels)?))
+        Ok(Box::new(Animation::open(
+            href, path, confine_to, max_pixels,
+        )?))
     }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// A YUV4MPEG2 file: a header line, then `FRAME` lines each followed by the Y, U and V planes.
@@ -307,6 +297,7 @@ fn read_line_into(r: &mut impl BufRead, max: usize, line: &mut Vec<u8>) -> std::
 pub struct Animation {
     href: String,
     path: PathBuf,
+    confine: Option<PathBuf>,
     info: VideoInfo,
     max_pixels: u64,
     frames: Option<SendFrames>,
@@ -328,8 +319,13 @@ fn send<T: Send>(t: T) -> T {
 impl Animation {
     /// Opens an animation and reads its first frame's size and delay, refusing canvases of more
     /// than `max_pixels` pixels from the header.
-    pub fn open(href: &str, path: &Path, max_pixels: u64) -> Result<Animation> {
-        let mut frames = Self::frames(href, path, max_pixels)?;
+    pub fn open(
+        href: &str,
+        path: &Path,
+        confine_to: Option<&Path>,
+        max_pixels: u64,
+    ) -> Result<Animation> {
+        let mut frames = Self::frames(href, path, confine_to, max_pixels)?;
         let first = frames
             .0
             .next()
@@ -345,6 +341,7 @@ impl Animation {
         Ok(Animation {
             href: href.into(),
             path: path.into(),
+            confine: confine_to.map(Path::to_path_buf),
             info: VideoInfo {
                 width: w,
                 height: h,
@@ -364,9 +361,15 @@ impl Animation {
     /// `max_pixels` from the header first, and the decoder gets allocation limits: `image`'s
     /// animation decoders come with none, so a GIF whose logical screen or frame claims
     /// 65535x65535 asked for 16 GiB (the fuzzer found both; `tests/fuzz/video/`).
-    fn frames(href: &str, path: &Path, max_pixels: u64) -> Result<SendFrames> {
+    fn frames(
+        href: &str,
+        path: &Path,
+        confine_to: Option<&Path>,
+        max_pixels: u64,
+    ) -> Result<SendFrames> {
         use image::AnimationDecoder;
-        let file = File::open(path).map_err(|e| Error::io(href, path, e))?;
+        let opened = crate::file::open_regular(href, path, confine_to)?;
+        let (file, file_len) = (opened.file, opened.len);
         let mut r = BufReader::new(file);
         let fmt = image::ImageReader::new(&mut r)
             .with_guessed_format()
@@ -390,6 +393,8 @@ impl Animation {
         Ok(SendFrames(match fmt {
             Some(image::ImageFormat::Gif) => {
                 let mut d = image::codecs::gif::GifDecoder::new(r).map_err(classify)?;
+                let (w, h) = image::ImageDecoder::dimensions(&d);
+                crate::bitmap::check_gif_canvas(href, w, h, file_len)?;
                 check(&mut d)?;
                 send(d).into_frames()
             }
@@ -414,6 +419,21 @@ impl Animation {
     }
 }
 
+impl Animation {
+    /// Opens the file again (checked as on the first open) and starts from its first frame.
+    fn restart(&mut self) -> Result<()> {
+        let frames = Self::frames(
+            &self.href,
+            &self.path,
+            self.confine.as_deref(),
+            self.max_pixels,
+        )?;
+        self.frames = Some(frames);
+        self.next = 0;
+        Ok(())
+    }
+}
+
 impl FrameSource for Animation {
     fn info(&self) -> &VideoInfo {
         &self.info
@@ -421,7 +441,7 @@ impl FrameSource for Animation {
 
     fn read_frame(&mut self, buf: &mut [u8]) -> Result<bool> {
         if self.frames.is_none() {
-            self.frames = Some(Self::frames(&self.href, &self.path, self.max_pixels)?);
+            self.restart()?;
         }
         let Some(frame) = self.frames.as_mut().and_then(|f| f.0.next()) else {
             return Ok(false);
@@ -440,8 +460,7 @@ impl FrameSource for Animation {
     }
 
     fn seek(&mut self, index: u64) -> Result<()> {
-        self.frames = Some(Self::frames(&self.href, &self.path, self.max_pixels)?);
-        self.next = 0;
+        self.restart()?;
         let frames = self.frames.as_mut().expect("just set");
         while self.next < index {
             match frames.0.next() {
