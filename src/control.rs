@@ -11,8 +11,11 @@
 //! - a request is read into one fixed 4 KiB buffer; a longer line is answered with an error
 //!   and the connection closed; waiting clients wait in the kernel's listen backlog.
 //!
-//! The socket is created with mode 0600 inside a private 0700 directory and then renamed into
-//! place, so nobody else can connect even for an instant. A stale socket at the path (nobody
+//! The socket is created with mode 0600 inside a private 0700 directory (with a random name, so
+//! nobody can make it fail or take it over in a shared folder) and then renamed into place, so
+//! nobody else can connect even for an instant. The server thread waits in `poll` on the
+//! listener and a pipe; dropping the [`Server`] closes the pipe's other end, which wakes it
+//! whatever became of the socket file meanwhile. A stale socket at the path (nobody
 //! accepting) is replaced; any other existing file is left untouched and reported. The socket
 //! is removed when the cache is dropped.
 
