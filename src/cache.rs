@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Texture};
 use crate::history::{History, Sample};
 use crate::key::{Key, Resolver};
+use crate::pressure::PressureLevel;
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
 use crate::trace::record::Recorder;
@@ -91,6 +92,17 @@ pub(crate) struct Inner {
     recorder: Mutex<Option<Recorder>>,
     /// Memory over time (shared with the sampler thread).
     history: Arc<History>,
+    /// Memory-pressure counters and the watcher's status (SPEC §6 `pressure`).
+    pressure: PressureCounters,
+}
+
+#[derive(Default)]
+struct PressureCounters {
+    events: AtomicU64,
+    trimmed_bytes: AtomicU64,
+    gpu_retries: AtomicU64,
+    gpu_retry_evicted_bytes: AtomicU64,
+    watcher: std::sync::OnceLock<String>,
 }
 
 struct Prefetch {
@@ -101,8 +113,9 @@ struct Prefetch {
 
 impl Cache {
     /// A cache configured by `config`.
-    pub fn new(config: Config) -> Result<Cache> {
+    pub fn new(mut config: Config) -> Result<Cache> {
         config.validate("<config>")?;
+        config.resolve_budget(Path::new("/"), "<config>")?;
         let resolver = Resolver::new(&config.mediadir);
         let confine_root = if config.confine {
             Some(
@@ -131,10 +144,28 @@ impl Cache {
                 pending: Mutex::new(0),
                 idle: Condvar::new(),
             },
+            pressure: PressureCounters::default(),
             config: Mutex::new(config),
         };
-        let stats = inner.config.lock().stats.clone();
+        let (stats, pressure) = {
+            let cfg = inner.config.lock();
+            (cfg.stats.clone(), cfg.pressure.clone())
+        };
         let inner = Arc::new(inner);
+        let watcher = if pressure.trim {
+            let weak: Weak<dyn crate::pressure::Trimmable> = Arc::downgrade(&inner) as _;
+            crate::pressure::watch(
+                weak,
+                crate::pressure::Thresholds {
+                    some_ms: pressure.some_ms,
+                    full_ms: pressure.full_ms,
+                    window_ms: pressure.window_ms,
+                },
+            )
+        } else {
+            "off (pressure.trim = false)".into()
+        };
+        let _ = inner.pressure.watcher.set(watcher);
         let cache = Cache {
             _owner: Some(Arc::new(Owner {
                 inner: Arc::downgrade(&inner),
@@ -483,6 +514,22 @@ impl Cache {
         Ok(())
     }
 
+    /// Gives memory back as memory pressure at `level` asks (what the PSI watcher does when a
+    /// trigger fires, for applications with a low-memory signal of their own): trims half of
+    /// the CPU tier's unused bytes on [`PressureLevel::Some`], all of them on
+    /// [`PressureLevel::Full`]. Entries in use are never touched; the trimmed entries count as
+    /// evictions. Returns the bytes trimmed.
+    ///
+    /// ```
+    /// # let cache = texcache::Cache::with_defaults();
+    /// use texcache::pressure::PressureLevel;
+    /// assert_eq!(cache.on_memory_pressure(PressureLevel::Full), 0); // nothing unused yet
+    /// assert_eq!(cache.stats().pressure.events, 1);
+    /// ```
+    pub fn on_memory_pressure(&self, level: PressureLevel) -> u64 {
+        self.inner.trim_for_pressure(level)
+    }
+
     /// The CPU tier itself.
     pub fn cpu(&self) -> &Tier<Bitmap> {
         &self.inner.cpu
@@ -499,9 +546,13 @@ impl Cache {
             v.gpu_bytes += n.gpu_bytes;
         }
         Stats {
-            cpu: self.inner.cpu.stats(),
+            cpu: TierStats {
+                budget_percent: self.inner.config.lock().cpu.budget.1,
+                ..self.inner.cpu.stats()
+            },
             gpu: self.inner.gpu.stats(),
             video: v,
+            pressure: self.inner.pressure.stats(),
             process: ProcessStats {
                 rss: stats::process_rss(),
             },
@@ -638,14 +689,14 @@ impl Inner {
                     // the `texture` line does it.
                     if keep {
                         let bitmap = inner.bitmap(href, false)?;
-                        return Texture::upload(&gpu, href, &bitmap, mips);
+                        return inner.upload(&gpu, href, &bitmap, mips);
                     }
                     if let Some(bitmap) = inner.cpu.get_resident_as(lookup, false) {
-                        return Texture::upload(&gpu, href, &bitmap, mips);
+                        return inner.upload(&gpu, href, &bitmap, mips);
                     }
                     let decoded = inner.decode(href, key);
                     inner.cpu.count_uninserted_miss(decoded.is_err());
-                    Texture::upload(&gpu, href, &decoded?, mips)
+                    inner.upload(&gpu, href, &decoded?, mips)
                 },
             )
         })
@@ -695,7 +746,59 @@ impl Inner {
     }
 }
 
+impl PressureCounters {
+    fn stats(&self) -> stats::PressureStats {
+        stats::PressureStats {
+            events: self.events.load(Ordering::Relaxed),
+            trimmed_bytes: self.trimmed_bytes.load(Ordering::Relaxed),
+            gpu_retries: self.gpu_retries.load(Ordering::Relaxed),
+            gpu_retry_evicted_bytes: self.gpu_retry_evicted_bytes.load(Ordering::Relaxed),
+            watcher: self.watcher.get().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+impl crate::pressure::Trimmable for Inner {
+    fn on_pressure(&self, level: PressureLevel) {
+        self.trim_for_pressure(level);
+    }
+}
+
 impl Inner {
+    fn trim_for_pressure(&self, level: PressureLevel) -> u64 {
+        let (num, den) = level.share();
+        let trimmed = self.cpu.trim_unused_share(num, den);
+        self.pressure.events.fetch_add(1, Ordering::Relaxed);
+        self.pressure
+            .trimmed_bytes
+            .fetch_add(trimmed, Ordering::Relaxed);
+        trimmed
+    }
+
+    /// Uploads `bitmap`; with `pressure.gpu_retry`, an upload that fails for GPU memory evicts
+    /// half of the GPU tier's unused bytes and tries again, then all of them and once more.
+    fn upload(&self, gpu: &Arc<Gpu>, href: &str, bitmap: &Bitmap, mips: bool) -> Result<Texture> {
+        let mut result = Texture::upload(gpu, href, bitmap, mips);
+        if !self.config.lock().pressure.gpu_retry {
+            return result;
+        }
+        for (num, den) in [(1, 2), (1, 1)] {
+            if !matches!(result, Err(Error::GpuOutOfMemory { .. })) {
+                break;
+            }
+            let evicted = self.gpu.trim_unused_share(num, den);
+            // Evicted textures are destroyed at once, but their memory returns when the device
+            // next cleans up after finished work.
+            let _ = gpu.device().poll(wgpu::PollType::wait_indefinitely());
+            self.pressure.gpu_retries.fetch_add(1, Ordering::Relaxed);
+            self.pressure
+                .gpu_retry_evicted_bytes
+                .fetch_add(evicted, Ordering::Relaxed);
+            result = Texture::upload(gpu, href, bitmap, mips);
+        }
+        result
+    }
+
     /// Stops what runs beside the cache; the rest (memory) goes when the last reference does.
     fn shut_down(&self) {
         // Wakes the history sampler so that it ends now.

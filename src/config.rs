@@ -6,7 +6,7 @@
 //! `TEXCACHE_CONFIG`.
 
 use crate::error::{Error, Result};
-use crate::units::ByteSize;
+use crate::units::{Budget, ByteSize};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -35,16 +35,50 @@ pub struct Config {
     pub video: VideoConfig,
     /// `[loader]`: decoding threads and limits.
     pub loader: LoaderConfig,
+    /// `[pressure]`: giving memory back under pressure.
+    pub pressure: PressureConfig,
     /// `[stats]`: socket, trace recording, history.
     pub stats: StatsConfig,
+}
+
+/// `[pressure]`: what the cache does when the system runs short of memory (see
+/// [`crate::pressure`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PressureConfig {
+    /// On Linux memory pressure (PSI), trim unused CPU entries: half of their bytes on "some"
+    /// pressure, all on "full".
+    pub trim: bool,
+    /// A texture upload that fails for GPU memory evicts unused textures (half the tier's
+    /// unused bytes, then all) and tries again before it fails.
+    pub gpu_retry: bool,
+    /// "some" pressure: tasks stalled on memory for this many milliseconds within a window.
+    pub some_ms: u64,
+    /// "full" pressure: every task stalled for this many milliseconds within a window.
+    pub full_ms: u64,
+    /// The PSI window, in milliseconds (500 to 10,000; multiples of 2,000 work for
+    /// unprivileged processes too).
+    pub window_ms: u64,
+}
+
+impl Default for PressureConfig {
+    fn default() -> Self {
+        PressureConfig {
+            trim: true,
+            gpu_retry: true,
+            some_ms: 150,
+            full_ms: 100,
+            window_ms: 2000,
+        }
+    }
 }
 
 /// `[cpu]`: the decoded-bitmap tier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CpuConfig {
-    /// Bytes this tier may hold (SPEC §2).
-    pub budget: ByteSize,
+    /// Bytes this tier may hold (SPEC §2), or a percentage of the memory this process may use.
+    pub budget: Budget,
     /// 0 = unlimited.
     pub max_entries: u64,
 }
@@ -137,6 +171,7 @@ impl Default for Config {
             gpu: GpuConfig::default(),
             video: VideoConfig::default(),
             loader: LoaderConfig::default(),
+            pressure: PressureConfig::default(),
             stats: StatsConfig::default(),
         }
     }
@@ -144,7 +179,7 @@ impl Default for Config {
 impl Default for CpuConfig {
     fn default() -> Self {
         CpuConfig {
-            budget: ByteSize(256 << 20),
+            budget: Budget(256 << 20, None),
             max_entries: 0,
         }
     }
@@ -182,7 +217,7 @@ impl Config {
     /// relative here (see [`Config::load`]).
     pub fn parse(text: &str, file: impl AsRef<Path>) -> Result<Config> {
         let file = file.as_ref();
-        let cfg: Config = toml::from_str(text).map_err(|e| {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let span = e.span();
             let line = span.as_ref().map(|s| line_of(text, s.start));
             let msg = e.message().trim().to_string();
@@ -211,7 +246,28 @@ impl Config {
             }
         })?;
         cfg.validate(file)?;
+        cfg.resolve_budget(Path::new("/"), file)?;
         Ok(cfg)
+    }
+
+    /// Works out a percentage `cpu.budget` in bytes, from the memory this process may use as
+    /// read under `root` ([`crate::pressure::memory_limit`]; `/` for the real system). Done
+    /// when a file is parsed, and again by [`crate::Cache::new`] and
+    /// [`crate::Cache::reload_config`].
+    pub fn resolve_budget(&mut self, root: &Path, file: impl AsRef<Path>) -> Result<()> {
+        if self.cpu.budget.1.is_none() {
+            return Ok(());
+        }
+        let limit = crate::pressure::memory_limit(root).map_err(|e| Error::Config {
+            file: file.as_ref().to_owned(),
+            line: None,
+            message: format!(
+                "cpu.budget: {}: cannot read the memory this process may use: {e}",
+                self.cpu.budget
+            ),
+        })?;
+        self.cpu.budget = self.cpu.budget.resolved(limit.bytes);
+        Ok(())
     }
 
     /// Reads and parses `file`. A relative `mediadir` is taken relative to the file's folder.
@@ -277,6 +333,10 @@ impl Config {
             Self::MAX_THREADS as u64,
         )?;
         bounded("loader.max_pixels", self.loader.max_pixels, 1, u64::MAX)?;
+        let p = &self.pressure;
+        bounded("pressure.window_ms", p.window_ms, 500, 10_000)?;
+        bounded("pressure.some_ms", p.some_ms, 1, p.window_ms)?;
+        bounded("pressure.full_ms", p.full_ms, 1, p.window_ms)?;
         bounded(
             "stats.history_length",
             self.stats.history_length as u64,

@@ -97,6 +97,14 @@ pub enum Error {
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
+    /// The GPU had no memory for a texture (after `pressure.gpu_retry` evicted what it could).
+    #[error("{href}: GPU out of memory: {detail}")]
+    GpuOutOfMemory {
+        /// The href as the caller gave it (or the file named).
+        href: String,
+        /// The driver's message.
+        detail: String,
+    },
     /// The loader panicked; the panic was caught and turned into this error.
     #[error("{href}: load panicked: {message}")]
     LoadPanicked {
@@ -172,6 +180,7 @@ impl Error {
             | Error::TooManyPixels { href, .. }
             | Error::OutsideMediadir { href, .. }
             | Error::Gpu { href, .. }
+            | Error::GpuOutOfMemory { href, .. }
             | Error::LoadPanicked { href, .. }
             | Error::Video { href, .. } => Some(href),
             Error::Config { .. }

@@ -57,8 +57,9 @@ pub(crate) fn open_regular(href: &str, path: &Path, confine_to: Option<&Path>) -
 }
 
 /// Reads at most `len` bytes of `file` (its length when opened), refusing files longer than
-/// `max_len`: the buffer grows with the bytes read, so a sparse or lying file costs only what
-/// it really delivers, and a file being appended to is read only as far as it was long.
+/// `max_len`: past [`EXACT_READ`] the buffer grows with the bytes read, so a sparse or lying
+/// file costs only what it really delivers, and a file being appended to is read only as far
+/// as it was long.
 pub(crate) fn read_bounded(
     href: &str,
     path: &Path,
@@ -76,7 +77,9 @@ pub(crate) fn read_bounded(
             ),
         });
     }
-    let mut bytes = Vec::with_capacity(prefix.len().max(8192));
+    // Sized to the file up to `EXACT_READ`, so an ordinary picture is read with one allocation;
+    // past that the buffer grows with what is really read.
+    let mut bytes = Vec::with_capacity(opened.len.min(EXACT_READ) as usize);
     bytes.extend_from_slice(prefix);
     let rest = opened.len.saturating_sub(prefix.len() as u64);
     opened
@@ -86,6 +89,10 @@ pub(crate) fn read_bounded(
         .map_err(|e| Error::io(href, path, e))?;
     Ok(bytes)
 }
+
+/// Files up to this length are read into a buffer of their `fstat` length; longer ones into
+/// one that grows with the bytes read.
+const EXACT_READ: u64 = 64 << 20;
 
 /// Reads up to `buf.len()` bytes (less only at the end of the file).
 pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -50,6 +50,7 @@ pub mod gpu;
 pub mod history;
 pub mod key;
 pub mod plot;
+pub mod pressure;
 pub mod samples;
 pub mod stats;
 mod sync;

@@ -9,10 +9,14 @@ use std::fmt;
 
 /// Counters of one tier. Every byte figure is exact (SPEC §2):
 /// `used == in_use + unused` and `over_budget == max(0, used - budget)`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TierStats {
     /// Bytes this tier may hold (SPEC §2).
     pub budget: u64,
+    /// The percentage of the process's memory `budget` came from (`cpu.budget = "25%"`); in
+    /// the JSON only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_percent: Option<f64>,
     /// Bytes held (in use + unused).
     pub used: u64,
     /// Bytes of entries with live handles.
@@ -51,6 +55,24 @@ impl TierStats {
             self.hits as f64 / n as f64
         }
     }
+}
+
+/// The pressure section: what the cache gave back when memory ran short.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PressureStats {
+    /// Memory-pressure events (PSI triggers and [`crate::Cache::on_memory_pressure`] calls).
+    pub events: u64,
+    /// CPU bytes they trimmed (also counted as the CPU tier's evictions).
+    pub trimmed_bytes: u64,
+    /// Texture uploads that failed for GPU memory and were tried again after evicting.
+    #[serde(default)]
+    pub gpu_retries: u64,
+    /// Texture bytes those retries evicted (also counted as the GPU tier's evictions).
+    #[serde(default)]
+    pub gpu_retry_evicted_bytes: u64,
+    /// The process's PSI watcher: `watching FILE`, or why none runs.
+    #[serde(default)]
+    pub watcher: String,
 }
 
 /// The video section.
@@ -139,6 +161,9 @@ pub struct Stats {
     pub gpu: TierStats,
     /// Video nodes.
     pub video: VideoStats,
+    /// Memory pressure: trims and GPU retries (SPEC §6 `pressure`).
+    #[serde(default)]
+    pub pressure: PressureStats,
     /// The process section.
     pub process: ProcessStats,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -237,6 +262,12 @@ impl fmt::Display for Stats {
                     ByteSize(t.over_budget)
                 )?;
             }
+            if let Some(p) = t.budget_percent {
+                writeln!(
+                    f,
+                    "      {name} budget is {p}% of the memory this process may use"
+                )?;
+            }
         }
         let v = &self.video;
         writeln!(
@@ -248,6 +279,22 @@ impl fmt::Display for Stats {
             ByteSize(v.cpu_bytes),
             ByteSize(v.gpu_bytes)
         )?;
+        let p = &self.pressure;
+        if p.events + p.gpu_retries > 0 || !p.watcher.is_empty() {
+            writeln!(
+                f,
+                "pressure {} event(s), {} trimmed, {} GPU retr{}; {}",
+                p.events,
+                ByteSize(p.trimmed_bytes),
+                p.gpu_retries,
+                if p.gpu_retries == 1 { "y" } else { "ies" },
+                if p.watcher.is_empty() {
+                    "no watcher"
+                } else {
+                    &p.watcher
+                }
+            )?;
+        }
         write!(
             f,
             "total {} cached; process RSS {}",

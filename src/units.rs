@@ -34,6 +34,12 @@ impl FromStr for ByteSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
+        if s.ends_with('%') {
+            return Err(format!(
+                "`{s}`: a percentage is accepted only for cpu.budget; this size is in bytes \
+                 (a GPU budget too: wgpu does not tell an adapter's memory portably)"
+            ));
+        }
         let split = s
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(s.len());
@@ -109,5 +115,99 @@ impl<'de> serde::Deserialize<'de> for ByteSize {
 impl serde::Serialize for ByteSize {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(self.0)
+    }
+}
+
+/// The CPU tier's budget: bytes, or a percentage of the memory this process may use
+/// ([`crate::pressure::memory_limit`]), which [`crate::Config`] resolves to bytes when a file
+/// is read, and again in [`crate::Cache::new`] and [`crate::Cache::reload_config`].
+///
+/// Field 0 is the bytes (0 for a percentage not resolved yet), field 1 the percentage it came
+/// from, if any.
+///
+/// ```
+/// use texcache::units::Budget;
+/// assert_eq!("64 MiB".parse::<Budget>().unwrap(), Budget(64 << 20, None));
+/// let quarter: Budget = "25%".parse().unwrap();
+/// assert_eq!(quarter.1, Some(25.0));
+/// assert_eq!(quarter.resolved(1 << 30).0, 256 << 20);
+/// assert!("250%".parse::<Budget>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Budget(pub u64, pub Option<f64>);
+
+impl Budget {
+    /// With a percentage's bytes worked out of `limit`, the memory this process may use.
+    pub fn resolved(self, limit: u64) -> Budget {
+        match self.1 {
+            Some(p) => Budget((limit as f64 * p / 100.0).round() as u64, Some(p)),
+            None => self,
+        }
+    }
+}
+
+impl From<ByteSize> for Budget {
+    fn from(b: ByteSize) -> Budget {
+        Budget(b.0, None)
+    }
+}
+
+impl FromStr for Budget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let Some(num) = t.strip_suffix('%') else {
+            return t.parse::<ByteSize>().map(Budget::from);
+        };
+        match num.trim().parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => Ok(Budget(0, Some(p))),
+            _ => Err(format!(
+                "`{t}`: a percentage of the memory this process may use must be above 0% and at \
+                 most 100%"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Budget {
+    /// `256.0 MiB`, or `25% (4.0 GiB)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(p) => write!(f, "{p}% ({})", ByteSize(self.0)),
+            None => ByteSize(self.0).fmt(f),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Budget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Budget;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a byte size (an integer, or a string such as \"256 MiB\") or a percentage such as \"25%\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Budget, E> {
+                Ok(Budget(v, None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Budget, E> {
+                u64::try_from(v)
+                    .map(|v| Budget(v, None))
+                    .map_err(|_| E::custom("a byte size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Budget, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for Budget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.1 {
+            Some(p) => s.serialize_str(&format!("{p}%")),
+            None => s.serialize_u64(self.0),
+        }
     }
 }

@@ -29,6 +29,17 @@ pub fn load_trace(file: &Path) -> Result<texcache::trace::Trace> {
 pub fn check_config(file: &Path) -> Result<()> {
     let cfg = Config::load(file)?;
     println!("# {}: valid. Effective settings:", file.display());
+    if let Some(p) = cfg.cpu.budget.1 {
+        if let Ok(limit) = texcache::pressure::memory_limit(Path::new("/")) {
+            println!(
+                "# cpu.budget = {p}% of {} ({}) = {} bytes ({})",
+                texcache::ByteSize(limit.bytes),
+                limit.source,
+                cfg.cpu.budget.0,
+                texcache::ByteSize(cfg.cpu.budget.0)
+            );
+        }
+    }
     print!("{}", cfg.to_toml());
     Ok(())
 }

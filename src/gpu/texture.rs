@@ -141,7 +141,14 @@ impl Texture {
         }
         let invalid = pollster::block_on(validation.pop());
         let oom = pollster::block_on(scope.pop());
-        if let Some(e) = oom.or(invalid) {
+        if let Some(e) = oom {
+            texture.destroy();
+            return Err(Error::GpuOutOfMemory {
+                href: href.into(),
+                detail: e.to_string(),
+            });
+        }
+        if let Some(e) = invalid {
             texture.destroy();
             return Err(gpu_err(e.to_string()));
         }

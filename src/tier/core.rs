@@ -624,6 +624,7 @@ impl<V> TierCore<V> {
         let c = &self.c;
         TierStats {
             budget: self.budget,
+            budget_percent: None,
             used: c.used,
             in_use: c.in_use,
             unused: c.used - c.in_use,

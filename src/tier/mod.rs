@@ -279,6 +279,22 @@ impl<R: Resource> Tier<R> {
         self.with_evictions(Some(Event::Trim(target)), |core, ev| core.trim(target, ev))
     }
 
+    /// Trims `num/den` of the unused bytes (§3.6 to `used - unused * num / den`), for memory
+    /// pressure; returns the bytes it evicted. Recorded as the `trim` it amounts to.
+    pub fn trim_unused_share(&self, num: u64, den: u64) -> u64 {
+        let mut freed = Vec::new();
+        let mut state = self.shared.state.lock();
+        let s = state.core.stats();
+        let target = s.used - (s.unused as u128 * num as u128 / den.max(1) as u128) as u64;
+        state.core.trim(target, &mut freed);
+        state.record(|| Event::Trim(target));
+        state.forget(&freed);
+        let evicted = state.core.stats().evicted_bytes - s.evicted_bytes;
+        drop(state);
+        drop(freed);
+        evicted
+    }
+
     /// §3.7.
     pub fn set_budget(&self, budget: u64) -> TierStats {
         self.with_evictions(Some(Event::Budget(budget)), |core, ev| {
