@@ -214,7 +214,7 @@ mod tests {
 /// nothing, cannot fault, and is a no-op elsewhere.
 #[inline(always)]
 pub(crate) fn prefetch_write<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: `prefetchw` accesses no memory architecturally and cannot fault, whatever `p`.
     unsafe {
         std::arch::asm!(
@@ -223,6 +223,6 @@ pub(crate) fn prefetch_write<T>(p: *const T) {
             options(nostack, preserves_flags, readonly)
         );
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
     let _ = p;
 }

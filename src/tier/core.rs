@@ -26,14 +26,36 @@
 //! bytes and hash live in the entry (one allocation away from the table, and nothing else),
 //! and a release needs no lookup at all, since the handle already points at its entry.
 //!
-//! # Who frees an entry
+//! # Soundness: the rules
 //!
-//! Entries are boxed and referred to by [`EntryPtr`]. The handle count (`refs`) is changed only
-//! by this core, that is under the tier lock, so it needs no atomic read-modify-write: a hit is a
-//! lock round trip and nothing else, the cheapest a shared cache can be. An entry is freed
-//! exactly once, here, when it is neither indexed nor referenced (evicted, trimmed or removed
-//! while unused, or the last handle of a removed entry dropped); the box is handed to the caller
-//! in a [`Freed`] list so that the memory (pixels, textures) is released outside the lock.
+//! Entries are boxed and referred to by [`EntryPtr`], a `Copy` raw pointer, so that a hit and a
+//! release cost no atomic read-modify-write. Every safe method of [`TierCore`] that takes an
+//! `EntryPtr` dereferences it, which is sound only because this module and its one user,
+//! [`super::Tier`], are private to the crate (no code outside it can make, copy or keep an
+//! `EntryPtr`) and keep these rules:
+//!
+//! 1. **Counts change only under the tier lock.** `refs` is changed only by this core, that
+//!    is through `&mut TierCore`, which [`super::Tier`] hands out only while holding its lock.
+//!    Entry fields are atomics only so that `Entry` may be shared between threads in safe
+//!    code; they are read and written with relaxed plain loads and stores.
+//! 2. **An `EntryPtr` is dereferenced only while its entry is alive:** under the tier lock
+//!    while the entry is indexed or an orphan ([`TierCore::iter`]), or by the owner of one of
+//!    its counted handles (a [`super::Handle`], which counted itself in `refs` under the lock
+//!    and uncounts itself under the lock when it drops).
+//! 3. **An entry is freed exactly once, here, when it is neither indexed nor counted:**
+//!    evicted, trimmed or removed while unused, or the last handle of an orphan dropped
+//!    ([`TierCore::free`] is the only `Box::from_raw`). A pointer to it may still exist in a
+//!    release record or the slot table, but those are checked against the slot's sequence
+//!    number and the slot's occupant before any dereference.
+//! 4. **Entries are dropped outside the lock.** The core hands freed boxes to its caller in a
+//!    [`Freed`] list; [`super::Tier`] drops it after releasing the lock and after publishing a
+//!    load's outcome, so a panicking or slow destructor (pixels, GPU textures) can neither run
+//!    under the lock nor strand a waiter.
+//! 5. **The critical sections do not unwind.** What could fail inside them (2^32 handles to
+//!    one entry, 2^28 entries in one tier) aborts the process instead of panicking, so a panic
+//!    never leaves the core half-updated; the only caller-supplied code that runs under the
+//!    lock is [`super::Resource::dimensions`] and `format` while listing entries, which change
+//!    nothing.
 
 use super::placeholder::Placeholder;
 use crate::key::{Key, KeyHash, KeyStr};
@@ -126,8 +148,11 @@ impl<V> Entry<V> {
     }
     #[inline]
     fn set_refs(&self, n: usize) {
-        // 2^32 live handles would take 64 GiB of handles alone; refuse rather than wrap.
-        let n = u32::try_from(n).expect("more than 2^32 handles to one entry");
+        // 2^32 live handles would take 64 GiB of handles alone; refuse rather than wrap, and
+        // abort rather than unwind out of the critical section (rule 5).
+        let Ok(n) = u32::try_from(n) else {
+            fatal("more than 2^32 handles to one entry")
+        };
         self.refs.store(n, Ordering::Relaxed)
     }
     #[inline]
@@ -201,6 +226,14 @@ impl<V> EntryPtr<V> {
         // with live handles, or being freed right now by the caller of this method).
         unsafe { self.0.as_ref() }
     }
+}
+
+/// Ends the process for a limit no program reaches in practice, from inside a critical section
+/// that must not unwind (see the module docs, rule 5).
+#[cold]
+fn fatal(what: &str) -> ! {
+    eprintln!("texcache: fatal: {what}");
+    std::process::abort()
 }
 
 /// Entries the core has let go of, to be dropped by the caller once the lock is released.
@@ -436,7 +469,9 @@ impl<V> TierCore<V> {
             }
             None => {
                 let s = self.slots.len();
-                assert!(s < MAX_SLOTS, "more than {MAX_SLOTS} entries in one tier");
+                if s >= MAX_SLOTS {
+                    fatal("more than 2^28 entries in one tier");
+                }
                 self.slots.push(Some(p));
                 self.slot_seqs.push(0);
                 s as u32
@@ -463,7 +498,7 @@ impl<V> TierCore<V> {
     /// A handle was dropped. On the last one, §3.3: the entry becomes unused at the
     /// most-recently-released end (and the tier may evict), or, if it was removed while in use,
     /// it is freed.
-    #[inline]
+    #[cfg(test)]
     pub fn drop_ref(&mut self, p: EntryPtr<V>, now_ms: u64, freed: &mut Freed<V>) {
         let rest = self.release(p, now_ms);
         if rest != Released::Done {
@@ -675,6 +710,7 @@ impl<V> TierCore<V> {
     }
 
     /// Whether `lookup` is resident (no counter changes).
+    #[cfg(test)]
     pub fn contains(&self, lookup: &str) -> bool {
         self.find(lookup).is_some()
     }

@@ -4,9 +4,9 @@
 //! The CPU tier is a `Tier<Bitmap>` and the GPU tier a `Tier<Texture>`: one implementation of
 //! SPEC §3 serves both. Loads run outside the lock; the lock is held only for bookkeeping.
 
-pub mod core;
+pub(crate) mod core;
 pub(crate) mod log;
-pub mod placeholder;
+pub(crate) mod placeholder;
 
 use self::core::{EntryPtr, Freed, Lookup, Released, TierCore};
 use self::log::{Batch, Event, TierLog};
@@ -113,6 +113,28 @@ const _: () = {
     assert!(offset_of!(core::Entry<Homed<crate::gpu::Texture>>, value) + 8 <= 64);
 };
 
+/// Fails a load for every waiter if its loader unwinds before publishing the outcome (as
+/// quick_cache's `PlaceholderGuard` does): the placeholder is detached, the failure counted,
+/// and `LoadPanicked` published, so the next acquire loads afresh.
+struct LoadGuard<'a, R: Resource> {
+    shared: &'a Shared<R>,
+    ph: &'a Arc<placeholder::Placeholder<Homed<R>>>,
+    armed: bool,
+}
+
+impl<R: Resource> Drop for LoadGuard<'_, R> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.shared.state.lock().core.fail(self.ph);
+        self.ph.publish(Err(Error::LoadPanicked {
+            href: self.ph.key.to_string(),
+            message: "the load unwound before it finished".into(),
+        }));
+    }
+}
+
 /// One byte-budgeted, thread-safe tier. Dropping it frees every unused entry; entries still in
 /// use are freed by their last handle.
 pub struct Tier<R: Resource> {
@@ -175,7 +197,22 @@ impl<R: Resource> Tier<R> {
                 id: ph.take_waiter_id(),
             }),
             Lookup::Miss(ph) => {
-                let result = catch_unwind(AssertUnwindSafe(|| load(&ph.key))).unwrap_or_else(|p| {
+                // Until the outcome is published, an unwind from here on (whatever panics)
+                // fails the load for every waiter instead of leaving the key loading.
+                let guard = LoadGuard {
+                    shared: &self.shared,
+                    ph: &ph,
+                    armed: true,
+                };
+                // The resource's size is asked for here, outside the lock, with the load: a
+                // panic in either is the load's.
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    load(&ph.key).map(|res| {
+                        let bytes = res.bytes();
+                        (res, bytes)
+                    })
+                }))
+                .unwrap_or_else(|p| {
                     Err(Error::LoadPanicked {
                         href: ph.key.to_string(),
                         message: panic_message(&*p),
@@ -186,8 +223,7 @@ impl<R: Resource> Tier<R> {
                 let outcome = {
                     let mut state = self.shared.state.lock();
                     match result {
-                        Ok(res) => {
-                            let bytes = res.bytes();
+                        Ok((res, bytes)) => {
                             let homed = Homed {
                                 res,
                                 home: self.shared.clone(),
@@ -221,9 +257,15 @@ impl<R: Resource> Tier<R> {
                         }
                     }
                 };
-                drop(freed);
+                // Published first, and the caller's handle made, before what the insertion
+                // evicted is dropped: a panicking destructor then unwinds through the handle
+                // (which releases its count) and strands no waiter.
                 ph.publish(outcome.clone());
-                outcome.map(|entry| Handle { entry, id })
+                let mut guard = guard;
+                guard.armed = false;
+                let handle = outcome.map(|entry| Handle { entry, id });
+                drop(freed);
+                handle
             }
         }
     }
