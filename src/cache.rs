@@ -383,10 +383,20 @@ impl Cache {
     }
 
     /// Binds the GPU tier to an application's device (or a new one after a device loss).
-    /// Textures already cached stay valid on their old device until dropped; new uploads go to
-    /// `gpu`.
+    ///
+    /// Binding a different device than the one bound before flushes the GPU tier: every
+    /// texture of the old device leaves the cache (unused ones are destroyed now; those still
+    /// held stay valid, on the old device, until their last handle drops), so no hit ever
+    /// returns a texture of a device that is gone. New uploads go to `gpu`. Binding the same
+    /// device again changes nothing.
     pub fn bind_gpu(&self, gpu: Arc<Gpu>) {
-        *self.inner.device.lock() = Some(gpu);
+        let mut device = self.inner.device.lock();
+        let same = device.as_ref().is_some_and(|d| Arc::ptr_eq(d, &gpu));
+        *device = Some(gpu);
+        drop(device);
+        if !same {
+            self.inner.gpu.remove_all();
+        }
     }
 
     /// The device the GPU tier uploads to, opening one from `gpu.backend` if none is bound.

@@ -68,3 +68,6 @@ pub use key::Key;
 pub use stats::{PixelFormat, Stats, TierStats};
 pub use tier::{Handle, TierKind};
 pub use units::ByteSize;
+/// The wgpu texcache's textures are made with (the same version an application must use to
+/// draw them).
+pub use wgpu;

@@ -265,10 +265,31 @@ fn a_lost_device_gives_errors_and_the_tier_can_be_rebound() {
     assert!(matches!(err, texcache::Error::Gpu { .. }), "{err:?}");
     assert!(err.to_string().starts_with("b.png: GPU error"), "{err}");
     assert_eq!(cache.stats().gpu.failures, 1);
+    // Still held while the cache is rebound: the handle keeps it, the cache forgets it.
+    let fresh = Arc::new(texcache::Gpu::open(texcache::config::Backend::Auto).unwrap());
+    cache.bind_gpu(fresh.clone());
+    let s = cache.stats().gpu;
+    assert_eq!(
+        (s.entries, s.in_use_entries, s.used),
+        (1, 1, 64),
+        "held: still counted"
+    );
+    let a_again = cache.texture("a.png").unwrap();
+    assert!(
+        !texcache::Handle::ptr_eq(&a, &a_again),
+        "a hit must never return the lost device's texture"
+    );
+    assert!(
+        Arc::ptr_eq(a_again.gpu(), &fresh),
+        "uploaded anew to the new device"
+    );
+    assert_eq!(cache.stats().gpu.misses, 3);
     drop(a); // a texture of the lost device is still dropped cleanly
-    cache.bind_gpu(Arc::new(
-        texcache::Gpu::open(texcache::config::Backend::Auto).unwrap(),
-    ));
+    assert_eq!(cache.stats().gpu.entries, 1, "freed by its last handle");
+    drop(a_again);
+    // Binding the same device again keeps what is cached.
+    cache.bind_gpu(fresh.clone());
+    assert_eq!(cache.stats().gpu.entries, 1);
     let b = cache.texture("b.png").unwrap();
     assert_eq!(
         read_back(&b).unwrap(),

@@ -27,6 +27,12 @@ impl Texture {
         &self.texture
     }
     /// A default view of all of it.
+    ///
+    /// A bind group made from this view keeps the view alive, but not the texture's memory:
+    /// once the cache evicts or removes the entry (which only happens when no handle holds it)
+    /// the texture is destroyed, and drawing with such a bind group is a wgpu validation
+    /// error. Hold the [`crate::TextureHandle`] for as long as a bind group made from its view
+    /// is used, and make bind groups again after acquiring anew.
     pub fn view(&self) -> &wgpu::TextureView {
         &self.view
     }

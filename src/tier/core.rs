@@ -632,8 +632,10 @@ impl<V> TierCore<V> {
         self.evict_to(self.budget, freed);
     }
 
-    /// The tier is going away: unused entries are freed, in-use ones become orphans that their
-    /// handles free, loads in flight are detached.
+    /// Every entry leaves the index (the tier is going away, or what it holds is no longer
+    /// valid): unused entries are freed, in-use ones become orphans that their handles free,
+    /// loads in flight are detached (their results are served, not indexed). The core stays
+    /// usable: the next acquire of any key loads afresh. Not evictions: like §3.5's remove.
     pub fn close(&mut self, freed: &mut Freed<V>) {
         self.loading.clear();
         let indexed: Vec<EntryPtr<V>> = self.index.iter().copied().collect();

@@ -433,6 +433,22 @@ impl<R: Resource> log::LogSource for Shared<R> {
     }
 }
 
+impl<R: Resource> Tier<R> {
+    /// Removes every entry (§3.5 for all keys at once): unused ones are freed now, those in use
+    /// when their last handle drops, and loads in flight are served but not indexed. Returns
+    /// the number of entries that were indexed.
+    pub fn remove_all(&self) -> u64 {
+        let mut freed = Vec::new();
+        let mut state = self.shared.state.lock();
+        let entries = state.core.stats().entries;
+        state.core.close(&mut freed);
+        state.forget(&freed);
+        drop(state);
+        drop(freed);
+        entries
+    }
+}
+
 impl<R: Resource> Drop for Tier<R> {
     fn drop(&mut self) {
         let mut freed = Vec::new();
