@@ -1,11 +1,13 @@
-//! The locks the tier core is built on, in one place so that a model checker can replace them.
+//! The locks the tier core is built on, in one place so that a model checker can check them.
 //!
 //! Normally these are `parking_lot`'s `Mutex` and `Condvar`, and [`TierMutex`] for the tier
 //! lock itself (see [`RawTierLock`] for why that one is different). With the `model-check`
-//! feature they are thin wrappers over [shuttle](https://docs.rs/shuttle)'s, with the same API,
-//! so that `tests/model.rs` can explore thread interleavings of the real tier code (the
-//! release/evict race, the coalescing wait) rather than of a copy of it. The feature is for that
-//! test only: with it, the tier works only inside `shuttle::check_*`.
+//! feature, `Mutex` and `Condvar` are thin wrappers over [shuttle](https://docs.rs/shuttle)'s,
+//! with the same API, and the tier lock is *the same* [`RawTierLock`] built on shuttle's
+//! atomics, with shuttle's yield in place of spinning and napping; so `tests/model.rs` explores
+//! thread interleavings of the real tier code and of its real lock (the release/evict race,
+//! the coalescing wait, a waiter's bounded wait). The feature is for that test only: with it,
+//! the tier works only inside `shuttle::check_*`.
 
 #[cfg(not(feature = "model-check"))]
 pub(crate) use parking_lot::{Condvar, Mutex};
@@ -13,84 +15,156 @@ pub(crate) use parking_lot::{Condvar, Mutex};
 #[cfg(feature = "model-check")]
 pub(crate) use self::model::{Condvar, Mutex};
 
-/// The tier lock: a mutex over [`RawTierLock`].
 #[cfg(not(feature = "model-check"))]
+use std::sync::atomic::{AtomicBool, AtomicU32};
+
+#[cfg(feature = "model-check")]
+use shuttle::sync::atomic::{AtomicBool, AtomicU32};
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// The tier lock: a mutex over [`RawTierLock`].
 pub(crate) type TierMutex<T> = lock_api::Mutex<RawTierLock, T>;
 
-/// The tier lock under the model checker: shuttle's mutex, like every other lock there.
-#[cfg(feature = "model-check")]
-pub(crate) type TierMutex<T> = self::model::Mutex<T>;
-
 /// A held [`TierMutex`].
-#[cfg(not(feature = "model-check"))]
 pub(crate) type TierMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawTierLock, T>;
 
-/// A held [`TierMutex`] under the model checker.
-#[cfg(feature = "model-check")]
-pub(crate) type TierMutexGuard<'a, T> = self::model::MutexGuard<'a, T>;
-
-/// The tier lock's raw lock: taken with one compare-and-swap, released with one plain store.
+/// The tier lock's raw lock: taken with one compare-and-swap, released with one plain store,
+/// and fair to a waiter that has waited long.
 ///
 /// Every cache hit takes the tier lock twice (acquire, then the handle's release), and the lock
 /// is what a hit mostly costs: on x86 a locked instruction waits for the store buffer to
 /// drain, some 5 ns each here. `parking_lot`'s mutex (like `std`'s) also releases with a
 /// read-modify-write, to learn whether a thread is parked and must be woken; this lock parks
 /// no thread, so its release is a plain store, and a hit pays two locked instructions instead
-/// of four: 37 ns became 30.5 on the `hit` bench (PERFORMANCE.md).
+/// of four (PERFORMANCE.md, `hit`).
 ///
-/// A waiter spins, then yields (`crossbeam_utils::Backoff`), then sleeps in growing steps of
-/// at most [`MAX_NAP`], polling the lock. Nobody has to wake it, so no wake-up can be lost.
-/// That suits this lock because what it guards is short: a hit or release is tens of
-/// nanoseconds, an eviction frees its entries outside the lock, and the longest holds (a
-/// release-queue sweep, a stats listing) are O(entries) and rare. An uncontended lock costs
-/// what any lock costs (one CAS); a contended one costs a waiter at most one nap of latency.
-#[cfg(not(feature = "model-check"))]
+/// A waiter spins, then yields (`crossbeam_utils::Backoff`), polling the lock. Nobody has to
+/// wake it, so no wake-up can be lost. A waiter that is still without the lock once its
+/// backoff is done becomes *starving*: it takes a ticket, and while any thread is starving, the
+/// fast path refuses newcomers (they wait too, and queue behind it), and starving waiters take
+/// the lock in ticket order, napping in growing steps of at most [`MAX_NAP`] while it is not
+/// their turn. So a waiter that has waited long is overtaken at most once by each thread that
+/// was already past the starving check, then by nobody but the starving waiters ahead of it:
+/// its wait is bounded (`tests/model.rs` and this module's tests check it). What the lock
+/// guards is short (a hit or release is tens of nanoseconds, an eviction frees its entries
+/// outside the lock), so starving is rare and the fast path is one load of `starving` (on the
+/// lock's own cache line) and one CAS.
 pub(crate) struct RawTierLock {
-    locked: std::sync::atomic::AtomicBool,
+    locked: AtomicBool,
+    /// Waiters that have waited past their backoff: while there are any, the fast path fails.
+    starving: AtomicU32,
+    /// The next ticket a waiter becomes starving with.
+    next_ticket: AtomicU32,
+    /// The ticket whose turn it is to take the lock among the starving.
+    serving: AtomicU32,
 }
 
-/// The longest a waiter for the tier lock sleeps between two looks at it.
+/// The longest a starving waiter sleeps between two looks at whose turn it is.
 #[cfg(not(feature = "model-check"))]
-const MAX_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+const MAX_NAP: std::time::Duration = std::time::Duration::from_micros(100);
 
-#[cfg(not(feature = "model-check"))]
 impl RawTierLock {
+    /// Takes the lock if it is free and nobody is starving for it.
+    #[inline]
+    fn try_lock_fast(&self) -> bool {
+        self.starving.load(Relaxed) == 0
+            && self
+                .locked
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok()
+    }
+
+    /// Takes the lock if it is free, starving or not.
+    #[inline]
+    fn try_lock_any(&self) -> bool {
+        !self.locked.load(Relaxed)
+            && self
+                .locked
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok()
+    }
+
     #[cold]
     fn lock_contended(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let backoff = crossbeam_utils::Backoff::new();
-        let mut nap = std::time::Duration::from_micros(2);
-        loop {
-            while self.locked.load(Relaxed) {
-                if backoff.is_completed() {
-                    std::thread::sleep(nap);
-                    nap = (nap * 2).min(MAX_NAP);
-                } else {
-                    backoff.snooze();
-                }
-            }
-            if lock_api::RawMutex::try_lock(self).is_some() {
-                return;
-            }
+        if self.backoff() {
+            return;
         }
+        // Starving: queue by ticket, newcomers held back until the queue is empty.
+        self.starving.fetch_add(1, Relaxed);
+        let ticket = self.next_ticket.fetch_add(1, Relaxed);
+        #[cfg(all(test, feature = "model-check"))]
+        model_tests::on_starving();
+        let mut waits = 0u32;
+        loop {
+            if self.serving.load(Acquire) == ticket && self.try_lock_any() {
+                break;
+            }
+            Self::nap(&mut waits);
+        }
+        self.serving.store(ticket.wrapping_add(1), Release);
+        self.starving.fetch_sub(1, Relaxed);
+    }
+
+    /// Spins and yields for the lock; whether it got it.
+    #[cfg(not(feature = "model-check"))]
+    fn backoff(&self) -> bool {
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            if self.try_lock_fast() {
+                return true;
+            }
+            backoff.snooze();
+        }
+        self.try_lock_fast()
+    }
+
+    /// Under the model checker: a few looks, each a scheduling point.
+    #[cfg(feature = "model-check")]
+    fn backoff(&self) -> bool {
+        for _ in 0..2 {
+            if self.try_lock_fast() {
+                return true;
+            }
+            shuttle::thread::yield_now();
+        }
+        self.try_lock_fast()
+    }
+
+    #[cfg(not(feature = "model-check"))]
+    fn nap(waits: &mut u32) {
+        *waits += 1;
+        if *waits < 64 {
+            std::thread::yield_now();
+        } else {
+            let nap = std::time::Duration::from_micros(1 << (*waits - 64).min(7));
+            std::thread::sleep(nap.min(MAX_NAP));
+        }
+    }
+
+    #[cfg(feature = "model-check")]
+    fn nap(_: &mut u32) {
+        shuttle::thread::yield_now();
     }
 }
 
-// SAFETY: `locked` is set by exactly one successful compare-and-swap from false (with Acquire)
-// and cleared only by `unlock`, which its holder calls once (with Release), so at most one
-// thread holds the lock, and what it wrote under the lock happens-before the next holder's
-// section.
-#[cfg(not(feature = "model-check"))]
+// SAFETY: `locked` is set only by a successful compare-and-swap from false (with Acquire) and
+// cleared only by `unlock`, which its holder calls once (with Release), so at most one thread
+// holds the lock, and what it wrote under the lock happens-before the next holder's section.
+// The starving count and tickets only decide who may try the CAS, never who holds the lock.
 unsafe impl lock_api::RawMutex for RawTierLock {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: Self = RawTierLock {
-        locked: std::sync::atomic::AtomicBool::new(false),
+        locked: AtomicBool::new(false),
+        starving: AtomicU32::new(0),
+        next_ticket: AtomicU32::new(0),
+        serving: AtomicU32::new(0),
     };
     type Guard = lock_api::GuardSend;
 
     #[inline]
     fn lock(&self) -> Self::Guard {
-        if self.try_lock().is_none() {
+        if !self.try_lock_fast() {
             self.lock_contended();
         }
         lock_api::GuardSend::new()
@@ -98,22 +172,17 @@ unsafe impl lock_api::RawMutex for RawTierLock {
 
     #[inline]
     fn try_lock(&self) -> Option<Self::Guard> {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed};
-        self.locked
-            .compare_exchange(false, true, Acquire, Relaxed)
-            .ok()
-            .map(|_| lock_api::GuardSend::new())
+        self.try_lock_fast().then(lock_api::GuardSend::new)
     }
 
     #[inline]
     unsafe fn unlock(&self, _: Self::Guard) {
-        self.locked
-            .store(false, std::sync::atomic::Ordering::Release);
+        self.locked.store(false, Release);
     }
 
     #[inline]
     fn is_locked(&self) -> bool {
-        self.locked.load(std::sync::atomic::Ordering::Relaxed)
+        self.locked.load(Relaxed)
     }
 }
 
@@ -225,4 +294,84 @@ pub(crate) fn prefetch_write<T>(p: *const T) {
     }
     #[cfg(any(not(target_arch = "x86_64"), miri))]
     let _ = p;
+}
+
+/// The tier lock under the model checker: mutual exclusion, and a starving waiter's bounded
+/// wait, under every schedule shuttle tries. Run with
+/// `cargo test --features model-check --lib sync::model_tests` (`.ci/run` does).
+#[cfg(all(test, feature = "model-check"))]
+mod model_tests {
+    use super::TierMutex;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    /// Acquisitions so far in this execution (written under the lock).
+    static HELD: AtomicUsize = AtomicUsize::new(0);
+    /// `HELD` when the watched thread became starving (`usize::MAX`: it did not).
+    static AT_STARVING: AtomicUsize = AtomicUsize::new(usize::MAX);
+    /// Executions in which the watched thread became starving.
+    static STARVED: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static WATCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub(super) fn on_starving() {
+        if WATCHED.with(|w| w.get()) {
+            AT_STARVING.store(HELD.load(SeqCst), SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_starving_waiter_is_overtaken_at_most_once_by_each_other_thread() {
+        const OTHERS: usize = 2;
+        let check = || {
+            HELD.store(0, SeqCst);
+            AT_STARVING.store(usize::MAX, SeqCst);
+            let m = Arc::new(TierMutex::new(0usize));
+            let others: Vec<_> = (0..OTHERS)
+                .map(|_| {
+                    let m = m.clone();
+                    shuttle::thread::spawn(move || {
+                        for _ in 0..4 {
+                            let mut g = m.lock();
+                            let v = *g;
+                            shuttle::thread::yield_now();
+                            *g = v + 1;
+                            HELD.fetch_add(1, SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            let watched = {
+                let m = m.clone();
+                shuttle::thread::spawn(move || {
+                    WATCHED.with(|w| w.set(true));
+                    let mut g = m.lock();
+                    *g += 1;
+                    let at = AT_STARVING.load(SeqCst);
+                    let now = HELD.fetch_add(1, SeqCst);
+                    if at != usize::MAX {
+                        STARVED.fetch_add(1, SeqCst);
+                        assert!(
+                            now - at <= OTHERS,
+                            "overtaken {} times after it became starving",
+                            now - at
+                        );
+                    }
+                })
+            };
+            for t in others {
+                t.join().unwrap();
+            }
+            watched.join().unwrap();
+            assert_eq!(*m.lock(), OTHERS * 4 + 1, "no increment lost");
+        };
+        shuttle::check_random(check, 2000);
+        shuttle::check_pct(check, 2000, 3);
+        assert!(
+            STARVED.load(SeqCst) > 100,
+            "the watched thread starved in only {} executions: the bound went unchecked",
+            STARVED.load(SeqCst)
+        );
+    }
 }

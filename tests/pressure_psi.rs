@@ -40,6 +40,31 @@ fn memory_cgroup(bytes: u64) -> Result<(PathBuf, PathBuf), String> {
     ))
 }
 
+/// Waits (at most 30 s) until the watched PSI file's stall total has not grown for a whole
+/// window and a half, so that the pressure this test made does not reach the caches of the
+/// test binaries that run after it (their watchers would trim them and spoil exact counts).
+fn calm_down(watcher: &str) {
+    let Some(file) = watcher.strip_prefix("watching ") else {
+        return;
+    };
+    let total = || {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.rsplit("total=").next()?.trim().parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = (total(), Instant::now());
+    while Instant::now() < deadline && last.1.elapsed() < Duration::from_millis(3000) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = total();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+}
+
 #[test]
 fn a_real_psi_trigger_trims_the_unused_cpu_entries() {
     let tmp = tempfile::tempdir().unwrap();
@@ -88,6 +113,7 @@ fn a_real_psi_trigger_trims_the_unused_cpu_entries() {
     }
     let _ = std::fs::remove_file(&big);
     let _ = std::fs::remove_dir(&cgroup);
+    calm_down(&watcher);
     assert!(status.success(), "the stress child failed: {status}");
     let s = cache.stats();
     println!("{s}");
