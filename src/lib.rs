@@ -31,11 +31,12 @@
 //! ```
 //!
 //! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
-//! byte-budgeted tier core, its thread-safe wrapper and single-flight loading), [`bitmap`] (CPU
-//! loading), [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the
-//! node texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
-//! time), [`plot`] (memory and miss-ratio graphs as SVG), [`control`] (the control socket),
-//! [`trace`] (trace files, replay and recording), [`fuzzing`] (the fuzz targets' entry points).
+//! byte-budgeted tier, thread-safe, with single-flight loading), [`bitmap`] (CPU loading),
+//! [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the node
+//! texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
+//! time), [`pressure`] (budgets sized to the machine, memory given back under pressure),
+//! [`plot`] (memory and miss-ratio graphs as SVG), [`control`] (the control socket),
+//! [`trace`] (trace files, replay and recording).
 
 #![warn(missing_docs)]
 
@@ -45,12 +46,14 @@ pub mod config;
 pub mod control;
 pub mod error;
 mod file;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod gpu;
 pub mod history;
 pub mod key;
 pub mod plot;
 pub mod pressure;
+#[doc(hidden)]
 pub mod samples;
 pub mod stats;
 mod sync;

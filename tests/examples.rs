@@ -122,3 +122,15 @@ fn embed_stats_answers_texcache_stats() {
     );
     common::assert_svg(&svg, &common::MEMORY_SERIES);
 }
+
+#[test]
+fn the_readme_embedding_example_runs() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = run("embedding", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The cat was decoded once and hit once, and uploaded; the node played and stopped.
+    assert!(text.lines().any(|l| l.starts_with("cpu ")), "{text}");
+    assert!(text.contains("video 1 node(s), 0 playing"), "{text}");
+}
