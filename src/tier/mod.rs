@@ -61,9 +61,8 @@ type TierGuard<'a, R> = crate::sync::TierMutexGuard<'a, Locked<R>>;
 /// What the tier lock guards: the core, and the trace log while recording.
 ///
 /// Aligned to a cache line, so that the lock's own byte has a line to itself: with the lock
-/// sharing its line with the core's fields, a hit in the `hit_mt` bench's one-thread case took
-/// 60 ns instead of 40 (measured in session 6, when the trace log's alignment changed by
-/// accident; the `hit` bench did not move).
+/// sharing its line with the core's fields, a hit in the `hit_mt` bench's one-thread case takes
+/// 60 ns instead of 40 (the `hit` bench does not move).
 #[repr(align(64))]
 struct Locked<R: Resource> {
     core: TierCore<Homed<R>>,
