@@ -4,6 +4,7 @@
 //!
 //! `cargo run --example embedding` (needs a wgpu adapter: lavapipe on a machine without a GPU).
 
+use std::path::Path;
 use std::sync::Arc;
 use texcache::wgpu;
 
@@ -20,38 +21,43 @@ fn main() -> texcache::Result<()> {
     texcache::samples::write_y4m(&media.join("clips/intro.y4m"), 32, 24, 6).unwrap();
     let (device, queue) = open_device();
     let clock = Clock(std::time::Instant::now());
-    {
-        // README START
-        let mut config = texcache::Config::load("config/texcache.toml")?; // or Config::default()
-        config.mediadir = media.into(); // where relative hrefs resolve
-        config.cpu.budget = "64 MiB".parse().unwrap(); // or "25%" of this process's memory
-        let cache = texcache::Cache::new(config)?; // Clone + Send + Sync
-
-        let cat = cache.bitmap("photos/cat.jpg")?; // miss: read + decode once
-        let same = cache.bitmap("./photos//cat.jpg")?; // hit: same key, same pixels
-        assert!(texcache::Handle::ptr_eq(&cat, &same));
-        upload(cat.width(), cat.height(), cat.pixels()); // RGBA8 or Gray8, tightly packed
-
-        let gpu = Arc::new(texcache::Gpu::from_device(device, queue, "my adapter"));
-        cache.bind_gpu(gpu.clone()); // the application's own wgpu device
-        let tex = cache.texture("photos/cat.jpg")?; // GPU miss: CPU hit, upload once, shared
-        render_with(tex.view()); // a wgpu::TextureView (Rgba8UnormSrgb or R8Unorm)
-
-        cache.prefetch(["photos/next.jpg", "photos/after.jpg"])?; // background decode threads
-        cache.prefetch_textures(["photos/next.jpg"])?; // ... that also upload
-        drop((cat, same)); // unused now; evicted only when space is needed
-
-        let mut node = cache.video("clips/intro.y4m")?; // stopped: header only
-        node.play()?; // a thread decodes ahead into the queue
-        while let Some(frame) = node.frame_at(clock.seconds())? {
-            let tex = node.upload(&gpu, &frame)?; // the node's one texture, written in place
-            draw_yuv(tex.view()); // sample with texcache::video::YUV_WGSL
-        } // late frames are dropped and counted
-        node.stop(); // joins the thread, frees frames and texture
-        println!("{}", cache.stats()); // the table; stats().to_json() for SPEC §6 JSON
-                                       // README END
-    }
+    readme(media, device, queue, clock)?;
     std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
+/// The README's block, to the letter (kept as it is written there, so not reformatted).
+#[rustfmt::skip]
+fn readme(media: &Path, device: wgpu::Device, queue: wgpu::Queue, clock: Clock) -> texcache::Result<()> {
+    // README START
+    let mut config = texcache::Config::load("config/texcache.toml")?; // or Config::default()
+    config.mediadir = media.into();                      // where relative hrefs resolve
+    config.cpu.budget = "64 MiB".parse().unwrap();       // or "25%" of this process's memory
+    let cache = texcache::Cache::new(config)?;           // Clone + Send + Sync
+
+    let cat = cache.bitmap("photos/cat.jpg")?;           // miss: read + decode once
+    let same = cache.bitmap("./photos//cat.jpg")?;       // hit: same key, same pixels
+    assert!(texcache::Handle::ptr_eq(&cat, &same));
+    upload(cat.width(), cat.height(), cat.pixels());     // RGBA8 or Gray8, tightly packed
+
+    let gpu = Arc::new(texcache::Gpu::from_device(device, queue, "my adapter"));
+    cache.bind_gpu(gpu.clone());                         // the application's own wgpu device
+    let tex = cache.texture("photos/cat.jpg")?;          // GPU miss: CPU hit, upload once, shared
+    render_with(tex.view());                             // a wgpu::TextureView (Rgba8UnormSrgb or R8Unorm)
+
+    cache.prefetch(["photos/next.jpg", "photos/after.jpg"])?; // background decode threads
+    cache.prefetch_textures(["photos/next.jpg"])?;       // ... that also upload
+    drop((cat, same));                                   // unused now; evicted only when space is needed
+
+    let mut node = cache.video("clips/intro.y4m")?;      // stopped: header only
+    node.play()?;                                        // a thread decodes ahead into the queue
+    while let Some(frame) = node.frame_at(clock.seconds())? {
+        let tex = node.upload(&gpu, &frame)?;            // the node's one texture, written in place
+        draw_yuv(tex.view());                            // sample with texcache::video::YUV_WGSL
+    }                                                    // late frames are dropped and counted
+    node.stop();                                         // joins the thread, frees frames and texture
+    println!("{}", cache.stats());                       // the table; stats().to_json() for SPEC §6 JSON
+    // README END
     Ok(())
 }
 

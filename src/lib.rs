@@ -35,7 +35,7 @@
 //! [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the node
 //! texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
 //! time), [`pressure`] (budgets sized to the machine, memory given back under pressure),
-//! [`plot`] (memory and miss-ratio graphs as SVG), [`control`] (the control socket),
+//! [`control`] (the control socket),
 //! [`trace`] (trace files, replay and recording).
 
 #![warn(missing_docs)]
@@ -51,7 +51,6 @@ pub mod fuzzing;
 pub mod gpu;
 pub mod history;
 pub mod key;
-pub mod plot;
 pub mod pressure;
 #[doc(hidden)]
 pub mod samples;

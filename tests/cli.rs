@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn texcache(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_texcache"))
+    let out = Command::new(common::texcache_bin())
         .args(args)
         .env_remove("TEXCACHE_CONFIG")
         .output()

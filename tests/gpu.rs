@@ -212,7 +212,7 @@ fn replay_texture_lines() {
         "texture T a.png\nbitmap B a.png\nrelease T\nremove a.png\nrelease B\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_texcache"))
+    let out = std::process::Command::new(common::texcache_bin())
         .current_dir(tmp.path())
         .args([
             "replay", "--trace", "t.trace", "--config", "cfg.toml", "--json",

@@ -161,24 +161,24 @@ fn a_fifo_is_not_a_file_never_a_hang() {
         let e = cache.record_trace(&record).unwrap_err().to_string();
         assert!(e.contains("a FIFO that nobody reads"), "{e}");
         // The CLI too: --config, TEXCACHE_CONFIG and --trace.
-        let bin = env!("CARGO_BIN_EXE_texcache");
+        let bin = common::texcache_bin();
         let runs = [
-            Command::new(bin)
+            Command::new(&bin)
                 .arg("check-config")
                 .arg(&config)
                 .output()
                 .unwrap(),
-            Command::new(bin)
+            Command::new(&bin)
                 .args(["replay", "--trace"])
                 .arg(&trace)
                 .output()
                 .unwrap(),
-            Command::new(bin)
+            Command::new(&bin)
                 .args(["stats", "--config"])
                 .arg(&config)
                 .output()
                 .unwrap(),
-            Command::new(bin)
+            Command::new(&bin)
                 .args(["stats"])
                 .env("TEXCACHE_CONFIG", &config)
                 .output()
@@ -339,7 +339,7 @@ fn config_counts_are_bounded_with_the_bound_in_the_error() {
     ] {
         let err = Config::parse(text, "x.toml").unwrap_err().to_string();
         assert!(err.contains(key), "{text:?}: {err}");
-        let out = Command::new(env!("CARGO_BIN_EXE_texcache"))
+        let out = Command::new(common::texcache_bin())
             .arg("check-config")
             .arg({
                 let tmp = std::env::temp_dir().join(format!("texcache-bound-{}.toml", key));
@@ -467,7 +467,7 @@ fn a_torn_last_line_is_warned_about_and_ignored() {
     common::png(tmp.path(), "a.png", 2, 2);
     std::fs::write(tmp.path().join("r.trace"), recorded).unwrap();
     std::fs::write(tmp.path().join("c.toml"), "").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_texcache"))
+    let out = Command::new(common::texcache_bin())
         .current_dir(tmp.path())
         .args([
             "replay", "--trace", "r.trace", "--config", "c.toml", "--json",
@@ -522,9 +522,9 @@ fn replay_never_records_over_the_trace_it_replays() {
         "[stats]\ntrace = \"app.trace\"\n",
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_texcache");
+    let bin = common::texcache_bin();
     let replay = |extra: &[&str]| {
-        Command::new(bin)
+        Command::new(&bin)
             .current_dir(tmp.path())
             .args(["replay", "--trace", "app.trace", "--config", "app.toml"])
             .args(extra)
@@ -572,7 +572,7 @@ fn a_closed_pipe_ends_the_cli_quietly() {
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("s.sock");
     let _cache = cache_with(tmp.path(), |c| c.stats.socket = sock.clone());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_texcache"))
+    let mut child = Command::new(common::texcache_bin())
         .args(["stats", "--json", "--watch", "0.01", "--socket"])
         .arg(&sock)
         .stdout(std::process::Stdio::piped())
@@ -601,9 +601,9 @@ fn a_closed_pipe_ends_the_cli_quietly() {
 
 #[test]
 fn absurd_seconds_are_refused_or_taken_as_for_ever() {
-    let bin = env!("CARGO_BIN_EXE_texcache");
+    let bin = common::texcache_bin();
     for bad in ["inf", "-1", "NaN"] {
-        let out = Command::new(bin)
+        let out = Command::new(&bin)
             .args(["replay", "--trace", "t", "--serve", "s", "--hold", bad])
             .output()
             .unwrap();
@@ -614,7 +614,7 @@ fn absurd_seconds_are_refused_or_taken_as_for_ever() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("t.trace"), "").unwrap();
     std::fs::write(tmp.path().join("c.toml"), "").unwrap();
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(&bin);
     cmd.current_dir(tmp.path()).args([
         "replay", "--trace", "t.trace", "--config", "c.toml", "--json", "--serve", "s.sock",
         "--hold", "1e20",

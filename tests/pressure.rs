@@ -87,7 +87,7 @@ fn stats_and_check_config_show_the_percentage_and_the_bytes() {
 
     let file = tmp.path().join("c.toml");
     std::fs::write(&file, "[cpu]\nbudget = \"10%\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_texcache"))
+    let out = std::process::Command::new(common::texcache_bin())
         .arg("check-config")
         .arg(&file)
         .output()

@@ -15,11 +15,11 @@ fn the_readme_embedding_block_is_the_embedding_example() {
     let marked = example
         .split("// README START\n")
         .nth(1)
-        .and_then(|b| b.split("        // README END").next())
+        .and_then(|b| b.split("    // README END").next())
         .expect("README START/END markers in the example");
     let unindented: String = marked
         .lines()
-        .map(|l| l.strip_prefix("        ").unwrap_or(l))
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(

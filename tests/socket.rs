@@ -166,8 +166,8 @@ fn texcache_stats_against_replay_serve_matches_the_replay() {
     )
     .unwrap();
     let sock = tmp.path().join("replay.sock");
-    let exe = env!("CARGO_BIN_EXE_texcache");
-    let mut cmd = Command::new(exe);
+    let exe = common::texcache_bin();
+    let mut cmd = Command::new(&exe);
     cmd.args(["replay", "--json", "--hold", "60", "--trace"])
         .arg(&trace)
         .arg("--config")

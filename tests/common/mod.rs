@@ -121,9 +121,31 @@ pub fn assert_svg(path: &Path, series: &[&str]) {
 /// The series names of the memory graph.
 pub const MEMORY_SERIES: [&str; 5] = ["cpu used", "cpu budget", "gpu used", "gpu budget", "video"];
 
+/// The `texcache` command line (the workspace member `cli/`, package `texcache-cli`), as
+/// `cargo test --workspace` builds it beside the test binaries (`cli/tests/` makes it build
+/// the binary itself); built here if missing, as when only this package's tests were built.
+pub fn texcache_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let path = exe.parent().unwrap().parent().unwrap().join("texcache");
+        if !path.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let ok = std::process::Command::new(cargo)
+                .args(["build", "-p", "texcache-cli", "--bin", "texcache"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .unwrap();
+            assert!(ok.success(), "cannot build the texcache command line");
+        }
+        path
+    })
+    .clone()
+}
+
 /// `texcache stats --socket SOCK ARGS...`, run to completion.
 pub fn stats_over(sock: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_texcache"))
+    std::process::Command::new(texcache_bin())
         .arg("stats")
         .arg("--socket")
         .arg(sock)

@@ -1,6 +1,7 @@
 //! `texcache`: the command line (SPEC §8). Each command lives in `src/cli/`.
 
 mod cli;
+mod plot;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -2,11 +2,10 @@
 //! miss-ratio curve of `texcache tune --plot`. Drawn with `plotters` (its SVG backend only: no
 //! fonts or bitmaps to build), so the files are plain SVG any browser shows.
 
-use crate::error::{Error, Result};
-use crate::history::Sample;
-use crate::tier::TierKind;
 use plotters::prelude::*;
 use std::path::Path;
+use texcache::history::Sample;
+use texcache::{Error, Result, TierKind};
 
 const MIB: f64 = (1u64 << 20) as f64;
 
@@ -76,14 +75,6 @@ fn chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]
 
 /// Writes the memory graph of `samples` to `path`: used and budget of each tier, and video, in
 /// MiB over seconds.
-///
-/// ```
-/// use texcache::history::Sample;
-/// let path = std::env::temp_dir().join("texcache-doc-memory.svg");
-/// let s = |t, used| Sample { t_ms: t, cpu_used: used, cpu_budget: 4 << 20, ..Sample::default() };
-/// texcache::plot::memory_svg(&path, &[s(0, 0), s(1000, 3 << 20)], "doc").unwrap();
-/// assert!(std::fs::read_to_string(&path).unwrap().contains("cpu budget"));
-/// ```
 pub fn memory_svg(path: &Path, samples: &[Sample], title: &str) -> Result<()> {
     let t0 = samples.first().map_or(0, |s| s.t_ms);
     let line = |f: fn(&Sample) -> u64| -> Vec<(f64, f64)> {
@@ -174,4 +165,27 @@ pub fn miss_ratio_svg(path: &Path, points: &[TunePoint], title: &str) -> Result<
     })
     .collect();
     chart(path, title, "budget (MiB)", "miss ratio", &series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_graph_names_its_series() {
+        let tmp = std::env::temp_dir().join(format!("texcache-plot-{}.svg", std::process::id()));
+        let s = |t, used| Sample {
+            t_ms: t,
+            cpu_used: used,
+            cpu_budget: 4 << 20,
+            ..Sample::default()
+        };
+        memory_svg(&tmp, &[s(0, 0), s(1000, 3 << 20)], "test").unwrap();
+        let svg = std::fs::read_to_string(&tmp).unwrap();
+        std::fs::remove_file(&tmp).unwrap();
+        assert!(
+            svg.contains("cpu budget") && svg.contains("gpu used"),
+            "{svg}"
+        );
+    }
 }

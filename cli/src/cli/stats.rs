@@ -89,7 +89,7 @@ pub fn run(
             println!("{stats}\n");
         }
         if let Some(plot) = plot {
-            texcache::plot::memory_svg(plot, &samples()?, &title)?;
+            crate::plot::memory_svg(plot, &samples()?, &title)?;
         }
         std::thread::sleep(period);
     }

@@ -78,7 +78,7 @@ pub fn write_memory_plot(
     samples: &[texcache::history::Sample],
     title: &str,
 ) -> Result<()> {
-    texcache::plot::memory_svg(path, samples, title)?;
+    crate::plot::memory_svg(path, samples, title)?;
     let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     eprintln!(
         "memory graph ({} samples): {}",

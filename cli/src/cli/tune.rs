@@ -6,10 +6,10 @@
 //! the GPU budget of the config; `--gpu-budgets` sweeps the GPU tier with the config's CPU
 //! budget.
 
+use crate::plot::TunePoint;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use texcache::plot::TunePoint;
 use texcache::trace::{Op, Replayer, Trace};
 use texcache::{ByteSize, Cache, Config, Gpu, Result, TierKind};
 
@@ -48,7 +48,7 @@ pub fn run(
     }
     if let Some(plot) = plot {
         let title = format!("texcache tune: {}", trace.file.display());
-        texcache::plot::miss_ratio_svg(plot, &points, &title)?;
+        crate::plot::miss_ratio_svg(plot, &points, &title)?;
         eprintln!("miss-ratio curve: {}", plot.display());
     }
     Ok(())
