@@ -83,7 +83,12 @@ fn insert_texcache(cache: &texcache::Cache, h: &str) {
             vec![0u8; 4],
         ))
     };
-    drop(cache.cpu().acquire(h, || cache.key(h), |_| one()).unwrap());
+    drop(
+        cache
+            .cpu_tier()
+            .acquire(h, || cache.key(h), |_| one())
+            .unwrap(),
+    );
 }
 
 fn insert_qc(qc: &Qc, h: &str) {

@@ -540,8 +540,9 @@ impl Cache {
         self.inner.trim_for_pressure(level)
     }
 
-    /// The CPU tier itself.
-    pub fn cpu(&self) -> &Tier<Bitmap> {
+    /// The CPU tier itself (decoded bitmaps). With [`Cache::gpu_tier`] for the textures and
+    /// [`Cache::gpu`] for the device: one name scheme for the two tiers and the device.
+    pub fn cpu_tier(&self) -> &Tier<Bitmap> {
         &self.inner.cpu
     }
 
@@ -550,7 +551,7 @@ impl Cache {
         let mut v = stats::VideoStats::default();
         for n in self.video_nodes() {
             v.nodes += 1;
-            v.playing += (n.state == "playing") as u64;
+            v.playing += (n.state == video::State::Playing) as u64;
             v.queued_frames += n.queued_frames;
             v.cpu_bytes += n.cpu_bytes;
             v.gpu_bytes += n.gpu_bytes;
@@ -580,18 +581,12 @@ impl Cache {
             .entries()
             .into_iter()
             .chain(self.inner.gpu.entries());
-        let mut entries: Vec<_> = all
-            .map(|e| serde_json::to_value(e).expect("serialise"))
-            .collect();
-        for n in self.video_nodes() {
-            let mut v = serde_json::to_value(&n).expect("serialise");
-            v["tier"] = "video".into();
-            v["key"] = v["href"].clone();
-            v["bytes"] = (n.cpu_bytes + n.gpu_bytes).into();
-            v["refs"] = n.held_frames.into();
-            v["idle_ms"] = 0.into();
-            entries.push(v);
-        }
+        let mut entries: Vec<stats::Entry> = all.map(stats::Entry::Cached).collect();
+        entries.extend(
+            self.video_nodes()
+                .into_iter()
+                .map(|n| stats::Entry::Video(stats::VideoEntry::of(n))),
+        );
         s.entries = Some(entries);
         s
     }

@@ -120,6 +120,133 @@ impl PixelFormat {
     }
 }
 
+/// Playback state (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Header read, no frame memory.
+    Stopped,
+    /// Decoding ahead, the clock not running.
+    Paused,
+    /// Decoding ahead, frames being shown.
+    Playing,
+}
+
+impl State {
+    /// `"stopped"`, `"paused"` or `"playing"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Paused => "paused",
+            State::Playing => "playing",
+        }
+    }
+}
+
+/// A snapshot of one node, for the stats (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// The href it was opened with.
+    pub href: String,
+    /// `stopped`, `paused` or `playing`.
+    pub state: State,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Pixel format.
+    pub format: PixelFormat,
+    /// Frames decoded ahead (the node's frame-buffer limit).
+    pub queue_length: u64,
+    /// Frames decoded and waiting.
+    pub queued_frames: u64,
+    /// Frames taken by the consumer and not dropped.
+    pub held_frames: u64,
+    /// Bytes of its frame buffers (queued, held and pooled).
+    pub cpu_bytes: u64,
+    /// Bytes of its texture.
+    pub gpu_bytes: u64,
+    /// The index of the next frame to be taken.
+    pub next_frame: u64,
+    /// The source has no more frames.
+    pub end_of_stream: bool,
+    /// Frames skipped as late by the playback clock.
+    pub dropped_frames: u64,
+}
+
+/// One item of `--entries`: a cached bitmap or texture, or an open video node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Entry {
+    /// A video node (`"tier": "video"`); first, since its keys are a superset.
+    Video(VideoEntry),
+    /// A bitmap or texture.
+    Cached(EntryInfo),
+}
+
+impl Entry {
+    /// `cpu`, `gpu` or `video`.
+    pub fn tier(&self) -> &str {
+        match self {
+            Entry::Video(v) => &v.tier,
+            Entry::Cached(e) => &e.tier,
+        }
+    }
+    /// The key (a video node's href).
+    pub fn key(&self) -> &str {
+        match self {
+            Entry::Video(v) => &v.key,
+            Entry::Cached(e) => &e.key,
+        }
+    }
+    /// Bytes it holds (a video node's frame buffers and texture).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Entry::Video(v) => v.bytes,
+            Entry::Cached(e) => e.bytes,
+        }
+    }
+    /// Live handles (a video node's frames held by the consumer).
+    pub fn refs(&self) -> u64 {
+        match self {
+            Entry::Video(v) => v.refs,
+            Entry::Cached(e) => e.refs,
+        }
+    }
+}
+
+/// A video node as an item of `--entries`: the keys every item has, then the node's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoEntry {
+    /// Always `video`.
+    pub tier: String,
+    /// Its href.
+    pub key: String,
+    /// `cpu_bytes + gpu_bytes`.
+    pub bytes: u64,
+    /// Frames held by the consumer.
+    pub refs: u64,
+    /// 0.
+    pub idle_ms: u64,
+    /// The node's stats.
+    #[serde(flatten)]
+    pub node: NodeStats,
+}
+
+impl VideoEntry {
+    /// The `--entries` item of a node.
+    pub fn of(node: NodeStats) -> VideoEntry {
+        VideoEntry {
+            tier: "video".into(),
+            key: node.href.clone(),
+            bytes: node.cpu_bytes + node.gpu_bytes,
+            refs: node.held_frames,
+            idle_ms: 0,
+            node,
+        }
+    }
+}
+
 /// One entry of `--entries`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryInfo {
@@ -167,8 +294,8 @@ pub struct Stats {
     /// The process section.
     pub process: ProcessStats,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    /// Entries held.
-    pub entries: Option<Vec<serde_json::Value>>,
+    /// Entries held, and the open video nodes.
+    pub entries: Option<Vec<Entry>>,
     /// Recent memory samples, oldest first (`stats history` on the socket).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub history: Option<Vec<crate::history::Sample>>,
@@ -309,23 +436,81 @@ impl fmt::Display for Stats {
                 "tier", "bytes", "size", "format", "refs", "idle ms"
             )?;
             for e in entries {
-                let g = |k: &str| e.get(k).cloned().unwrap_or_default();
+                let (size, format, idle, removed) = match e {
+                    Entry::Cached(c) => (
+                        format!("{}x{}", c.width, c.height),
+                        c.format.name(),
+                        c.idle_ms,
+                        c.removed,
+                    ),
+                    Entry::Video(v) => (
+                        format!("{}x{}", v.node.width, v.node.height),
+                        v.node.format.name(),
+                        0,
+                        false,
+                    ),
+                };
                 write!(
                     f,
                     "\n{:<5} {:>11} {:>11} {:>7} {:>5} {:>9}  {}",
-                    g("tier").as_str().unwrap_or("video"),
-                    ByteSize(g("bytes").as_u64().unwrap_or(0)).to_string(),
-                    format!("{}x{}", g("width"), g("height")),
-                    g("format").as_str().unwrap_or(""),
-                    g("refs"),
-                    g("idle_ms"),
-                    g("key").as_str().unwrap_or("")
+                    e.tier(),
+                    ByteSize(e.bytes()).to_string(),
+                    size,
+                    format,
+                    e.refs(),
+                    idle,
+                    e.key()
                 )?;
-                if g("removed").as_bool() == Some(true) {
+                if removed {
                     write!(f, "  (removed, freed when released)")?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_both_kinds_survive_the_json_a_socket_client_reads() {
+        let cached = Entry::Cached(EntryInfo {
+            tier: "cpu".into(),
+            key: "/m/a.png".into(),
+            bytes: 64,
+            width: 4,
+            height: 4,
+            format: PixelFormat::Rgba8,
+            refs: 1,
+            idle_ms: 0,
+            removed: true,
+        });
+        let video = Entry::Video(VideoEntry::of(NodeStats {
+            href: "clip.y4m".into(),
+            state: State::Playing,
+            width: 8,
+            height: 6,
+            format: PixelFormat::Yuv420,
+            queue_length: 8,
+            queued_frames: 2,
+            held_frames: 1,
+            cpu_bytes: 216,
+            gpu_bytes: 72,
+            next_frame: 3,
+            end_of_stream: false,
+            dropped_frames: 0,
+        }));
+        let stats = Stats {
+            entries: Some(vec![cached, video]),
+            ..Stats::default()
+        };
+        let json: serde_json::Value = serde_json::from_str(&stats.to_json()).unwrap();
+        assert_eq!(json["entries"][1]["tier"], "video");
+        assert_eq!(json["entries"][1]["state"], "playing");
+        assert_eq!(json["entries"][1]["bytes"], 288);
+        let back: Stats = serde_json::from_value(json).unwrap();
+        assert_eq!(back.entries, stats.entries);
     }
 }

@@ -212,7 +212,12 @@ fn max_entries_limits_the_count() {
     for n in ["a", "b", "c"] {
         drop(cache.bitmap(&format!("{n}.png")).unwrap());
     }
-    let keys: Vec<_> = cache.cpu().entries().into_iter().map(|e| e.key).collect();
+    let keys: Vec<_> = cache
+        .cpu_tier()
+        .entries()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
     assert_eq!(keys.len(), 2);
     assert!(
         keys[0].ends_with("/b.png") && keys[1].ends_with("/c.png"),

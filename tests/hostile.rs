@@ -644,7 +644,9 @@ fn entries_removed_while_held_are_listed_and_add_up() {
     assert!(cache.remove("a.png"));
     let fresh = cache.bitmap("a.png").unwrap();
     let s = cache.stats_with_entries();
-    let entries: Vec<serde_json::Value> = s.entries.clone().unwrap_or_default();
+    // The JSON a client of `stats entries` reads.
+    let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+    let entries = json["entries"].as_array().unwrap();
     let cpu: Vec<&serde_json::Value> = entries.iter().filter(|e| e["tier"] == "cpu").collect();
     assert_eq!(cpu.len() as u64, s.cpu.entries, "{entries:?}");
     let listed: u64 = cpu.iter().map(|e| e["bytes"].as_u64().unwrap()).sum();
@@ -652,6 +654,10 @@ fn entries_removed_while_held_are_listed_and_add_up() {
     let removed: Vec<_> = cpu.iter().filter(|e| e["removed"] == true).collect();
     assert_eq!(removed.len(), 1, "{entries:?}");
     assert_eq!(removed[0]["refs"], 1);
+    let typed = s.entries.clone().unwrap();
+    assert!(typed
+        .iter()
+        .any(|e| matches!(e, texcache::stats::Entry::Cached(c) if c.removed && c.refs == 1)));
     assert!(s.to_string().contains("(removed"), "{s}");
     drop(a);
     let s = cache.stats_with_entries();
@@ -659,7 +665,7 @@ fn entries_removed_while_held_are_listed_and_add_up() {
         .entries
         .unwrap()
         .iter()
-        .filter(|e| e["tier"] == "cpu")
+        .filter(|e| e.tier() == "cpu")
         .count() as u64;
     assert_eq!((n, s.cpu.entries), (2, 2));
     drop(fresh);

@@ -139,7 +139,7 @@ fn a_long_zipf_replay_keeps_memory_flat_at_the_budget() {
         };
         drop(
             cache
-                .cpu()
+                .cpu_tier()
                 .acquire(&href, || cache.key(&href), |_| one())
                 .unwrap(),
         );

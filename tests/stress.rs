@@ -45,12 +45,18 @@ fn check_quiet(cache: &Cache) {
             .entries
             .iter()
             .flatten()
-            .filter(|e| e["tier"] == tier)
+            .filter(|e| e.tier() == tier)
             .collect();
         let sum = |field: &str| {
             listed
                 .iter()
-                .map(|e| e[field].as_u64().unwrap())
+                .map(|e| {
+                    if field == "bytes" {
+                        e.bytes()
+                    } else {
+                        e.refs()
+                    }
+                })
                 .sum::<u64>()
         };
         assert_eq!(t.in_use, 0, "{tier}: {t:?}");

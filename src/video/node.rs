@@ -16,6 +16,7 @@ use super::texture::VideoTexture;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::stats::PixelFormat;
+pub use crate::stats::{NodeStats, State};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -51,28 +52,6 @@ impl Buffer {
 impl Drop for Buffer {
     fn drop(&mut self) {
         LIVE_FRAME_BUFFERS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Playback state (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Header read, no frame memory.
-    Stopped,
-    /// Decoding ahead, the clock not running.
-    Paused,
-    /// Decoding ahead, frames being shown.
-    Playing,
-}
-
-impl State {
-    /// `"stopped"`, `"paused"` or `"playing"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Stopped => "stopped",
-            State::Paused => "paused",
-            State::Playing => "playing",
-        }
     }
 }
 
@@ -234,37 +213,6 @@ impl Inner {
     }
 }
 
-/// A snapshot of one node, for the stats (SPEC §6).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct NodeStats {
-    /// The href it was opened with.
-    pub href: String,
-    /// `stopped`, `paused` or `playing`.
-    pub state: &'static str,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Pixel format.
-    pub format: PixelFormat,
-    /// Frames decoded ahead (the node's frame-buffer limit).
-    pub queue_length: u64,
-    /// Frames decoded and waiting.
-    pub queued_frames: u64,
-    /// Frames taken by the consumer and not dropped.
-    pub held_frames: u64,
-    /// Bytes of its frame buffers (queued, held and pooled).
-    pub cpu_bytes: u64,
-    /// Bytes of its texture.
-    pub gpu_bytes: u64,
-    /// The index of the next frame to be taken.
-    pub next_frame: u64,
-    /// The source has no more frames.
-    pub end_of_stream: bool,
-    /// Frames skipped as late by the playback clock.
-    pub dropped_frames: u64,
-}
-
 /// One frame to decode, taken under the lock by [`Shared::begin`].
 struct Job {
     buf: Option<Buffer>,
@@ -335,7 +283,7 @@ impl Shared {
         let st = self.state.lock();
         NodeStats {
             href: self.href.clone(),
-            state: st.state.name(),
+            state: st.state,
             width: self.info.width,
             height: self.info.height,
             format: self.info.format,
