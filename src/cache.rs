@@ -10,15 +10,15 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Texture};
 use crate::history::{History, Sample};
 use crate::key::{Key, Resolver};
+use crate::prefetch::Prefetch;
 use crate::pressure::PressureLevel;
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
 use crate::trace::record::Recorder;
 use crate::video::{self, VideoNode};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -105,10 +105,17 @@ struct PressureCounters {
     watcher: std::sync::OnceLock<String>,
 }
 
-struct Prefetch {
-    queue: Mutex<Option<mpsc::Sender<(TierKind, String)>>>,
-    pending: Mutex<u64>,
-    idle: Condvar,
+/// A weak reference to a cache, for texcache's own threads (control socket, prefetch pool):
+/// upgraded for a moment of work, it never keeps the cache alive, and what it upgrades to is
+/// not an owner (see [`Owner`]).
+#[derive(Clone)]
+pub(crate) struct WeakCache(Weak<Inner>);
+
+impl WeakCache {
+    /// The cache, if it is still alive.
+    pub(crate) fn upgrade(&self) -> Option<Cache> {
+        self.0.upgrade().map(Cache::from_inner)
+    }
 }
 
 impl Cache {
@@ -139,11 +146,7 @@ impl Cache {
             control: Mutex::new(None),
             recorder: Mutex::new(None),
             history: Arc::new(History::new(config.stats.history_length)),
-            prefetch: Prefetch {
-                queue: Mutex::new(None),
-                pending: Mutex::new(0),
-                idle: Condvar::new(),
-            },
+            prefetch: Prefetch::new(),
             pressure: PressureCounters::default(),
             config: Mutex::new(config),
         };
@@ -289,6 +292,11 @@ impl Cache {
         }
     }
 
+    /// A weak reference for texcache's own threads.
+    pub(crate) fn downgrade(&self) -> WeakCache {
+        WeakCache(Arc::downgrade(&self.inner))
+    }
+
     /// A cache for texcache's own threads, from a reference they upgraded: not an owner (see
     /// [`Owner`]).
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Cache {
@@ -303,10 +311,7 @@ impl Cache {
     pub fn serve(&self, path: &Path) -> Result<()> {
         let mut control = self.inner.control.lock();
         *control = None;
-        *control = Some(crate::control::Server::start(
-            path,
-            Arc::downgrade(&self.inner),
-        )?);
+        *control = Some(crate::control::Server::start(path, self.downgrade())?);
         Ok(())
     }
 
@@ -443,31 +448,13 @@ impl Cache {
     }
 
     fn queue_prefetch(&self, jobs: impl Iterator<Item = (TierKind, String)>) -> Result<()> {
-        let mut queue = self.inner.prefetch.queue.lock();
-        let mut refused = None;
-        if queue.is_none() {
-            let (tx, e) = self.start_prefetch_threads();
-            *queue = tx;
-            refused = e;
-        }
-        let Some(tx) = queue.as_ref() else {
-            return Err(refused.expect("no thread started: an error says why"));
-        };
-        for job in jobs {
-            *self.inner.prefetch.pending.lock() += 1;
-            if tx.send(job).is_err() {
-                self.inner.prefetch.done();
-            }
-        }
-        refused.map_or(Ok(()), Err)
+        let threads = self.inner.config.lock().loader.threads;
+        self.inner.prefetch.queue(&self.downgrade(), threads, jobs)
     }
 
     /// Blocks until every prefetch queued so far has finished.
     pub fn wait_prefetch(&self) {
-        let mut pending = self.inner.prefetch.pending.lock();
-        while *pending > 0 {
-            self.inner.prefetch.idle.wait(&mut pending);
-        }
+        self.inner.prefetch.wait();
     }
 
     /// §3.5: removes `href` from both tiers. Returns whether anything was resident.
@@ -599,53 +586,6 @@ impl Cache {
             .filter_map(Weak::upgrade)
             .map(|n| n.stats())
             .collect()
-    }
-
-    /// Starts the `loader.threads` prefetch threads: the queue they share (none if no thread
-    /// started) and the error of the first thread the system refused, if any.
-    fn start_prefetch_threads(&self) -> (Option<mpsc::Sender<(TierKind, String)>>, Option<Error>) {
-        let (tx, rx) = mpsc::channel::<(TierKind, String)>();
-        let rx = Arc::new(Mutex::new(rx));
-        let threads = self.inner.config.lock().loader.threads.max(1);
-        for i in 0..threads {
-            let rx = rx.clone();
-            let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-            let spawned = std::thread::Builder::new()
-                .name(format!("texcache-prefetch-{i}"))
-                .spawn(move || prefetch_worker(rx, weak));
-            if let Err(e) = spawned {
-                let error = Error::Thread {
-                    what: format!("prefetch thread {} of {threads}", i + 1),
-                    source: Arc::new(e),
-                };
-                return ((i > 0).then_some(tx), Some(error));
-            }
-        }
-        (Some(tx), None)
-    }
-}
-
-fn prefetch_worker(rx: Arc<Mutex<mpsc::Receiver<(TierKind, String)>>>, cache: Weak<Inner>) {
-    loop {
-        let job = rx.lock().recv();
-        let Ok((tier, href)) = job else { return };
-        let Some(inner) = cache.upgrade() else { return };
-        // Handles are dropped at once: the entries stay cached as unused.
-        let _ = match tier {
-            TierKind::Cpu => inner.bitmap(&href, true).map(drop),
-            TierKind::Gpu => inner.texture(&href).map(drop),
-        };
-        inner.prefetch.done();
-    }
-}
-
-impl Prefetch {
-    fn done(&self) {
-        let mut p = self.pending.lock();
-        *p = p.saturating_sub(1);
-        if *p == 0 {
-            self.idle.notify_all();
-        }
     }
 }
 
@@ -817,7 +757,7 @@ impl Inner {
             }
         }
         // Closing the queue ends the prefetch threads once they finish their current image.
-        drop(self.prefetch.queue.lock().take());
+        self.prefetch.close();
     }
 }
 

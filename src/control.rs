@@ -19,7 +19,7 @@
 //! accepting) is replaced; any other existing file is left untouched and reported. The socket
 //! is removed when the cache is dropped.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, WeakCache};
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use std::io::{ErrorKind, Read, Write};
@@ -27,7 +27,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Weak;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -55,7 +54,7 @@ fn socket_err(path: &Path, detail: impl Into<String>) -> Error {
 
 impl Server {
     /// Serves `cache` at `path`. The server holds the cache weakly (it never keeps it alive).
-    pub(crate) fn start(path: &Path, cache: Weak<crate::cache::Inner>) -> Result<Server> {
+    pub(crate) fn start(path: &Path, cache: WeakCache) -> Result<Server> {
         let err = |d: String| socket_err(path, d);
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
@@ -139,7 +138,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(listener: UnixListener, cache: Weak<crate::cache::Inner>, wake: OwnedFd) {
+fn serve(listener: UnixListener, cache: WeakCache, wake: OwnedFd) {
     let mut buf = [0u8; MAX_REQUEST];
     loop {
         let mut fds = [
@@ -185,7 +184,7 @@ fn serve(listener: UnixListener, cache: Weak<crate::cache::Inner>, wake: OwnedFd
         };
         let answer = match request {
             Ok(line) => match cache.upgrade() {
-                Some(inner) => answer(&Cache::from_inner(inner), line),
+                Some(cache) => answer(&cache, line),
                 None => return,
             },
             Err(e) => error_json(&e),

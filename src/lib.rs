@@ -32,6 +32,7 @@
 //!
 //! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
 //! byte-budgeted tier, thread-safe, with single-flight loading), [`bitmap`] (CPU loading),
+//! [`decode`] (image bytes to bitmaps),
 //! [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the node
 //! texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
 //! time), [`pressure`] (budgets sized to the machine, memory given back under pressure),
@@ -44,6 +45,7 @@ pub mod bitmap;
 pub mod cache;
 pub mod config;
 pub mod control;
+pub mod decode;
 pub mod error;
 mod file;
 #[doc(hidden)]
@@ -51,6 +53,7 @@ pub mod fuzzing;
 pub mod gpu;
 pub mod history;
 pub mod key;
+mod prefetch;
 pub mod pressure;
 #[doc(hidden)]
 pub mod samples;

@@ -207,7 +207,14 @@ fn run(ops: Vec<Op>, budget: u64) {
         }
         model.finish();
         assert_eq!(tier.stats(), model.s, "step {step}: {op:?}");
-        let mut resident: Vec<String> = tier.entries().into_iter().map(|e| e.key).collect();
+        // Indexed entries; those removed while held are listed too, marked, and count.
+        let listed = tier.entries();
+        assert_eq!(listed.len() as u64, model.s.entries, "step {step}: {op:?}");
+        let mut resident: Vec<String> = listed
+            .into_iter()
+            .filter(|e| !e.removed)
+            .map(|e| e.key)
+            .collect();
         let mut want: Vec<String> = model
             .index
             .keys()

@@ -176,7 +176,7 @@ impl Y4m {
         if w == 0 || h == 0 {
             return Err(bad(format!("missing or zero frame size ({w}x{h})")));
         }
-        crate::bitmap::check_pixels(href, w, h, max_pixels)?;
+        crate::decode::check_pixels(href, w, h, max_pixels)?;
         let data_start = header.len() as u64 + 1;
         let mut info = VideoInfo {
             width: w,
@@ -333,10 +333,10 @@ impl Animation {
                 href: href.into(),
                 detail: "the animation has no frames".into(),
             })?
-            .map_err(|e| crate::bitmap::classify(href, e))?;
+            .map_err(|e| crate::decode::classify(href, e))?;
         let (n, d) = first.delay().numer_denom_ms();
         let (w, h) = first.buffer().dimensions();
-        crate::bitmap::check_pixels(href, w, h, max_pixels)?;
+        crate::decode::check_pixels(href, w, h, max_pixels)?;
         let rate = if n == 0 { (10, 1) } else { (1000 * d, n) };
         Ok(Animation {
             href: href.into(),
@@ -377,13 +377,13 @@ impl Animation {
             .format();
         r.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(href, path, e))?;
-        let classify = |e| crate::bitmap::classify(href, e);
+        let classify = |e| crate::decode::classify(href, e);
         // `image`'s animation decoders come without limits: bound both the canvas (from the
         // header) and every allocation they make while decoding frames.
         let check = |d: &mut dyn image::ImageDecoder| {
             let (w, h) = d.dimensions();
-            crate::bitmap::check_pixels(href, w, h, max_pixels)?;
-            d.set_limits(crate::bitmap::limits(max_pixels))
+            crate::decode::check_pixels(href, w, h, max_pixels)?;
+            d.set_limits(crate::decode::limits(max_pixels))
                 .map_err(classify)
         };
         let unsupported = |what: &str| Error::Unsupported {
@@ -394,7 +394,7 @@ impl Animation {
             Some(image::ImageFormat::Gif) => {
                 let mut d = image::codecs::gif::GifDecoder::new(r).map_err(classify)?;
                 let (w, h) = image::ImageDecoder::dimensions(&d);
-                crate::bitmap::check_gif_canvas(href, w, h, file_len)?;
+                crate::decode::check_gif_canvas(href, w, h, file_len)?;
                 check(&mut d)?;
                 send(d).into_frames()
             }
@@ -446,7 +446,7 @@ impl FrameSource for Animation {
         let Some(frame) = self.frames.as_mut().and_then(|f| f.0.next()) else {
             return Ok(false);
         };
-        let frame = frame.map_err(|e| crate::bitmap::classify(&self.href, e))?;
+        let frame = frame.map_err(|e| crate::decode::classify(&self.href, e))?;
         let pixels = frame.buffer().as_raw();
         if pixels.len() != buf.len() {
             return Err(Error::Video {
@@ -465,7 +465,7 @@ impl FrameSource for Animation {
         while self.next < index {
             match frames.0.next() {
                 Some(Ok(_)) => self.next += 1,
-                Some(Err(e)) => return Err(crate::bitmap::classify(&self.href, e)),
+                Some(Err(e)) => return Err(crate::decode::classify(&self.href, e)),
                 None => {
                     return Err(Error::Video {
                         href: self.href.clone(),

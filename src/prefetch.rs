@@ -1,0 +1,130 @@
+//! The prefetch pool: `loader.threads` background threads that decode (and, for textures,
+//! upload) what the application will ask for next, so that its own thread finds a hit.
+//!
+//! The threads start on the first job, share one queue, and hold the cache only weakly (a
+//! [`WeakCache`] upgraded for the length of one job), so they never keep it alive; closing the
+//! queue, which the cache does when it shuts down, ends them once they finish their current
+//! image. Each job acquires through the cache's public API and drops the handle at once, so the
+//! entry stays cached as unused, ready for a hit; failures are counted there, not reported.
+
+use crate::cache::WeakCache;
+use crate::error::{Error, Result};
+use crate::tier::TierKind;
+use parking_lot::{Condvar, Mutex};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+/// One href to acquire ahead, in one tier.
+type Job = (TierKind, String);
+
+/// The queue and the count of jobs not finished yet.
+pub(crate) struct Prefetch {
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    pending: Arc<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    count: Mutex<u64>,
+    idle: Condvar,
+}
+
+impl Pending {
+    fn done(&self) {
+        let mut p = self.count.lock();
+        *p = p.saturating_sub(1);
+        if *p == 0 {
+            self.idle.notify_all();
+        }
+    }
+}
+
+impl Prefetch {
+    pub(crate) fn new() -> Prefetch {
+        Prefetch {
+            queue: Mutex::new(None),
+            pending: Arc::default(),
+        }
+    }
+
+    /// Queues `jobs`, starting `threads` threads for `cache` first if none run. If the system
+    /// refuses some threads ([`Error::Thread`]), the pool goes on with those that started and
+    /// this returns the error after queuing the jobs to them; if it refuses all, nothing is
+    /// queued and the next call tries again.
+    pub(crate) fn queue(
+        &self,
+        cache: &WeakCache,
+        threads: usize,
+        jobs: impl Iterator<Item = Job>,
+    ) -> Result<()> {
+        let mut queue = self.queue.lock();
+        let mut refused = None;
+        if queue.is_none() {
+            let (tx, e) = self.start(cache, threads.max(1));
+            *queue = tx;
+            refused = e;
+        }
+        let Some(tx) = queue.as_ref() else {
+            return Err(refused.expect("no thread started: an error says why"));
+        };
+        for job in jobs {
+            *self.pending.count.lock() += 1;
+            if tx.send(job).is_err() {
+                self.pending.done();
+            }
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Blocks until every job queued so far has finished.
+    pub(crate) fn wait(&self) {
+        let mut pending = self.pending.count.lock();
+        while *pending > 0 {
+            self.pending.idle.wait(&mut pending);
+        }
+    }
+
+    /// Closes the queue: the threads end once they finish their current job.
+    pub(crate) fn close(&self) {
+        drop(self.queue.lock().take());
+    }
+
+    /// Starts the threads: the queue they share (none if no thread started) and the error of
+    /// the first thread the system refused, if any.
+    fn start(
+        &self,
+        cache: &WeakCache,
+        threads: usize,
+    ) -> (Option<mpsc::Sender<Job>>, Option<Error>) {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let (rx, cache, pending) = (rx.clone(), cache.clone(), self.pending.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("texcache-prefetch-{i}"))
+                .spawn(move || worker(&rx, &cache, &pending));
+            if let Err(e) = spawned {
+                let error = Error::Thread {
+                    what: format!("prefetch thread {} of {threads}", i + 1),
+                    source: Arc::new(e),
+                };
+                return ((i > 0).then_some(tx), Some(error));
+            }
+        }
+        (Some(tx), None)
+    }
+}
+
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>, cache: &WeakCache, pending: &Pending) {
+    loop {
+        let job = rx.lock().recv();
+        let Ok((tier, href)) = job else { return };
+        let Some(cache) = cache.upgrade() else { return };
+        // Handles are dropped at once: the entries stay cached as unused.
+        let _ = match tier {
+            TierKind::Cpu => cache.bitmap(&href).map(drop),
+            TierKind::Gpu => cache.texture(&href).map(drop),
+        };
+        pending.done();
+    }
+}
