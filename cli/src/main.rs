@@ -1,4 +1,5 @@
-//! `texcache`: the command line (SPEC §8). Each command lives in `src/cli/`.
+//! `texcache`: the command line. Each command lives in `src/cli/`; the formats it reads and
+//! prints are in `docs/formats.md`.
 
 mod cli;
 mod plot;
@@ -35,7 +36,8 @@ enum Command {
         )]
         plot: PathBuf,
     },
-    /// Play a trace (SPEC §7) through a real cache and print the final statistics.
+    /// Play a trace (format: docs/formats.md) through a real cache and print the final
+    /// statistics.
     Replay {
         /// The trace file.
         #[arg(long)]
@@ -105,7 +107,7 @@ enum Command {
 /// How statistics are printed.
 #[derive(clap::Args)]
 struct Output {
-    /// Print the SPEC §6 JSON object instead of the table.
+    /// Print the statistics as JSON (docs/formats.md) instead of the table.
     #[arg(long)]
     json: bool,
     /// Include one object per entry.

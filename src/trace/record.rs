@@ -88,7 +88,7 @@ impl Recorder {
         let mut buf = Vec::with_capacity(1 << 17);
         let _ = writeln!(
             buf,
-            "{} {} (SPEC §7)",
+            "{} {} (format: texcache's docs/formats.md)",
             super::RECORDING_HEADER,
             std::process::id()
         );
