@@ -141,28 +141,12 @@ impl Drop for Server {
 fn serve(listener: UnixListener, cache: WeakCache, wake: OwnedFd) {
     let mut buf = [0u8; MAX_REQUEST];
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is a valid array of two pollfd for the whole call, and both descriptors
-        // stay open (owned by `listener` and `wake`) until this function returns.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
-                continue;
-            }
+        let Ok(revents) =
+            crate::file::poll_two([listener.as_raw_fd(), wake.as_raw_fd()], libc::POLLIN)
+        else {
             return;
-        }
-        if fds[1].revents != 0 {
+        };
+        if revents[1] != 0 {
             return; // the Server was dropped
         }
         let mut conn = match listener.accept() {

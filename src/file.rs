@@ -217,6 +217,29 @@ pub(crate) fn create_for_writing(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Waits without a timeout until `fds[0]` or `fds[1]` has one of `events`, retrying when a
+/// signal interrupts; the `revents` of each.
+#[cfg(unix)]
+pub(crate) fn poll_two(fds: [std::os::fd::RawFd; 2], events: i16) -> std::io::Result<[i16; 2]> {
+    let mut p = fds.map(|fd| libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: `p` is a valid array of two pollfd for the whole call; the descriptors are
+        // the caller's, open for the call (poll only reports on them).
+        let n = unsafe { libc::poll(p.as_mut_ptr(), 2, -1) };
+        if n >= 0 {
+            return Ok([p[0].revents, p[1].revents]);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     #[cfg(unix)]
     {

@@ -210,35 +210,18 @@ fn start(t: Thresholds) -> String {
                 let spawned = std::thread::Builder::new()
                     .name("texcache-pressure".into())
                     .spawn(move || loop {
-                        let mut fds = [
-                            libc::pollfd {
-                                fd: some.as_raw_fd(),
-                                events: libc::POLLPRI,
-                                revents: 0,
-                            },
-                            libc::pollfd {
-                                fd: full.as_raw_fd(),
-                                events: libc::POLLPRI,
-                                revents: 0,
-                            },
-                        ];
-                        // SAFETY: `fds` is a valid array of two pollfd for the call, and both
-                        // descriptors are owned by this thread for its whole life.
-                        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-                        if n < 0 {
-                            if std::io::Error::last_os_error().kind()
-                                == std::io::ErrorKind::Interrupted
-                            {
-                                continue;
-                            }
+                        let Ok([some_ev, full_ev]) = crate::file::poll_two(
+                            [some.as_raw_fd(), full.as_raw_fd()],
+                            libc::POLLPRI,
+                        ) else {
                             return;
-                        }
-                        if (fds[0].revents | fds[1].revents) & libc::POLLERR != 0 {
+                        };
+                        if (some_ev | full_ev) & libc::POLLERR != 0 {
                             return; // the trigger's file went away (its cgroup was removed)
                         }
-                        if fds[1].revents & libc::POLLPRI != 0 {
+                        if full_ev & libc::POLLPRI != 0 {
                             fire(PressureLevel::Full);
-                        } else if fds[0].revents & libc::POLLPRI != 0 {
+                        } else if some_ev & libc::POLLPRI != 0 {
                             fire(PressureLevel::Some);
                         }
                     });

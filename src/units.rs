@@ -89,26 +89,14 @@ impl fmt::Display for ByteSize {
 }
 
 impl<'de> serde::Deserialize<'de> for ByteSize {
+    /// What [`Budget`] reads, refusing a percentage (with [`ByteSize`]'s own words for why).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a byte size: an integer, or a string such as \"256 MiB\"")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a byte size cannot be negative"))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                v.parse().map_err(E::custom)
-            }
+        match Budget::deserialize(d)? {
+            Budget(bytes, None) => Ok(ByteSize(bytes)),
+            Budget(_, Some(p)) => Err(serde::de::Error::custom(
+                format!("{p}%").parse::<ByteSize>().unwrap_err(),
+            )),
         }
-        d.deserialize_any(V)
     }
 }
 
@@ -179,6 +167,7 @@ impl fmt::Display for Budget {
     }
 }
 
+/// Reads an integer (bytes), a size string (`"256 MiB"`) or a percentage (`"25%"`).
 impl<'de> serde::Deserialize<'de> for Budget {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
