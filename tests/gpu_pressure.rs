@@ -95,12 +95,13 @@ fn an_upload_out_of_gpu_memory_evicts_unused_textures_and_succeeds() {
     );
     assert_eq!(s.gpu.evicted_bytes, s.gpu.evictions * (64 << 20));
     match got {
-        // A driver that hands freed memory back: half of the unused textures made room.
+        // A driver that hands freed memory back: half of the unused textures made room (or,
+        // failing that, all of them).
         Ok(()) => {
-            assert_eq!(s.pressure.gpu_retries, 1, "{s}");
-            assert_eq!(
-                s.gpu.evictions, 2,
-                "half of the unused bytes: 2 of 4 textures"
+            let (retries, evictions) = (s.pressure.gpu_retries, s.gpu.evictions);
+            assert!(
+                (retries, evictions) == (1, 2) || (retries, evictions) == (2, 4),
+                "half (2 of 4 textures), then all: {s}"
             );
             assert_eq!(s.gpu.failures, 0);
         }
