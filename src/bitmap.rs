@@ -1,7 +1,7 @@
 //! CPU loading: the [`Bitmap`] the CPU tier holds, and reading the file behind an href for
 //! [`crate::decode`] to decode.
 //!
-//! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha (SPEC §2). Files are
+//! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha (§2). Files are
 //! opened as [`crate::file`] opens every file (never blocking, regular files only, confined on
 //! the descriptor), sniffed before they are read, and read no further than their length when
 //! opened. Every failure is a typed [`Error`] naming the href.

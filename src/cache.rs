@@ -92,7 +92,7 @@ pub(crate) struct Inner {
     recorder: Mutex<Option<Recorder>>,
     /// Memory over time (shared with the sampler thread).
     history: Arc<History>,
-    /// Memory-pressure counters and the watcher's status (SPEC §6 `pressure`).
+    /// Memory-pressure counters and the watcher's status (§6 `pressure`).
     pressure: PressureCounters,
 }
 
@@ -237,7 +237,7 @@ impl Cache {
         s
     }
 
-    /// Records this cache's operations as a SPEC §7 trace at `path` (created or truncated),
+    /// Records this cache's operations as a §7 trace at `path` (created or truncated),
     /// ending the recording in progress, if any. `Cache::new` does this for `stats.trace`.
     /// Entries already resident are named, so hits on them are written; a replay starts from
     /// an empty cache, though, so a trace recorded from the start replays most faithfully.
@@ -306,7 +306,7 @@ impl Cache {
         }
     }
 
-    /// Serves the control socket (SPEC §9) at `path`, replacing the one served before, if any.
+    /// Serves the control socket (§9) at `path`, replacing the one served before, if any.
     /// `Cache::new` does this for `stats.socket`.
     pub fn serve(&self, path: &Path) -> Result<()> {
         let mut control = self.inner.control.lock();
@@ -336,7 +336,7 @@ impl Cache {
         r.key(&r.lookup(href))
     }
 
-    /// Acquires the decoded bitmap of `href` (SPEC §3.1).
+    /// Acquires the decoded bitmap of `href` (§3.1).
     ///
     /// Inlined into the caller (the miss is not): a call would hand the handle back through
     /// memory, as a `Result` with an error is too big for registers, and reading it back
@@ -346,7 +346,7 @@ impl Cache {
         self.inner.bitmap(href, true)
     }
 
-    /// Acquires the texture of `href` (SPEC §3.8): a GPU hit, or a GPU miss that acquires the
+    /// Acquires the texture of `href` (§3.8): a GPU hit, or a GPU miss that acquires the
     /// bitmap through the CPU tier, uploads it and drops the bitmap handle. The device is the
     /// one bound with [`Cache::bind_gpu`], else one opened from `gpu.backend` on first use.
     /// Inlined into the caller, as [`Cache::bitmap`] is.
@@ -355,7 +355,7 @@ impl Cache {
         self.inner.texture(href)
     }
 
-    /// Opens a video node for `href` (SPEC §4), stopped: only the header is read. It decodes
+    /// Opens a video node for `href` (§4), stopped: only the header is read. It decodes
     /// with a thread and a queue of `video.queue_length` frames when `video.threaded`, else on
     /// demand; its memory shows in the `video` section of the stats. Video files are not
     /// cached: every node has its own source, queue and texture.

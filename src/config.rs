@@ -1,4 +1,4 @@
-//! The TOML configuration file (SPEC §5).
+//! The TOML configuration file (docs/formats.md).
 //!
 //! Every key is optional and defaults to the value in `config/texcache.toml`. Unknown keys are
 //! errors, so a typo is never silently ignored; every error names the file, the line and the
@@ -77,7 +77,7 @@ impl Default for PressureConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CpuConfig {
-    /// Bytes this tier may hold (SPEC §2), or a percentage of the memory this process may use.
+    /// Bytes this tier may hold (§2), or a percentage of the memory this process may use.
     pub budget: Budget,
     /// 0 = unlimited.
     pub max_entries: u64,
@@ -87,7 +87,7 @@ pub struct CpuConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GpuConfig {
-    /// Bytes this tier may hold (SPEC §2).
+    /// Bytes this tier may hold (§2).
     pub budget: ByteSize,
     /// 0 = unlimited.
     pub max_entries: u64,

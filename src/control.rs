@@ -1,4 +1,4 @@
-//! The control socket (SPEC §9): a running application's memory statistics, on request.
+//! The control socket (§9): a running application's memory statistics, on request.
 //!
 //! When `stats.socket` is set, the cache serves a Unix-domain socket from one small thread.
 //! A request is one line, the answer one line of JSON: `stats`, `stats entries`,
@@ -251,7 +251,7 @@ fn error_json(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
-/// The answer to one request line (SPEC §9).
+/// The answer to one request line (§9).
 pub fn answer(cache: &Cache, request: &str) -> String {
     let words: Vec<&str> = request.split_whitespace().collect();
     match words.as_slice() {

@@ -1,4 +1,4 @@
-//! Decoding: encoded image bytes into the [`Bitmap`] the CPU tier holds (SPEC §2).
+//! Decoding: encoded image bytes into the [`Bitmap`] the CPU tier holds (§2).
 //!
 //! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha. JPEG goes to
 //! zune-jpeg and PNG of up to 8 bits to the `png` crate, each straight into the bitmap's
@@ -21,7 +21,7 @@ pub(crate) fn is_picture(head: &[u8]) -> bool {
         || image::guess_format(head).is_ok_and(|f| f.reading_enabled())
 }
 
-/// Decodes encoded image bytes into a bitmap (SPEC §2), refusing more than `max_pixels`.
+/// Decodes encoded image bytes into a bitmap (§2), refusing more than `max_pixels`.
 ///
 /// ```
 /// let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/pngsuite/basn0g08.png"));

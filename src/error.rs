@@ -2,7 +2,7 @@
 //!
 //! Every failure names what it is about (an href, a file, a trace line) and why. Errors are
 //! `Clone` because one failed load is handed to its caller *and* to every caller that waited
-//! for the same key (SPEC §3.2); I/O errors are kept behind an `Arc` for that reason.
+//! for the same key (§3.2); I/O errors are kept behind an `Arc` for that reason.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub enum Error {
         /// What went wrong, in words.
         message: String,
     },
-    /// The control socket cannot be served (SPEC §9).
+    /// The control socket cannot be served (§9).
     #[error("control socket {path}: {detail}")]
     Socket {
         /// The file or socket path it is about.
@@ -191,7 +191,7 @@ impl Error {
         }
     }
 
-    /// Classifies an I/O error on `path` into the typed variants of SPEC §10.
+    /// Classifies an I/O error on `path` into the typed variants of §10.
     pub(crate) fn io(href: &str, path: &std::path::Path, e: std::io::Error) -> Error {
         let (href, path) = (href.to_owned(), path.to_owned());
         match e.kind() {

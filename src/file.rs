@@ -28,7 +28,7 @@ pub(crate) struct Opened {
 /// Opens `path` for reading without blocking, and checks on the descriptor that it is a
 /// regular file and, with `confine_to` (a canonical mediadir), that it lies inside it.
 ///
-/// Errors are the typed ones of SPEC §10 naming `href`: `NotFound`, `Permission`, `NotAFile`
+/// Errors are the typed ones of §10 naming `href`: `NotFound`, `Permission`, `NotAFile`
 /// (directories, FIFOs, sockets, devices), `OutsideMediadir`, `Io`.
 pub(crate) fn open_regular(href: &str, path: &Path, confine_to: Option<&Path>) -> Result<Opened> {
     let io = |e| Error::io(href, path, e);

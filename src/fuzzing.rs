@@ -37,7 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("decode", decode),
 ];
 
-/// A config file (SPEC §5): parsed, or an error naming the file.
+/// A config file (§5): parsed, or an error naming the file.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -53,7 +53,7 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// A trace (SPEC §7): parsed, or an error naming the file and line.
+/// A trace (§7): parsed, or an error naming the file and line.
 pub fn trace(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -89,7 +89,7 @@ pub fn video(data: &[u8]) {
     }
 }
 
-/// A control-socket request line (SPEC §9): always one line of JSON.
+/// A control-socket request line (§9): always one line of JSON.
 pub fn control(data: &[u8]) {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| {
@@ -105,7 +105,7 @@ pub fn control(data: &[u8]) {
     assert!(v.is_object(), "{answer}");
 }
 
-/// An image file, decoded through a tier (SPEC §3): a hit after a successful load, or a typed
+/// An image file, decoded through a tier (§3): a hit after a successful load, or a typed
 /// error naming the href, one failure, and nothing left in the tier.
 pub fn decode(data: &[u8]) {
     let resolver = Resolver::new("/fuzz");

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// One point of the memory graph. Bytes are exact (SPEC §2), as in the stats.
+/// One point of the memory graph. Bytes are exact (§2), as in the stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
     /// Milliseconds since the cache was created.

@@ -1,4 +1,4 @@
-//! Keys: what an href becomes before it is looked up (SPEC §1).
+//! Keys: what an href becomes before it is looked up (§1).
 //!
 //! A key is the href resolved against `mediadir` and lexically normalised (`.` and `..`
 //! resolved, repeated separators collapsed). Computing it never touches the file system, and for

@@ -30,6 +30,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The rules the tiers keep and the formats texcache reads and writes are in the repository's
+//! `docs/formats.md`, whose numbered sections the docs here cite as `§N`.
+//!
 //! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
 //! byte-budgeted tier, thread-safe, with single-flight loading), [`bitmap`] (CPU loading),
 //! [`decode`] (image bytes to bitmaps),

@@ -1,4 +1,4 @@
-//! Memory statistics (SPEC §6): the snapshot every dump prints, as JSON and as a table.
+//! Memory statistics (§6): the snapshot every dump prints, as JSON and as a table.
 //!
 //! [`Stats`] serialises to exactly the §6 object; its `Display` is the readable table of
 //! `texcache stats` and `texcache replay`.
@@ -7,11 +7,11 @@ use crate::units::ByteSize;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Counters of one tier. Every byte figure is exact (SPEC §2):
+/// Counters of one tier. Every byte figure is exact (§2):
 /// `used == in_use + unused` and `over_budget == max(0, used - budget)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TierStats {
-    /// Bytes this tier may hold (SPEC §2).
+    /// Bytes this tier may hold (§2).
     pub budget: u64,
     /// The percentage of the process's memory `budget` came from (`cpu.budget = "25%"`); in
     /// the JSON only when set.
@@ -33,11 +33,11 @@ pub struct TierStats {
     pub in_use_entries: u64,
     /// Acquires served from the cache.
     pub hits: u64,
-    /// Loads (SPEC §3.1).
+    /// Loads (§3.1).
     pub misses: u64,
     /// Acquires that waited for another caller's load of the same key.
     pub coalesced: u64,
-    /// Entries evicted (SPEC §3.4).
+    /// Entries evicted (§3.4).
     pub evictions: u64,
     /// Bytes evicted.
     pub evicted_bytes: u64,
@@ -120,7 +120,7 @@ impl PixelFormat {
     }
 }
 
-/// Playback state (SPEC §4).
+/// Playback state (§4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
@@ -143,7 +143,7 @@ impl State {
     }
 }
 
-/// A snapshot of one node, for the stats (SPEC §6).
+/// A snapshot of one node, for the stats (§6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStats {
     /// The href it was opened with.
@@ -254,7 +254,7 @@ pub struct EntryInfo {
     pub tier: String,
     /// The key (lookup string).
     pub key: String,
-    /// Bytes it counts (SPEC §2).
+    /// Bytes it counts (§2).
     pub bytes: u64,
     /// Width in pixels.
     pub width: u32,
@@ -272,7 +272,7 @@ pub struct EntryInfo {
     pub removed: bool,
 }
 
-/// A full snapshot (SPEC §6).
+/// A full snapshot (§6).
 ///
 /// ```
 /// let s = texcache::Stats::default();
@@ -288,7 +288,7 @@ pub struct Stats {
     pub gpu: TierStats,
     /// Video nodes.
     pub video: VideoStats,
-    /// Memory pressure: trims and GPU retries (SPEC §6 `pressure`).
+    /// Memory pressure: trims and GPU retries (§6 `pressure`).
     #[serde(default)]
     pub pressure: PressureStats,
     /// The process section.

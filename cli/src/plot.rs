@@ -129,13 +129,13 @@ pub fn memory_svg(path: &Path, samples: &[Sample], title: &str) -> Result<()> {
 pub struct TunePoint {
     /// Which tier.
     pub tier: &'static str,
-    /// Bytes this tier may hold (SPEC §2).
+    /// Bytes this tier may hold (§2).
     pub budget: u64,
     /// hits / (hits + misses).
     pub hit_ratio: f64,
-    /// Loads (SPEC §3.1).
+    /// Loads (§3.1).
     pub misses: u64,
-    /// Entries evicted (SPEC §3.4).
+    /// Entries evicted (§3.4).
     pub evictions: u64,
     /// The highest `used` at the end of any operation.
     pub peak_used: u64,

@@ -149,7 +149,7 @@ pub fn level_count(width: u32, height: u32) -> u32 {
     32 - width.max(height).max(1).leading_zeros()
 }
 
-/// SPEC §2: the bytes of a texture with `levels` mip levels and `bytes_per_texel`.
+/// §2: the bytes of a texture with `levels` mip levels and `bytes_per_texel`.
 pub fn texture_bytes(width: u32, height: u32, bytes_per_texel: u64, levels: u32) -> u64 {
     (0..levels)
         .map(|i| (width >> i).max(1) as u64 * (height >> i).max(1) as u64 * bytes_per_texel)

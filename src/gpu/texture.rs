@@ -1,4 +1,4 @@
-//! Textures: one uploaded bitmap, counted by SPEC §2, destroyed at once when dropped.
+//! Textures: one uploaded bitmap, counted by §2, destroyed at once when dropped.
 
 use super::mipmap::{self, Mipmapper};
 use super::Gpu;

@@ -1,4 +1,4 @@
-//! The byte-budgeted tier core: the whole of SPEC §3's bookkeeping and eviction, for one tier,
+//! The byte-budgeted tier core: the whole of §3's bookkeeping and eviction, for one tier,
 //! single-threaded and without locks.
 //!
 //! Both tiers (decoded bitmaps and GPU textures) use this one implementation; it is generic over
@@ -262,7 +262,7 @@ pub enum Released {
     Evict,
 }
 
-/// Counters of SPEC §6, kept exactly.
+/// Counters of §6, kept exactly.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counters {
     used: u64,
@@ -649,7 +649,7 @@ impl<V> TierCore<V> {
         self.releases.clear();
     }
 
-    /// Counts a miss that was served without inserting anything (SPEC §3.8 with
+    /// Counts a miss that was served without inserting anything (§3.8 with
     /// `gpu.keep_cpu_copy = false`), and its failure if the load failed.
     pub fn count_uninserted_miss(&mut self, failed: bool) {
         self.c.misses += 1;

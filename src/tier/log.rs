@@ -1,5 +1,5 @@
 //! What happened in a tier, in the order the tier lock saw it: the raw material of trace
-//! recording (`stats.trace`, SPEC §7).
+//! recording (`stats.trace`, §7).
 //!
 //! Recording must not slow the hit path down, so a tier only appends a small fixed-size
 //! [`Event`] to a buffer that lives under the tier lock it already holds: no extra lock, no

@@ -2,7 +2,7 @@
 //! [`Handle`]s and single-flight loading.
 //!
 //! The CPU tier is a `Tier<Bitmap>` and the GPU tier a `Tier<Texture>`: one implementation of
-//! SPEC §3 serves both. Loads run outside the lock; the lock is held only for bookkeeping.
+//! §3 serves both. Loads run outside the lock; the lock is held only for bookkeeping.
 
 pub(crate) mod core;
 pub(crate) mod log;
@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// What a tier can hold: something that knows its size in bytes (SPEC §2).
+/// What a tier can hold: something that knows its size in bytes (§2).
 pub trait Resource: Send + Sync + 'static {
     /// Bytes counted against the tier's budget.
     fn bytes(&self) -> u64;
@@ -459,7 +459,7 @@ impl<R: Resource> Drop for Tier<R> {
     }
 }
 
-/// A shared, reference-counted handle to one cached resource (SPEC §3.9).
+/// A shared, reference-counted handle to one cached resource (§3.9).
 ///
 /// Cloning is cheap (one uncontended lock round trip); all clones point at the same pixels.
 /// The handle may outlive the cache. When the last handle of an entry drops, the entry becomes
@@ -484,7 +484,7 @@ impl<R: Resource> Handle<R> {
     pub fn key(&self) -> &Key {
         &self.entry().key
     }
-    /// The bytes this entry counts (SPEC §2).
+    /// The bytes this entry counts (§2).
     pub fn bytes(&self) -> u64 {
         self.entry().bytes
     }
@@ -598,7 +598,7 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-// Handles cross threads (SPEC §3.9); keep that a compile-time fact.
+// Handles cross threads (§3.9); keep that a compile-time fact.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Handle<crate::bitmap::Bitmap>>();

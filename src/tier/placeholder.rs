@@ -1,5 +1,5 @@
 //! Single-flight loading: while one caller loads a key, later callers for the same key wait for
-//! that one result instead of decoding again (SPEC §3.1, "coalesced").
+//! that one result instead of decoding again (§3.1, "coalesced").
 //!
 //! The placeholder is created by [`super::core::TierCore::acquire`] on a miss and registered
 //! in the core's loading map. Waiters count themselves under the tier lock, so when the load

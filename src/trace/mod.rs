@@ -1,4 +1,4 @@
-//! Trace files (SPEC §7): parsing, and replaying them through a real cache.
+//! Trace files (§7): parsing, and replaying them through a real cache.
 //!
 //! A trace is one operation a line; `#` starts a comment and blank lines are skipped. The
 //! parser checks the whole file before anything runs, so a typo on line 900 is reported before

@@ -1,4 +1,4 @@
-//! Video nodes (SPEC §4): frames decoded ahead into a bounded queue, one texture per node, all
+//! Video nodes (§4): frames decoded ahead into a bounded queue, one texture per node, all
 //! of it freed on stop.
 //!
 //! - `source.rs`: where frames come from (YUV4MPEG2; GIF, APNG, WebP animations).

@@ -92,7 +92,7 @@ impl Frame {
     pub fn data(&self) -> &[u8] {
         &self.buf.as_ref().expect("present until drop").0
     }
-    /// SPEC §2 bytes.
+    /// §2 bytes.
     pub fn bytes(&self) -> u64 {
         self.info().frame_bytes()
     }
@@ -299,7 +299,7 @@ impl Shared {
     }
 }
 
-/// A video node (SPEC §4): opened stopped, then played, paused, seeked and stopped.
+/// A video node (§4): opened stopped, then played, paused, seeked and stopped.
 ///
 /// ```
 /// # fn main() -> texcache::Result<()> {
@@ -613,7 +613,7 @@ impl VideoNode {
         self.texture.as_ref()
     }
 
-    /// SPEC §4: joins the decoder thread, frees every queued and pooled frame and the texture,
+    /// §4: joins the decoder thread, frees every queued and pooled frame and the texture,
     /// and returns to stopped (the next play starts from frame 0). Frames the consumer still
     /// holds stay valid and are freed when dropped.
     pub fn stop(&mut self) {

@@ -42,7 +42,7 @@ pub struct VideoInfo {
 }
 
 impl VideoInfo {
-    /// SPEC §2 bytes of one frame.
+    /// §2 bytes of one frame.
     pub fn frame_bytes(&self) -> u64 {
         frame_bytes(self.format, self.width, self.height)
     }
@@ -52,7 +52,7 @@ impl VideoInfo {
     }
 }
 
-/// SPEC §2 bytes of one frame of `format`.
+/// §2 bytes of one frame of `format`.
 pub fn frame_bytes(format: PixelFormat, w: u32, h: u32) -> u64 {
     let (w, h) = (w as u64, h as u64);
     match format {

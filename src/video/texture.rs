@@ -2,7 +2,7 @@
 //!
 //! A YUV 4:2:0 frame lives in one `R8Unorm` texture as three planes: Y at the top
 //! (w×h), U below it on the left and V beside U (⌈w/2⌉×⌈h/2⌉ each), so the texture is
-//! 2⌈w/2⌉ × (h + ⌈h/2⌉) texels. For even widths that is exactly the SPEC §2 frame size; for odd
+//! 2⌈w/2⌉ × (h + ⌈h/2⌉) texels. For even widths that is exactly the §2 frame size; for odd
 //! widths one texel column is padding (the stats count §2 bytes). Each new frame is written
 //! into the same texture with three `write_texture` calls straight from the frame buffer: no
 //! per-frame allocation, no extra copy. RGBA frames (animations) use one `Rgba8UnormSrgb`
@@ -152,7 +152,7 @@ impl VideoTexture {
         })
     }
 
-    /// SPEC §2 bytes (one frame's worth).
+    /// §2 bytes (one frame's worth).
     pub fn bytes(&self) -> u64 {
         self.info.frame_bytes()
     }

@@ -53,7 +53,7 @@ pub fn print_stats(stats: &texcache::Stats, json: bool) {
     }
 }
 
-/// A progress bar on stderr when it is a terminal; hidden otherwise (SPEC §8: long runs show
+/// A progress bar on stderr when it is a terminal; hidden otherwise (§8: long runs show
 /// progress on a terminal, and only there).
 pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;

@@ -1,5 +1,5 @@
 //! `texcache stats`: the memory statistics of a running application, through its control
-//! socket (SPEC §8–9).
+//! socket (§8–9).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! `texcache tune`: replays one trace at each budget and reports what each would cost and
-//! save, so that budgets can be chosen from data (SPEC §8).
+//! save, so that budgets can be chosen from data (§8).
 //!
 //! Each budget gets its own real cache (real files, real decoding, the GPU for `texture`
 //! lines); the replays run in parallel, one per core. `--cpu-budgets` sweeps the CPU tier with
