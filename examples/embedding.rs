@@ -56,7 +56,7 @@ fn readme(media: &Path, device: wgpu::Device, queue: wgpu::Queue, clock: Clock) 
         draw_yuv(tex.view());                            // sample with texcache::video::YUV_WGSL
     }                                                    // late frames are dropped and counted
     node.stop();                                         // joins the thread, frees frames and texture
-    println!("{}", cache.stats());                       // the table; stats().to_json() for SPEC §6 JSON
+    println!("{}", cache.stats());                       // the table; stats().to_json() for the JSON (docs/formats.md)
     // README END
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Cache semantics (SPEC §3) through the public API, on real files.
+//! Cache semantics (§3) through the public API, on real files.
 
 mod common;
 

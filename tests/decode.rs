@@ -1,5 +1,5 @@
-//! Decoding real files: exact bytes for every PngSuite image (SPEC §2) and a typed error for
-//! every corrupt, truncated, empty or non-image input (SPEC §10), with the cache consistent and
+//! Decoding real files: exact bytes for every PngSuite image (§2) and a typed error for
+//! every corrupt, truncated, empty or non-image input (§10), with the cache consistent and
 //! usable afterwards.
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use texcache::{Error, PixelFormat};
 
 /// Reads width, height, colour type from the IHDR, and whether a tRNS chunk is present: the
-/// oracle for SPEC §2, independent of the decoder.
+/// oracle for §2, independent of the decoder.
 fn png_header(bytes: &[u8]) -> (u32, u32, u8, bool) {
     let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
     let (w, h, color) = (be(16), be(20), bytes[25]);

@@ -1,4 +1,4 @@
-//! The GPU tier (SPEC §3.8) on a real wgpu device: lavapipe where there is no GPU.
+//! The GPU tier (§3.8) on a real wgpu device: lavapipe where there is no GPU.
 
 mod common;
 

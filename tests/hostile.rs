@@ -1,4 +1,4 @@
-//! Hostile files and a hostile machine (SPEC §9–§10): FIFOs and devices as hrefs, huge and
+//! Hostile files and a hostile machine (§9–§10): FIFOs and devices as hrefs, huge and
 //! sparse files, control-socket files pulled away, confinement escapes through video nodes,
 //! configs that ask for the impossible, a system that refuses threads, torn traces, broken
 //! pipes. Nothing may hang, abort, panic or clobber a file. Every test that could hang runs
@@ -444,7 +444,8 @@ fn user_tasks() -> u64 {
 #[test]
 fn a_torn_last_line_is_warned_about_and_ignored() {
     use texcache::trace::Trace;
-    let recorded = "# texcache trace recorded by process 7 (SPEC §7)\nbitmap b1 a.png\nrelease b1\nbitmap b2 a.p";
+    let recorded =
+        "# texcache trace recorded by process 7 (§7)\nbitmap b1 a.png\nrelease b1\nbitmap b2 a.p";
     let t = Trace::parse(recorded, "r.trace").unwrap();
     assert_eq!(t.ops.len(), 2);
     assert_eq!(t.warnings.len(), 1);

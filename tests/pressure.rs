@@ -1,4 +1,4 @@
-//! Budgets sized to the machine and memory given back under pressure (SPEC §5 `cpu.budget`
+//! Budgets sized to the machine and memory given back under pressure (§5 `cpu.budget`
 //! percentages and `[pressure]`, §6 `pressure`). The PSI watcher's real trigger is in
 //! `tests/pressure_psi.rs`, the GPU retry in `tests/gpu_pressure.rs`.
 

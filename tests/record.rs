@@ -1,6 +1,6 @@
 //! Trace recording (`stats.trace`): the trace an application's cache writes replays to the same
 //! final stats, single-threaded and multi-threaded; clones, failures, remove, trim and budget
-//! are written as SPEC §7 says; a fast hit loop is written whole and in order; a full disk is a
+//! are written as §7 says; a fast hit loop is written whole and in order; a full disk is a
 //! typed error and the cache goes on.
 
 mod common;

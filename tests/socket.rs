@@ -1,4 +1,4 @@
-//! The control socket (SPEC §9) and `texcache stats` against a running process.
+//! The control socket (§9) and `texcache stats` against a running process.
 
 mod common;
 

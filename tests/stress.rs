@@ -1,5 +1,5 @@
 //! Concurrency stress: threads doing random acquire, clone, drop, remove, trim, budget changes,
-//! prefetch and texture requests on one cache, checking the SPEC §2–3 invariants all along and,
+//! prefetch and texture requests on one cache, checking the §2–3 invariants all along and,
 //! at every batch boundary (all handles dropped, prefetch drained), exactly. Its own test
 //! binary, so the process-wide live-object counters see no other test.
 

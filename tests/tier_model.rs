@@ -1,4 +1,4 @@
-//! A property test of the tier (core + handles) against a minimal model of SPEC §3.
+//! A property test of the tier (core + handles) against a minimal model of §3.
 //!
 //! Random sequences of acquire (hit, miss, failed load), clone, release, remove, trim, budget
 //! and max_entries changes run against both the real [`Tier`] and a few lines of obviously

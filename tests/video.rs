@@ -1,4 +1,4 @@
-//! Video nodes (SPEC §4): frames against ffmpeg's checksums, byte-exact stats in every state,
+//! Video nodes (§4): frames against ffmpeg's checksums, byte-exact stats in every state,
 //! prompt shutdown, bad files, and flat memory over many play/stop cycles.
 
 mod common;
