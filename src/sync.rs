@@ -39,14 +39,15 @@ pub(crate) type TierMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawTierLock, T>
 /// no thread, so its release is a plain store, and a hit pays two locked instructions instead
 /// of four (PERFORMANCE.md, `hit`).
 ///
-/// A waiter spins, then yields (`crossbeam_utils::Backoff`), polling the lock. Nobody has to
-/// wake it, so no wake-up can be lost. A waiter that is still without the lock once its
-/// backoff is done becomes *starving*: it takes a ticket, and while any thread is starving, the
-/// fast path refuses newcomers (they wait too, and queue behind it), and starving waiters take
-/// the lock in ticket order, napping in growing steps of at most [`MAX_NAP`] while it is not
-/// their turn. So a waiter that has waited long is overtaken at most once by each thread that
-/// was already past the starving check, then by nobody but the starving waiters ahead of it:
-/// its wait is bounded (`tests/model.rs` and this module's tests check it). What the lock
+/// A waiter spins, then yields (`crossbeam_utils::Backoff`), then naps in growing steps of at
+/// most [`MAX_NAP`], polling the lock. Nobody has to wake it, so no wake-up can be lost. A
+/// waiter still without the lock after about a millisecond of naps becomes *starving*: it
+/// takes a ticket, and while any thread is starving the fast path refuses newcomers (they wait
+/// too, and queue behind it), and starving waiters take the lock in ticket order. So a waiter
+/// that has waited long is overtaken at most once by each thread that was already past the
+/// starving check, then by nobody but the starving waiters ahead of it: its wait is bounded
+/// (`sync::model_tests` checks it under the model checker), while ordinary contention, which
+/// ends within the spins, yields and first naps, never pays for the queue. What the lock
 /// guards is short (a hit or release is tens of nanoseconds, an eviction frees its entries
 /// outside the lock), so starving is rare and the fast path is one load of `starving` (on the
 /// lock's own cache line) and one CAS.
@@ -60,9 +61,18 @@ pub(crate) struct RawTierLock {
     serving: AtomicU32,
 }
 
-/// The longest a starving waiter sleeps between two looks at whose turn it is.
+/// The longest a napping waiter sleeps between two looks at the lock.
 #[cfg(not(feature = "model-check"))]
-const MAX_NAP: std::time::Duration = std::time::Duration::from_micros(100);
+const MAX_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Naps a waiter takes, looking at the lock after each as newcomers do, before it starves:
+/// about a millisecond of waiting (2 + 4 + … + 128 + 200 + 200 µs).
+#[cfg(not(feature = "model-check"))]
+const NAPS_BEFORE_STARVING: u32 = 9;
+
+/// Under the model checker, a nap is a yield: starve soon, so that schedules reach it.
+#[cfg(feature = "model-check")]
+const NAPS_BEFORE_STARVING: u32 = 1;
 
 impl RawTierLock {
     /// Takes the lock if it is free and nobody is starving for it.
@@ -73,6 +83,13 @@ impl RawTierLock {
                 .locked
                 .compare_exchange(false, true, Acquire, Relaxed)
                 .is_ok()
+    }
+
+    /// [`RawTierLock::try_lock_fast`] for a waiter: reads first and tries the CAS only when
+    /// the lock looks free, so waiting does not pull the lock's line away from its holder.
+    #[inline]
+    fn try_lock_waiting(&self) -> bool {
+        !self.locked.load(Relaxed) && self.try_lock_fast()
     }
 
     /// Takes the lock if it is free, starving or not.
@@ -90,6 +107,14 @@ impl RawTierLock {
         if self.backoff() {
             return;
         }
+        // Napping: the lock is held longer than a hit (a sweep, a stats listing), or contention
+        // is heavy. Look again after each nap, as any newcomer may.
+        for naps in 0..NAPS_BEFORE_STARVING {
+            Self::nap(naps);
+            if self.try_lock_waiting() {
+                return;
+            }
+        }
         // Starving: queue by ticket, newcomers held back until the queue is empty.
         self.starving.fetch_add(1, Relaxed);
         let ticket = self.next_ticket.fetch_add(1, Relaxed);
@@ -100,7 +125,7 @@ impl RawTierLock {
             if self.serving.load(Acquire) == ticket && self.try_lock_any() {
                 break;
             }
-            Self::nap(&mut waits);
+            Self::wait_turn(&mut waits);
         }
         self.serving.store(ticket.wrapping_add(1), Release);
         self.starving.fetch_sub(1, Relaxed);
@@ -111,39 +136,51 @@ impl RawTierLock {
     fn backoff(&self) -> bool {
         let backoff = crossbeam_utils::Backoff::new();
         while !backoff.is_completed() {
-            if self.try_lock_fast() {
+            if self.try_lock_waiting() {
                 return true;
             }
             backoff.snooze();
         }
-        self.try_lock_fast()
+        self.try_lock_waiting()
     }
 
     /// Under the model checker: a few looks, each a scheduling point.
     #[cfg(feature = "model-check")]
     fn backoff(&self) -> bool {
         for _ in 0..2 {
-            if self.try_lock_fast() {
+            if self.try_lock_waiting() {
                 return true;
             }
             shuttle::thread::yield_now();
         }
-        self.try_lock_fast()
+        self.try_lock_waiting()
     }
 
+    /// The `n`th nap of a waiter past its backoff: 2 µs, doubling, at most [`MAX_NAP`].
     #[cfg(not(feature = "model-check"))]
-    fn nap(waits: &mut u32) {
+    fn nap(n: u32) {
+        let nap = std::time::Duration::from_micros(2 << n.min(16));
+        std::thread::sleep(nap.min(MAX_NAP));
+    }
+
+    #[cfg(feature = "model-check")]
+    fn nap(_: u32) {
+        shuttle::thread::yield_now();
+    }
+
+    /// A starving waiter's wait for its turn and for the lock: yields, then short naps.
+    #[cfg(not(feature = "model-check"))]
+    fn wait_turn(waits: &mut u32) {
         *waits += 1;
         if *waits < 64 {
             std::thread::yield_now();
         } else {
-            let nap = std::time::Duration::from_micros(1 << (*waits - 64).min(7));
-            std::thread::sleep(nap.min(MAX_NAP));
+            std::thread::sleep(std::time::Duration::from_micros(10));
         }
     }
 
     #[cfg(feature = "model-check")]
-    fn nap(_: &mut u32) {
+    fn wait_turn(_: &mut u32) {
         shuttle::thread::yield_now();
     }
 }
