@@ -8,22 +8,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
-use std::time::Duration;
 use texcache::{Cache, Config, Error};
-
-/// Runs `f` on its own thread and fails the test if it has not returned in `secs` seconds.
-fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still blocked after {secs} s"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
-    }
-}
 
 fn mkfifo(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
@@ -89,7 +74,7 @@ fn dropping_a_cache_whose_socket_file_was_removed_renamed_or_replaced_returns() 
                 std::fs::write(&sock, b"someone else's file").unwrap();
             }
         }
-        within(
+        common::within(
             10,
             &format!("dropping a cache whose socket was {how}"),
             move || drop(cache),
@@ -128,7 +113,7 @@ fn a_fifo_is_not_a_file_never_a_hang() {
     common::png(&dir, "ok.png", 2, 2);
     for confine in [false, true] {
         let dir = dir.clone();
-        within(10, "a FIFO as an href", move || {
+        common::within(10, "a FIFO as an href", move || {
             let cache = cache_with(&dir, |c| c.confine = confine);
             for href in ["pipe.png", "link.png"] {
                 for _ in 0..2 {
@@ -150,7 +135,7 @@ fn a_fifo_is_not_a_file_never_a_hang() {
     for f in [&config, &trace, &record] {
         mkfifo(f);
     }
-    within(10, "FIFOs as config, trace and recording", move || {
+    common::within(10, "FIFOs as config, trace and recording", move || {
         let e = Config::load(&config).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let e = texcache::trace::Trace::load(&trace)
@@ -208,7 +193,7 @@ fn huge_sparse_files_are_refused_from_their_header_or_length() {
         .set_len(64 << 30)
         .unwrap();
     let dir = tmp.path().to_path_buf();
-    within(20, "reading 64 GiB sparse files", move || {
+    common::within(20, "reading 64 GiB sparse files", move || {
         let cache = cache_with(&dir, |_| {});
         match cache.bitmap("zeros.png") {
             Err(Error::Unsupported { detail, .. }) => {
@@ -586,7 +571,7 @@ fn a_closed_pipe_ends_the_cli_quietly() {
         .unwrap();
     assert!(line.contains("\"cpu\""), "{line}");
     // The reader is gone (like `| head -1`): the next write must end the process quietly.
-    let out = within(20, "texcache stats into a closed pipe", move || {
+    let out = common::within(20, "texcache stats into a closed pipe", move || {
         child.wait_with_output().unwrap()
     });
     let err = String::from_utf8_lossy(&out.stderr);

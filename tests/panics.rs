@@ -6,8 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::Arc;
 use texcache::key::Resolver;
 use texcache::tier::Tier;
 use texcache::{Error, Handle, PixelFormat, TierKind};
@@ -50,16 +49,6 @@ fn touchy(bytes: u64) -> Touchy {
     }
 }
 
-/// `f`'s result within `secs` seconds, or the test fails.
-fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|_| panic!("{what}: blocked for {secs} s"))
-}
-
 /// Acquires key `k` on two threads: a loader that returns `load()` once the other is waiting
 /// on it, and that waiter. Returns both results (the loader's as a caught panic or not).
 fn loader_and_waiter(
@@ -69,7 +58,7 @@ fn loader_and_waiter(
     std::thread::Result<texcache::Result<Handle<Touchy>>>,
     texcache::Result<Handle<Touchy>>,
 ) {
-    within(20, "a load and its waiter", move || {
+    common::within(20, "a load and its waiter", move || {
         let r = Resolver::new("/m");
         let (misses, coalesced) = (tier.stats().misses, tier.stats().coalesced);
         let loader = {

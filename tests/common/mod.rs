@@ -143,6 +143,25 @@ pub fn texcache_bin() -> PathBuf {
     .clone()
 }
 
+/// Runs `f` on its own thread and fails the test if it has not returned in `secs` seconds: for
+/// tests of things that must not hang, so that a regression fails instead of blocking CI.
+pub fn within<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(v) => v,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still blocked after {secs} s"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    }
+}
+
 /// `texcache stats --socket SOCK ARGS...`, run to completion.
 pub fn stats_over(sock: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(texcache_bin())
