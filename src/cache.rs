@@ -7,6 +7,7 @@
 use crate::bitmap::{self, Bitmap};
 use crate::config::Config;
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
 use crate::gpu::{Gpu, Texture};
 use crate::history::{History, Sample};
 use crate::key::{Key, Resolver};
@@ -25,7 +26,34 @@ use std::time::Duration;
 /// A shared handle to a decoded bitmap.
 pub type BitmapHandle = Handle<Bitmap>;
 /// A shared handle to a texture.
+#[cfg(feature = "gpu")]
 pub type TextureHandle = Handle<Texture>;
+
+/// What the GPU tier holds: textures.
+#[cfg(feature = "gpu")]
+type GpuResource = Texture;
+/// What the GPU tier holds when texcache is built without the `gpu` feature: nothing, ever.
+/// The tier still exists, so its budget, stats, `trim`, `remove` and trace recording behave as
+/// for an empty GPU tier.
+#[cfg(not(feature = "gpu"))]
+type GpuResource = NoTexture;
+
+/// A texture that cannot exist (built without the `gpu` feature).
+#[cfg(not(feature = "gpu"))]
+pub(crate) enum NoTexture {}
+
+#[cfg(not(feature = "gpu"))]
+impl crate::tier::Resource for NoTexture {
+    fn bytes(&self) -> u64 {
+        match *self {}
+    }
+    fn dimensions(&self) -> (u32, u32) {
+        match *self {}
+    }
+    fn format(&self) -> stats::PixelFormat {
+        match *self {}
+    }
+}
 
 /// The two-tier image cache.
 ///
@@ -80,8 +108,9 @@ pub(crate) struct Inner {
     confine_root: Option<PathBuf>,
     max_pixels: AtomicU64,
     cpu: Tier<Bitmap>,
-    gpu: Tier<Texture>,
+    gpu: Tier<GpuResource>,
     /// The device textures are uploaded to: the application's, or one opened lazily.
+    #[cfg(feature = "gpu")]
     device: Mutex<Option<Arc<Gpu>>>,
     prefetch: Prefetch,
     /// Open video nodes, for the stats.
@@ -141,6 +170,7 @@ impl Cache {
             max_pixels: AtomicU64::new(config.loader.max_pixels),
             cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
             gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
+            #[cfg(feature = "gpu")]
             device: Mutex::new(None),
             videos: Mutex::new(Vec::new()),
             control: Mutex::new(None),
@@ -265,8 +295,8 @@ impl Cache {
         let (cpu, gpu) = (&self.inner.cpu, &self.inner.gpu);
         *recorder = Some(Recorder::start(
             path,
-            cpu.log_source(),
-            gpu.log_source(),
+            Arc::new(cpu.share()),
+            Arc::new(gpu.share()),
             |c, g| {
                 cpu.start_log(c);
                 gpu.start_log(g);
@@ -346,6 +376,7 @@ impl Cache {
         self.inner.bitmap(href, true)
     }
 
+    #[cfg(feature = "gpu")]
     /// Acquires the texture of `href` (§3.8): a GPU hit, or a GPU miss that acquires the
     /// bitmap through the CPU tier, uploads it and drops the bitmap handle. The device is the
     /// one bound with [`Cache::bind_gpu`], else one opened from `gpu.backend` on first use.
@@ -382,11 +413,13 @@ impl Cache {
         Ok(node)
     }
 
+    #[cfg(feature = "gpu")]
     /// The device texcache has uploaded with, if one is bound or was opened (never opens one).
     pub fn gpu_if_open(&self) -> Option<Arc<Gpu>> {
         self.inner.device.lock().clone()
     }
 
+    #[cfg(feature = "gpu")]
     /// Binds the GPU tier to an application's device (or a new one after a device loss).
     ///
     /// Binding a different device than the one bound before flushes the GPU tier: every
@@ -404,11 +437,13 @@ impl Cache {
         }
     }
 
+    #[cfg(feature = "gpu")]
     /// The device the GPU tier uploads to, opening one from `gpu.backend` if none is bound.
     pub fn gpu(&self) -> Result<Arc<Gpu>> {
         self.inner.gpu_device("<device>")
     }
 
+    #[cfg(feature = "gpu")]
     /// The GPU tier itself.
     pub fn gpu_tier(&self) -> &Tier<Texture> {
         &self.inner.gpu
@@ -436,6 +471,7 @@ impl Cache {
         self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into())))
     }
 
+    #[cfg(feature = "gpu")]
     /// Like [`Cache::prefetch`], for textures: the background threads decode (through the CPU
     /// tier, §3.8) and upload, so the render thread later finds them resident. A thread asking
     /// for a resident texture never waits for these uploads: loads run outside the tier lock.
@@ -590,6 +626,7 @@ impl Cache {
 }
 
 impl Inner {
+    #[cfg(feature = "gpu")]
     fn gpu_device(&self, href: &str) -> Result<Arc<Gpu>> {
         let mut device = self.device.lock();
         if let Some(gpu) = device.as_ref() {
@@ -607,6 +644,7 @@ impl Inner {
         Ok(gpu)
     }
 
+    #[cfg(feature = "gpu")]
     #[inline]
     fn texture(&self, href: &str) -> Result<TextureHandle> {
         // As in `Inner::bitmap`: the href as it is first.
@@ -616,6 +654,7 @@ impl Inner {
         }
     }
 
+    #[cfg(feature = "gpu")]
     /// [`Inner::texture`] when the href as it is names no resident texture.
     #[inline(never)]
     fn texture_cold(&self, href: &str) -> Result<TextureHandle> {
@@ -720,6 +759,7 @@ impl Inner {
         trimmed
     }
 
+    #[cfg(feature = "gpu")]
     /// Uploads `bitmap`; with `pressure.gpu_retry`, an upload that fails for GPU memory evicts
     /// half of the GPU tier's unused bytes and tries again, then all of them and once more.
     fn upload(&self, gpu: &Arc<Gpu>, href: &str, bitmap: &Bitmap, mips: bool) -> Result<Texture> {

@@ -41,6 +41,10 @@
 //! time), [`pressure`] (budgets sized to the machine, memory given back under pressure),
 //! [`control`] (the control socket),
 //! [`trace`] (trace files, replay and recording).
+//!
+//! Cargo features: `gpu` (on by default) is the GPU tier, texture upload and video textures,
+//! and the only part that needs wgpu. Without it texcache builds no wgpu at all, and the GPU
+//! tier stays empty: its stats show its budget and zeros, and a trace's `texture` lines fail.
 
 #![warn(missing_docs)]
 
@@ -53,6 +57,7 @@ pub mod error;
 mod file;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod history;
 pub mod key;
@@ -68,9 +73,12 @@ pub mod units;
 pub mod video;
 
 pub use bitmap::Bitmap;
-pub use cache::{BitmapHandle, Cache, TextureHandle};
+pub use cache::{BitmapHandle, Cache};
+#[cfg(feature = "gpu")]
+pub use cache::TextureHandle;
 pub use config::Config;
 pub use error::{Error, Result};
+#[cfg(feature = "gpu")]
 pub use gpu::{Gpu, Texture};
 pub use key::Key;
 pub use stats::{PixelFormat, Stats, TierStats};
@@ -78,4 +86,5 @@ pub use tier::{Handle, TierKind};
 pub use units::ByteSize;
 /// The wgpu texcache's textures are made with (the same version an application must use to
 /// draw them).
+#[cfg(feature = "gpu")]
 pub use wgpu;

@@ -123,7 +123,11 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, cache: &WeakCache, pending: &Pending)
         // Handles are dropped at once: the entries stay cached as unused.
         let _ = match tier {
             TierKind::Cpu => cache.bitmap(&href).map(drop),
+            #[cfg(feature = "gpu")]
             TierKind::Gpu => cache.texture(&href).map(drop),
+            // Only `Cache::prefetch_textures` queues these, and it needs the `gpu` feature.
+            #[cfg(not(feature = "gpu"))]
+            TierKind::Gpu => Ok(()),
         };
         pending.done();
     }

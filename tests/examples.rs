@@ -2,6 +2,8 @@
 //! there is no GPU), and do what they say: the slideshow draws the cached textures, the video
 //! player converts frames on the GPU and frees everything on stop, and the embedded
 //! application answers `texcache stats`.
+// These tests need the GPU tier (the default `gpu` feature).
+#![cfg(feature = "gpu")]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! The GPU tier (§3.8) on a real wgpu device: lavapipe where there is no GPU.
+// These tests need the GPU tier (the default `gpu` feature).
+#![cfg(feature = "gpu")]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! own address space (RLIMIT_AS) after opening the device, so the software driver's allocation
 //! of the texture (lavapipe's device memory is the process's memory) fails. Its own binary,
 //! since it changes a process-wide limit in a child.
+// These tests need the GPU tier (the default `gpu` feature).
+#![cfg(feature = "gpu")]
 
 mod common;
 

@@ -144,6 +144,7 @@ fn a_panicking_drop_of_an_evicted_entry_strands_no_waiter() {
     assert_eq!(tier.stats().misses, 3);
 }
 
+#[cfg(feature = "gpu")]
 #[test]
 fn a_panic_inside_a_texture_upload_fails_the_load_and_frees_the_texture() {
     let Some(gpu) = common::gpu() else { return };

@@ -2,6 +2,9 @@
 //! final stats, single-threaded and multi-threaded; clones, failures, remove, trim and budget
 //! are written as §7 says; a fast hit loop is written whole and in order; a full disk is a
 //! typed error and the cache goes on.
+// Recording is checked with textures too: these tests need the GPU tier (the default `gpu`
+// feature).
+#![cfg(feature = "gpu")]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! prefetch and texture requests on one cache, checking the §2–3 invariants all along and,
 //! at every batch boundary (all handles dropped, prefetch drained), exactly. Its own test
 //! binary, so the process-wide live-object counters see no other test.
+// These tests need the GPU tier (the default `gpu` feature).
+#![cfg(feature = "gpu")]
 
 mod common;
 

@@ -337,6 +337,7 @@ fn bad_video_files_give_errors() {
     }
 }
 
+#[cfg(feature = "gpu")]
 #[test]
 fn frames_upload_into_one_texture_and_convert_to_rgb() {
     let Some(gpu) = common::gpu() else {

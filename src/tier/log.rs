@@ -6,7 +6,8 @@
 //! string formatting, no allocation (the buffer is reused). An entry is named by its address,
 //! and its key travels once, when it is inserted ([`Event::Name`]). The recorder
 //! (`trace::record`) takes the buffer away on its own thread, turns the events into §7 lines and
-//! writes them. The buffer's memory goes back and forth between two cores, so it is written in
+//! writes them: this module is the tiers' half (what is written under the lock, and its
+//! encoding), `trace::record` the recorder's. The buffer's memory goes back and forth between two cores, so it is written in
 //! a way that never waits for the other core (see [`Words`]), and the recorder comes for it
 //! unasked while events come fast (asking it is a system call).
 //!
@@ -357,14 +358,6 @@ impl TierLog {
     pub fn now(&self) -> u64 {
         self.clock.load(Ordering::Relaxed)
     }
-}
-
-/// A tier's log as the recorder sees it, whatever the tier holds.
-pub(crate) trait LogSource: Send + Sync {
-    /// Swaps the buffer for `spare`; returns the events and the clock, read under the lock.
-    fn take(&self, spare: Batch) -> (Batch, u64);
-    /// Stops logging; returns the last events.
-    fn stop(&self) -> Batch;
 }
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ pub(crate) struct Homed<R: Resource> {
 const _: () = {
     use std::mem::offset_of;
     assert!(offset_of!(core::Entry<Homed<crate::bitmap::Bitmap>>, value) + 8 <= 64);
+    #[cfg(feature = "gpu")]
     assert!(offset_of!(core::Entry<Homed<crate::gpu::Texture>>, value) + 8 <= 64);
 };
 
@@ -363,9 +364,29 @@ impl<R: Resource> Tier<R> {
         state.log = Some(log);
     }
 
-    /// The tier's log, type-erased for the recorder.
-    pub(crate) fn log_source(&self) -> Arc<dyn log::LogSource> {
-        self.shared.clone()
+    /// Another reference to this tier (for the recorder, which takes its log from its own
+    /// thread).
+    pub(crate) fn share(&self) -> Tier<R> {
+        Tier {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Swaps the log's buffer for `spare`; returns the events so far and the clock, read under
+    /// the lock (empty when nothing is logging).
+    pub(crate) fn take_log(&self, spare: Batch) -> (Batch, u64) {
+        let mut state = self.shared.state.lock();
+        match &mut state.log {
+            Some(log) => (log.take(spare), log.now()),
+            None => (spare, 0),
+        }
+    }
+
+    /// Stops logging; returns the last events.
+    pub(crate) fn stop_log(&self) -> Batch {
+        let log = self.shared.state.lock().log.take();
+        log.map(|mut l| l.take(Batch::default()))
+            .unwrap_or_default()
     }
 
     /// One [`EntryInfo`] per entry that counts in the stats: unused ones least recently
@@ -414,21 +435,6 @@ impl<R: Resource> Tier<R> {
         drop(state);
         drop(freed);
         stats
-    }
-}
-
-impl<R: Resource> log::LogSource for Shared<R> {
-    fn take(&self, spare: Batch) -> (Batch, u64) {
-        let mut state = self.state.lock();
-        match &mut state.log {
-            Some(log) => (log.take(spare), log.now()),
-            None => (spare, 0),
-        }
-    }
-    fn stop(&self) -> Batch {
-        let log = self.state.lock().log.take();
-        log.map(|mut l| l.take(Batch::default()))
-            .unwrap_or_default()
     }
 }
 
@@ -602,6 +608,7 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Handle<crate::bitmap::Bitmap>>();
+    #[cfg(feature = "gpu")]
     send_sync::<Handle<crate::gpu::Texture>>();
     send_sync::<Tier<crate::bitmap::Bitmap>>();
 };

@@ -8,7 +8,9 @@
 
 pub(crate) mod record;
 
-use crate::cache::{BitmapHandle, Cache, TextureHandle};
+use crate::cache::{BitmapHandle, Cache};
+#[cfg(feature = "gpu")]
+use crate::cache::TextureHandle;
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use crate::units::ByteSize;
@@ -281,6 +283,7 @@ fn split_word(s: &str) -> (&str, &str) {
 /// What an ID names during replay.
 enum Held {
     Bitmap(#[allow(dead_code)] BitmapHandle),
+    #[cfg(feature = "gpu")]
     Texture(#[allow(dead_code)] TextureHandle),
     Video(Box<VideoNode>),
     /// The acquire failed (counted); its release is a no-op.
@@ -330,7 +333,14 @@ impl<'c> Replayer<'c> {
             }
             Op::Texture { id, href } => {
                 self.check_free(id)?;
+                #[cfg(feature = "gpu")]
                 let held = self.cache.texture(href).map_or(Held::Failed, Held::Texture);
+                // Built without the GPU tier: a texture cannot be had.
+                #[cfg(not(feature = "gpu"))]
+                let held = {
+                    let _ = href;
+                    Held::Failed
+                };
                 self.held.insert(id.clone(), held);
             }
             Op::Release { id } => {
@@ -367,6 +377,7 @@ impl<'c> Replayer<'c> {
                 }
             }
             Op::Next { id, n } => {
+                #[cfg(feature = "gpu")]
                 let gpu = self.cache.gpu_if_open();
                 if let Some(node) = self.node(id, op)? {
                     for _ in 0..*n {
@@ -374,9 +385,11 @@ impl<'c> Replayer<'c> {
                         let Ok(Some(frame)) = node.next_frame() else {
                             break;
                         };
+                        #[cfg(feature = "gpu")]
                         if let Some(gpu) = &gpu {
                             let _ = node.upload(gpu, &frame);
                         }
+                        drop(frame);
                     }
                 }
             }

@@ -25,7 +25,8 @@
 //! [`crate::Cache::flush_trace`].
 
 use crate::error::{Error, Result};
-use crate::tier::log::{Batch, Event, LogSource, TierLog, Wake, WAKE_AT};
+use crate::tier::log::{Batch, Event, TierLog, Wake, WAKE_AT};
+use crate::tier::{Resource, Tier};
 use crate::tier::TierKind;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -69,6 +70,23 @@ impl Wake for Signal {
         self.state.lock().0 = true;
         self.cv.notify_one();
         true
+    }
+}
+
+/// A tier's log as the recorder sees it, whatever the tier holds.
+pub(crate) trait LogSource: Send + Sync {
+    /// Swaps the buffer for `spare`; returns the events and the clock, read under the lock.
+    fn take(&self, spare: Batch) -> (Batch, u64);
+    /// Stops logging; returns the last events.
+    fn stop(&self) -> Batch;
+}
+
+impl<R: Resource> LogSource for Tier<R> {
+    fn take(&self, spare: Batch) -> (Batch, u64) {
+        self.take_log(spare)
+    }
+    fn stop(&self) -> Batch {
+        self.stop_log()
     }
 }
 

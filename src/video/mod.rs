@@ -7,9 +7,11 @@
 
 mod node;
 pub mod source;
+#[cfg(feature = "gpu")]
 mod texture;
 
 pub(crate) use node::Shared;
 pub use node::{live_frame_buffers, Frame, NodeStats, State, VideoNode};
 pub use source::{frame_bytes, FrameSource, Matrix, VideoInfo};
+#[cfg(feature = "gpu")]
 pub use texture::{yuv_params, VideoTexture, YUV_WGSL};

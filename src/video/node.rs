@@ -12,8 +12,10 @@
 //! the texture before it returns.
 
 use super::source::{self, FrameSource, VideoInfo};
+#[cfg(feature = "gpu")]
 use super::texture::VideoTexture;
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
 use crate::gpu::Gpu;
 use crate::stats::PixelFormat;
 pub use crate::stats::{NodeStats, State};
@@ -328,6 +330,7 @@ pub struct VideoNode {
     thread: Option<JoinHandle<()>>,
     /// The caller-thread decoder when not threaded.
     source: Option<Box<dyn FrameSource>>,
+    #[cfg(feature = "gpu")]
     texture: Option<VideoTexture>,
 }
 
@@ -376,6 +379,7 @@ impl VideoNode {
             thread: None,
             // Keep the opened source for the caller-thread mode; a thread opens its own.
             source: if threaded { None } else { Some(src) },
+            #[cfg(feature = "gpu")]
             texture: None,
         })
     }
@@ -590,6 +594,7 @@ impl VideoNode {
         }
     }
 
+    #[cfg(feature = "gpu")]
     /// Writes `frame` into the node's one texture (created on first use, reused after): YUV as
     /// planes of one `R8Unorm` texture (see [`VideoTexture`]), RGBA as `Rgba8UnormSrgb`.
     pub fn upload(&mut self, gpu: &Arc<Gpu>, frame: &Frame) -> Result<&VideoTexture> {
@@ -609,6 +614,7 @@ impl VideoNode {
     }
 
     /// The node's texture, once a frame has been uploaded.
+    #[cfg(feature = "gpu")]
     pub fn texture(&self) -> Option<&VideoTexture> {
         self.texture.as_ref()
     }
@@ -625,7 +631,10 @@ impl VideoNode {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.texture = None;
+        #[cfg(feature = "gpu")]
+        {
+            self.texture = None;
+        }
         let freed = {
             let mut st = self.shared.state.lock();
             st.state = State::Stopped;

@@ -29,6 +29,7 @@ pub fn png(dir: &Path, name: &str, w: u32, h: u32) {
         .unwrap();
 }
 
+#[cfg(feature = "gpu")]
 /// The GPU every GPU test uses: a real wgpu device (lavapipe on machines without a GPU). With no
 /// adapter the test fails with a clear message, unless `TEXCACHE_SKIP_GPU_TESTS=1` opts out
 /// (then `None`).
@@ -53,6 +54,7 @@ pub fn gpu() -> Option<std::sync::Arc<texcache::Gpu>> {
     }
 }
 
+#[cfg(feature = "gpu")]
 /// A cache over `mediadir` bound to the test GPU.
 pub fn gpu_cache(
     mediadir: &Path,
@@ -68,6 +70,7 @@ pub fn gpu_cache(
     gpu_cache_with(cfg)
 }
 
+#[cfg(feature = "gpu")]
 /// A cache with `cfg`, bound to the test GPU.
 pub fn gpu_cache_with(cfg: texcache::Config) -> Option<texcache::Cache> {
     let gpu = gpu()?;
