@@ -394,18 +394,22 @@ impl Cache {
         let inner = &self.inner;
         let key = self.key(href);
         inner.check_inside(href, &key)?;
-        let (threaded, queue_length) = {
+        let (threaded, queue_length, decoder_threads) = {
             let cfg = inner.config.lock();
-            (cfg.video.threaded, cfg.video.queue_length)
+            let v = &cfg.video;
+            (v.threaded, v.queue_length, v.decoder_threads)
         };
-        let max_pixels = inner.max_pixels.load(Ordering::Relaxed);
+        let options = video::SourceOptions {
+            max_pixels: inner.max_pixels.load(Ordering::Relaxed),
+            decoder_threads,
+        };
         let node = VideoNode::open(
             href,
             key.path().to_path_buf(),
             inner.confine_root.clone(),
             threaded,
             queue_length,
-            max_pixels,
+            options,
         )?;
         let mut videos = inner.videos.lock();
         videos.retain(|w| w.strong_count() > 0);
@@ -578,6 +582,7 @@ impl Cache {
             v.queued_frames += n.queued_frames;
             v.cpu_bytes += n.cpu_bytes;
             v.gpu_bytes += n.gpu_bytes;
+            v.decoder_bytes += n.decoder_bytes;
         }
         Stats {
             cpu: TierStats {

@@ -124,6 +124,9 @@ pub struct VideoConfig {
     pub threaded: bool,
     /// Frames decoded ahead (the node's frame-buffer limit).
     pub queue_length: usize,
+    /// Threads of each FFmpeg decoder (feature `ffmpeg`); 0: FFmpeg's choice (one per core,
+    /// as the codec allows).
+    pub decoder_threads: usize,
 }
 
 /// `[loader]`.
@@ -200,6 +203,7 @@ impl Default for VideoConfig {
         VideoConfig {
             threaded: true,
             queue_length: 8,
+            decoder_threads: 0,
         }
     }
 }
@@ -325,6 +329,12 @@ impl Config {
             self.video.queue_length as u64,
             1,
             Self::MAX_QUEUE_LENGTH as u64,
+        )?;
+        bounded(
+            "video.decoder_threads",
+            self.video.decoder_threads as u64,
+            0,
+            64,
         )?;
         bounded(
             "loader.threads",

@@ -63,14 +63,19 @@ pub fn trace(data: &[u8]) {
     }
 }
 
-/// A video file (YUV4MPEG2, GIF, APNG, WebP): opened, and its first frames decoded into one
-/// buffer of the frame size the header promised, or a typed error naming the href.
+/// A video file (YUV4MPEG2, GIF, APNG, WebP, and with the `ffmpeg` feature whatever FFmpeg
+/// opens): opened, its first frames decoded into one buffer of the frame size the header
+/// promised, then a seek and a frame more; or a typed error naming the href.
 pub fn video(data: &[u8]) {
     let Some(path) = memory_file(data) else {
         return;
     };
     let named = |e: &Error| assert!(e.to_string().starts_with("fuzz.video"), "{e}");
-    let mut src = match crate::video::source::open("fuzz.video", &path, None, MAX_PIXELS) {
+    let options = crate::video::SourceOptions {
+        max_pixels: MAX_PIXELS,
+        decoder_threads: 1,
+    };
+    let mut src = match crate::video::source::open("fuzz.video", &path, None, options) {
         Ok(src) => src,
         Err(e) => return named(&e),
     };
@@ -79,13 +84,14 @@ pub fn video(data: &[u8]) {
     let mut buf = vec![0u8; info.frame_bytes() as usize];
     for _ in 0..8 {
         match src.read_frame(&mut buf) {
-            Ok(true) => {}
-            Ok(false) => break,
+            Ok(Some(at)) => assert!(at.time.is_finite(), "{at:?}"),
+            Ok(None) => break,
             Err(e) => return named(&e),
         }
     }
-    if let Err(e) = src.seek(1) {
-        named(&e);
+    match src.seek(0.05).and_then(|_| src.read_frame(&mut buf)) {
+        Ok(_) => {}
+        Err(e) => named(&e),
     }
 }
 

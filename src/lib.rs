@@ -73,9 +73,9 @@ pub mod units;
 pub mod video;
 
 pub use bitmap::Bitmap;
-pub use cache::{BitmapHandle, Cache};
 #[cfg(feature = "gpu")]
 pub use cache::TextureHandle;
+pub use cache::{BitmapHandle, Cache};
 pub use config::Config;
 pub use error::{Error, Result};
 #[cfg(feature = "gpu")]

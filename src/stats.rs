@@ -88,6 +88,9 @@ pub struct VideoStats {
     pub cpu_bytes: u64,
     /// Bytes of its texture.
     pub gpu_bytes: u64,
+    /// The decoders' own frame memory (§4).
+    #[serde(default)]
+    pub decoder_bytes: u64,
 }
 
 /// The process section.
@@ -172,6 +175,21 @@ pub struct NodeStats {
     pub end_of_stream: bool,
     /// Frames skipped as late by the playback clock.
     pub dropped_frames: u64,
+    /// Seconds: the time of the last frame the consumer took.
+    #[serde(default)]
+    pub position: f64,
+    /// The decoder's own frame memory (reference frames; §4), in bytes.
+    #[serde(default)]
+    pub decoder_bytes: u64,
+    /// Packets skipped as damaged (and frames the decoder reported damaged).
+    #[serde(default)]
+    pub corrupt_packets: u64,
+    /// The codec (`rawvideo`, `gif`, `h264`, ...).
+    #[serde(default)]
+    pub codec: String,
+    /// Degrees clockwise the frames are turned for display.
+    #[serde(default)]
+    pub rotation: u32,
 }
 
 /// One item of `--entries`: a cached bitmap or texture, or an open video node.
@@ -308,7 +326,11 @@ impl Stats {
     }
     /// Total bytes held: both tiers and video.
     pub fn total_bytes(&self) -> u64 {
-        self.cpu.used + self.gpu.used + self.video.cpu_bytes + self.video.gpu_bytes
+        self.cpu.used
+            + self.gpu.used
+            + self.video.cpu_bytes
+            + self.video.gpu_bytes
+            + self.video.decoder_bytes
     }
 }
 
@@ -501,6 +523,11 @@ mod entry_tests {
             next_frame: 3,
             end_of_stream: false,
             dropped_frames: 0,
+            position: 0.0,
+            decoder_bytes: 0,
+            corrupt_packets: 0,
+            codec: "rawvideo".into(),
+            rotation: 0,
         }));
         let stats = Stats {
             entries: Some(vec![cached, video]),

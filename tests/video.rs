@@ -74,7 +74,7 @@ fn seek_flushes_and_continues_from_the_frame() {
         let f = node.next_frame().unwrap().unwrap();
         assert_eq!(f.index(), 0);
         drop(f);
-        node.seek(42);
+        node.seek(42.0 / 30.0);
         for i in 42..45 {
             let f = node.next_frame().unwrap().unwrap();
             assert_eq!(
@@ -82,8 +82,18 @@ fn seek_flushes_and_continues_from_the_frame() {
                 (i, want[i as usize].clone())
             );
         }
-        node.seek(3);
+        node.seek(3.0 / 30.0);
         assert_eq!(node.next_frame().unwrap().unwrap().index(), 3);
+        // Between two frames: the later one (§4: the first whose time is at least t).
+        node.seek(1.41);
+        let f = node.next_frame().unwrap().unwrap();
+        assert_eq!((f.index(), f.time()), (43, 43.0 / 30.0));
+        drop(f);
+        node.seek(60.0);
+        assert!(
+            node.next_frame().unwrap().is_none(),
+            "past the end: the end"
+        );
         let s = cache.stats().video;
         assert!(
             s.cpu_bytes <= 4 * FB,
@@ -174,8 +184,8 @@ fn stats_are_exact_in_every_state_threaded() {
     assert_eq!(n, 60);
     let st = node.stats();
     assert!(st.end_of_stream);
-    // The pool keeps its 4 buffers until stop.
-    assert_eq!(v(&cache), (1, 1, 0, 4 * FB, 0), "end of stream");
+    // §4: at the end of a stream that does not loop, the spare buffers are freed.
+    assert_eq!(v(&cache), (1, 1, 0, 0, 0), "end of stream");
     node.stop();
     assert_eq!(node.state(), State::Stopped);
     assert_eq!(v(&cache), (1, 0, 0, 0, 0), "stopped");
@@ -208,6 +218,11 @@ fn stats_are_exact_in_every_state_not_threaded() {
         assert_eq!(v(&cache).3, FB, "still one buffer in all");
     }
     assert!(node.next_frame().unwrap().is_none());
+    assert_eq!(
+        v(&cache),
+        (1, 1, 0, 0),
+        "end of stream: the spare buffer is freed"
+    );
     node.stop();
     assert_eq!(v(&cache), (1, 0, 0, 0));
 }

@@ -8,9 +8,9 @@
 
 pub(crate) mod record;
 
-use crate::cache::{BitmapHandle, Cache};
 #[cfg(feature = "gpu")]
 use crate::cache::TextureHandle;
+use crate::cache::{BitmapHandle, Cache};
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use crate::units::ByteSize;

@@ -26,8 +26,8 @@
 
 use crate::error::{Error, Result};
 use crate::tier::log::{Batch, Event, TierLog, Wake, WAKE_AT};
-use crate::tier::{Resource, Tier};
 use crate::tier::TierKind;
+use crate::tier::{Resource, Tier};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;

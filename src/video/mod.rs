@@ -2,9 +2,12 @@
 //! of it freed on stop.
 //!
 //! - `source.rs`: where frames come from (YUV4MPEG2; GIF, APNG, WebP animations).
+//! - `ffmpeg.rs`: every other video file, through FFmpeg (feature `ffmpeg`).
 //! - `node.rs`: the node, its decoder thread, queue and buffer pool, the playback clock helper.
 //! - `texture.rs`: the node's one texture and the WGSL that samples YUV planes as RGB.
 
+#[cfg(feature = "ffmpeg")]
+mod ffmpeg;
 mod node;
 pub mod source;
 #[cfg(feature = "gpu")]
@@ -12,6 +15,6 @@ mod texture;
 
 pub(crate) use node::Shared;
 pub use node::{live_frame_buffers, Frame, NodeStats, State, VideoNode};
-pub use source::{frame_bytes, FrameSource, Matrix, VideoInfo};
+pub use source::{frame_bytes, FrameSource, FrameTime, Matrix, SourceOptions, VideoInfo};
 #[cfg(feature = "gpu")]
 pub use texture::{yuv_params, VideoTexture, YUV_WGSL};

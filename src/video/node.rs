@@ -11,7 +11,7 @@
 //! thread into the one pooled buffer. `stop` joins the thread and frees the queue, the pool and
 //! the texture before it returns.
 
-use super::source::{self, FrameSource, VideoInfo};
+use super::source::{self, FrameSource, FrameTime, SourceOptions, VideoInfo};
 #[cfg(feature = "gpu")]
 use super::texture::VideoTexture;
 use crate::error::{Error, Result};
@@ -61,7 +61,7 @@ impl Drop for Buffer {
 /// its buffer back to the node's pool (or frees it if the node has stopped).
 pub struct Frame {
     buf: Option<Buffer>,
-    index: u64,
+    at: FrameTime,
     home: Arc<Shared>,
     epoch: u64,
 }
@@ -70,13 +70,14 @@ impl Frame {
     fn info(&self) -> &VideoInfo {
         &self.home.info
     }
-    /// 0-based frame number in the stream.
+    /// 0-based frame number in the stream, in presentation order (see [`FrameTime::index`]).
     pub fn index(&self) -> u64 {
-        self.index
+        self.at.index
     }
-    /// Presentation time in seconds (index × frame duration).
+    /// Presentation time in seconds from the stream's start (§4): the file's timestamps, so
+    /// variable frame rates come out as they are.
     pub fn time(&self) -> f64 {
-        self.index as f64 * self.info().frame_duration()
+        self.at.time
     }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
@@ -117,8 +118,14 @@ impl Drop for Frame {
         let mut st = self.home.state.lock();
         if st.epoch == self.epoch {
             st.held -= 1;
-            st.pool.push(buf);
             self.home.decoder.notify_one();
+            if st.eos && !st.looping {
+                // §4: at the end of a stream that does not loop, spare buffers are freed.
+                drop(st);
+                drop(buf);
+            } else {
+                st.pool.push(buf);
+            }
         } else {
             // The node stopped since: the buffer is freed (outside the lock).
             st.detached_held -= 1;
@@ -132,8 +139,9 @@ impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Frame({} {}x{} {})",
-            self.index,
+            "Frame({} at {:.3} s {}x{} {})",
+            self.at.index,
+            self.at.time,
             self.width(),
             self.height(),
             self.format().name()
@@ -148,8 +156,9 @@ pub(crate) struct Shared {
     /// The canonical mediadir with `confine = true`: every reopen checks the file against it
     /// again, so a folder swapped for a symlink after the node opened cannot redirect it.
     confine: Option<PathBuf>,
-    /// `loader.max_pixels` when the node was opened; the decoder reopens the file with it.
-    max_pixels: u64,
+    /// `loader.max_pixels` and `video.decoder_threads` when the node was opened; the decoder
+    /// reopens the file with them.
+    options: SourceOptions,
     pub(crate) info: Arc<VideoInfo>,
     queue_length: usize,
     state: Mutex<Inner>,
@@ -167,7 +176,7 @@ impl Shared {
             &self.href,
             &self.path,
             self.confine.as_deref(),
-            self.max_pixels,
+            self.options,
         )?;
         let (a, b) = (src.info(), &*self.info);
         if (a.width, a.height, a.format) != (b.width, b.height, b.format) {
@@ -183,9 +192,15 @@ impl Shared {
     }
 }
 
+/// A decoded frame in the queue.
+struct Decoded {
+    at: FrameTime,
+    buf: Buffer,
+}
+
 struct Inner {
     state: State,
-    queue: VecDeque<(u64, Buffer)>,
+    queue: VecDeque<Decoded>,
     pool: Vec<Buffer>,
     /// Frames taken and not dropped (each holds a slot).
     held: usize,
@@ -195,12 +210,17 @@ struct Inner {
     in_flight: usize,
     /// Index of the next frame the decoder will produce.
     next: u64,
+    /// Time of the last frame the consumer took.
+    position: f64,
+    /// The decoder's own frame memory and damaged packets, as its source last said.
+    decoder_bytes: u64,
+    corrupt_packets: u64,
     eos: bool,
     error: Option<Error>,
     looping: bool,
     /// Bumped by seek and stop: a frame decoded for an older generation is discarded.
     generation: u64,
-    seek_to: Option<u64>,
+    seek_to: Option<f64>,
     /// Bumped by stop: frames of an older epoch no longer hold slots.
     epoch: u64,
     quit: bool,
@@ -218,14 +238,19 @@ impl Inner {
 /// One frame to decode, taken under the lock by [`Shared::begin`].
 struct Job {
     buf: Option<Buffer>,
-    seek: Option<u64>,
+    seek: Option<f64>,
     looping: bool,
     generation: u64,
 }
 
-/// A decoded frame's outcome: `Ok(true)` a frame, `Ok(false)` the end; and whether the source
-/// was rewound to frame 0 (looping) to get it.
-type Filled = (Result<bool>, bool);
+/// A decoded frame's outcome: a frame or the end (`None`); whether the source was rewound to
+/// its start (looping) to get it; and the source's decoder bytes and damaged packets after it.
+struct Filled {
+    result: Result<Option<FrameTime>>,
+    rewound: bool,
+    decoder_bytes: u64,
+    corrupt_packets: u64,
+}
 
 impl Shared {
     /// Claims a slot for one frame: a pooled buffer if there is one, and any pending seek.
@@ -246,36 +271,51 @@ impl Shared {
         let mut buf = job.buf.unwrap_or_else(|| Buffer::new(len));
         let mut result = job
             .seek
-            .map_or(Ok(()), |n| src.seek(n))
+            .map_or(Ok(()), |t| src.seek(t))
             .and_then(|_| src.read_frame(&mut buf.0));
-        let rewound = matches!(result, Ok(false)) && job.looping;
+        let rewound = matches!(result, Ok(None)) && job.looping;
         if rewound {
-            result = src.seek(0).and_then(|_| src.read_frame(&mut buf.0));
+            result = src.seek(0.0).and_then(|_| src.read_frame(&mut buf.0));
         }
-        (buf, (result, rewound))
+        let filled = Filled {
+            result,
+            rewound,
+            decoder_bytes: src.decoder_bytes(),
+            corrupt_packets: src.corrupt_packets(),
+        };
+        (buf, filled)
     }
 
     /// Books the outcome of [`Shared::fill`] under the lock: the frame and its index, or the
     /// end of the stream (the buffer goes back to the pool), or the error.
+    /// At the end of a stream that does not loop, the spare buffers are freed (§4): returned
+    /// in `freed`, for the caller to drop outside the lock.
     fn finish(
         &self,
         st: &mut Inner,
         buf: Buffer,
-        (result, rewound): Filled,
-    ) -> Result<Option<(u64, Buffer)>> {
+        filled: Filled,
+        freed: &mut Vec<Buffer>,
+    ) -> Result<Option<Decoded>> {
         st.in_flight -= 1;
-        if rewound {
+        st.decoder_bytes = filled.decoder_bytes;
+        st.corrupt_packets = filled.corrupt_packets;
+        if filled.rewound {
             st.next = 0;
         }
-        match result {
-            Ok(true) => {
-                let index = st.next;
-                st.next += 1;
-                Ok(Some((index, buf)))
+        match filled.result {
+            Ok(Some(at)) => {
+                st.next = at.index + 1;
+                Ok(Some(Decoded { at, buf }))
             }
             other => {
                 st.eos = true;
-                st.pool.push(buf);
+                if st.looping {
+                    st.pool.push(buf);
+                } else {
+                    freed.push(buf);
+                    freed.append(&mut st.pool);
+                }
                 other.map(|_| None)
             }
         }
@@ -294,9 +334,14 @@ impl Shared {
             held_frames: (st.held + st.detached_held) as u64,
             cpu_bytes: st.buffers() as u64 * self.info.frame_bytes(),
             gpu_bytes: st.texture_bytes,
-            next_frame: st.next - st.queue.len() as u64,
+            next_frame: st.queue.front().map_or(st.next, |d| d.at.index),
             end_of_stream: st.eos && st.queue.is_empty(),
             dropped_frames: st.dropped,
+            position: st.position,
+            decoder_bytes: st.decoder_bytes,
+            corrupt_packets: st.corrupt_packets,
+            codec: self.info.codec.clone(),
+            rotation: self.info.rotation,
         }
     }
 }
@@ -330,6 +375,8 @@ pub struct VideoNode {
     thread: Option<JoinHandle<()>>,
     /// The caller-thread decoder when not threaded.
     source: Option<Box<dyn FrameSource>>,
+    /// A frame [`VideoNode::frame_at`] took that was not due yet: the next one out.
+    pending: Option<Frame>,
     #[cfg(feature = "gpu")]
     texture: Option<VideoTexture>,
 }
@@ -342,16 +389,16 @@ impl VideoNode {
         confine: Option<PathBuf>,
         threaded: bool,
         queue_length: usize,
-        max_pixels: u64,
+        options: SourceOptions,
     ) -> Result<VideoNode> {
-        let src = source::open(href, &path, confine.as_deref(), max_pixels)?;
+        let src = source::open(href, &path, confine.as_deref(), options)?;
         let info = Arc::new(src.info().clone());
         Ok(VideoNode {
             shared: Arc::new(Shared {
                 href: href.into(),
                 path,
                 confine,
-                max_pixels,
+                options,
                 info,
                 queue_length: queue_length.max(1),
                 state: Mutex::new(Inner {
@@ -362,6 +409,9 @@ impl VideoNode {
                     detached_held: 0,
                     in_flight: 0,
                     next: 0,
+                    position: 0.0,
+                    decoder_bytes: 0,
+                    corrupt_packets: 0,
                     eos: false,
                     error: None,
                     looping: false,
@@ -379,6 +429,7 @@ impl VideoNode {
             thread: None,
             // Keep the opened source for the caller-thread mode; a thread opens its own.
             source: if threaded { None } else { Some(src) },
+            pending: None,
             #[cfg(feature = "gpu")]
             texture: None,
         })
@@ -467,6 +518,9 @@ impl VideoNode {
                 detail: "the node is stopped: play or pause it first".into(),
             });
         }
+        if let Some(f) = self.pending.take() {
+            return Ok(Some(f));
+        }
         if !self.threaded {
             return self.decode_here();
         }
@@ -494,17 +548,21 @@ impl VideoNode {
 
     /// A queued frame if one is ready now (never blocks, never decodes).
     pub fn try_next_frame(&mut self) -> Option<Frame> {
+        if let Some(f) = self.pending.take() {
+            return Some(f);
+        }
         let mut st = self.shared.state.lock();
         self.take(&mut st)
     }
 
     fn take(&self, st: &mut Inner) -> Option<Frame> {
-        let (index, buf) = st.queue.pop_front()?;
+        let Decoded { at, buf } = st.queue.pop_front()?;
         st.held += 1;
+        st.position = at.time;
         self.shared.decoder.notify_one();
         Some(Frame {
             buf: Some(buf),
-            index,
+            at,
             home: self.shared.clone(),
             epoch: st.epoch,
         })
@@ -520,19 +578,26 @@ impl VideoNode {
             }
             (shared.begin(&mut st), st.epoch)
         };
-        let (buf, result) = shared.fill(src.as_mut(), job);
+        let (buf, filled) = shared.fill(src.as_mut(), job);
+        let mut freed = Vec::new();
         let mut st = shared.state.lock();
-        let Some((index, buf)) = shared.finish(&mut st, buf, result)? else {
-            return Ok(None);
+        let decoded = shared.finish(&mut st, buf, filled, &mut freed);
+        let frame = match decoded {
+            Ok(Some(Decoded { at, buf })) => {
+                st.held += 1;
+                st.position = at.time;
+                Ok(Some(Frame {
+                    buf: Some(buf),
+                    at,
+                    home: shared.clone(),
+                    epoch,
+                }))
+            }
+            other => other.map(|_| None),
         };
-        st.held += 1;
         drop(st);
-        Ok(Some(Frame {
-            buf: Some(buf),
-            index,
-            home: shared.clone(),
-            epoch,
-        }))
+        drop(freed);
+        frame
     }
 
     /// Blocks until the queue is full or the stream has ended (threaded); at once otherwise.
@@ -550,46 +615,43 @@ impl VideoNode {
         }
     }
 
-    /// Flushes the queue and continues from frame `index`.
-    pub fn seek(&mut self, index: u64) {
+    /// §4: flushes the queue; the next frame is the first whose time is at least `seconds`
+    /// (decoded from the keyframe before it, the frames before it dropped). Past the last
+    /// frame, the next is the end of the stream.
+    pub fn seek(&mut self, seconds: f64) {
+        self.pending = None;
         let mut st = self.shared.state.lock();
-        while let Some((_, b)) = st.queue.pop_front() {
-            st.pool.push(b); // kept for reuse
+        while let Some(d) = st.queue.pop_front() {
+            st.pool.push(d.buf); // kept for reuse
         }
         st.generation += 1;
-        st.seek_to = Some(index);
-        st.next = index;
+        st.seek_to = Some(seconds.max(0.0));
+        st.next = source::index_at(&self.shared.info, seconds);
         st.eos = false;
         st.error = None;
         drop(st);
         self.shared.decoder.notify_one();
     }
 
-    /// The frame due at `t` seconds into the stream, for a display loop driven by a clock.
-    /// Frames before it are taken and dropped as late (counted in `dropped_frames`); waits for
-    /// (or decodes) the due frame if it is not ready. `None` when nothing new is due (the next
-    /// frame is later than `t`) or at the end of the stream. With looping, pass `t` within the
-    /// current round: a frame numbered lower than the one before ends the call.
+    /// The frame due at `t` seconds into the stream, for a display loop driven by a clock:
+    /// the last frame whose time is at most `t`. Frames before it are taken and dropped as late
+    /// (counted in `dropped_frames`); waits for (or decodes) frames until one is later than `t`,
+    /// which is kept for the next call. `None` when nothing new is due or at the end of the
+    /// stream. With looping, pass `t` within the current round: a frame earlier than the one
+    /// before (the stream started again) ends the call and is the next one out.
     pub fn frame_at(&mut self, t: f64) -> Result<Option<Frame>> {
-        let due = (t.max(0.0) / self.info().frame_duration()).floor() as u64;
         let mut current: Option<Frame> = None;
         loop {
-            let next = {
-                let st = self.shared.state.lock();
-                st.queue.front().map_or(st.next, |(i, _)| *i)
-            };
-            if next > due {
-                return Ok(current);
-            }
             let Some(f) = self.next_frame()? else {
                 return Ok(current);
             };
-            let wrapped = current.as_ref().is_some_and(|c| f.index() < c.index());
+            let wrapped = current.as_ref().is_some_and(|c| f.time() < c.time());
+            if f.time() > t + 1e-9 || wrapped {
+                self.pending = Some(f);
+                return Ok(current);
+            }
             if current.replace(f).is_some() {
                 self.shared.state.lock().dropped += 1;
-            }
-            if wrapped {
-                return Ok(current);
             }
         }
     }
@@ -623,6 +685,7 @@ impl VideoNode {
     /// and returns to stopped (the next play starts from frame 0). Frames the consumer still
     /// holds stay valid and are freed when dropped.
     pub fn stop(&mut self) {
+        self.pending = None;
         {
             let mut st = self.shared.state.lock();
             st.quit = true;
@@ -648,7 +711,10 @@ impl VideoNode {
             st.error = None;
             st.seek_to = None;
             st.texture_bytes = 0;
-            let q: Vec<Buffer> = st.queue.drain(..).map(|(_, b)| b).collect();
+            // The decoder went with its thread (or goes with the caller-thread source below).
+            st.decoder_bytes = 0;
+            st.position = 0.0;
+            let q: Vec<Buffer> = st.queue.drain(..).map(|d| d.buf).collect();
             let p = std::mem::take(&mut st.pool);
             (q, p)
         };
@@ -692,7 +758,7 @@ fn decoder_thread(shared: Arc<Shared>) {
         let job = shared.begin(&mut st);
         let generation = job.generation;
         drop(st);
-        let (buf, result) = shared.fill(src.as_mut(), job);
+        let (buf, filled) = shared.fill(src.as_mut(), job);
         st = shared.state.lock();
         if st.generation != generation {
             // A seek or stop happened meanwhile: this frame is stale.
@@ -700,11 +766,15 @@ fn decoder_thread(shared: Arc<Shared>) {
             st.pool.push(buf);
             continue;
         }
-        match shared.finish(&mut st, buf, result) {
+        let mut freed = Vec::new();
+        match shared.finish(&mut st, buf, filled, &mut freed) {
             Ok(Some(frame)) => st.queue.push_back(frame),
             Ok(None) => {}
             Err(e) => st.error = Some(e),
         }
         shared.consumer.notify_all();
+        if !freed.is_empty() {
+            parking_lot::MutexGuard::unlocked(&mut st, || drop(freed));
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Frame sources: where a video node's frames come from.
 //!
 //! One trait, [`FrameSource`], decodes frame after frame into a buffer the node provides, so a
-//! source never decides where frame memory lives (the node's pool does). Two kinds exist:
+//! source never decides where frame memory lives (the node's pool does). Three kinds exist:
 //! YUV4MPEG2 files ([`Y4m`], 8-bit 4:2:0, read straight into the buffer with no intermediate
-//! copy) and animations ([`Animation`]: GIF, APNG, WebP through the `image` crate's animation
-//! decoders, full-canvas RGBA8 frames).
+//! copy), animations ([`Animation`]: GIF, APNG, WebP through the `image` crate's animation
+//! decoders, full-canvas RGBA8 frames), and with the `ffmpeg` feature every other video file
+//! FFmpeg decodes (`Ffmpeg`, in `ffmpeg.rs`).
 
 use crate::error::{Error, Result};
 use crate::file::read_up_to;
@@ -14,9 +15,10 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Y'CbCr to RGB conversion parameters of a YUV source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Matrix {
     /// ITU-R BT.601 (standard definition; the Y4M default).
+    #[default]
     Bt601,
     /// ITU-R BT.709 (HD).
     Bt709,
@@ -39,6 +41,49 @@ pub struct VideoInfo {
     pub full_range: bool,
     /// YUV matrix.
     pub matrix: Matrix,
+    /// Seconds, where the file tells it.
+    pub duration: Option<f64>,
+    /// The codec (`rawvideo` for Y4M, `gif`, `apng`, `webp`, or FFmpeg's decoder name:
+    /// `h264`, `hevc`, `libdav1d`, ...).
+    pub codec: String,
+    /// The container (`yuv4mpegpipe`, `gif`, `apng`, `webp`, or FFmpeg's demuxer name).
+    pub container: String,
+    /// Degrees clockwise (0, 90, 180, 270) the frames are to be turned for display (a display
+    /// matrix, as phones write). Frames stay as coded; [`crate::video::VideoTexture::to_rgba`]
+    /// applies it.
+    pub rotation: u32,
+    /// The pixel format the codec decodes to, before texcache's conversion (`yuv420p`,
+    /// `yuv420p10le`, `yuv444p`, `rgba`, ...).
+    pub decoded_format: String,
+}
+
+impl Default for VideoInfo {
+    fn default() -> VideoInfo {
+        VideoInfo {
+            width: 0,
+            height: 0,
+            format: PixelFormat::Yuv420,
+            rate: (30, 1),
+            frames: None,
+            full_range: false,
+            matrix: Matrix::Bt601,
+            duration: None,
+            codec: String::new(),
+            container: String::new(),
+            rotation: 0,
+            decoded_format: String::new(),
+        }
+    }
+}
+
+/// Where a decoded frame lies in its stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameTime {
+    /// 0-based number in presentation order. After a seek in a file, the first frame's number
+    /// comes from its time and the frame rate (exact for constant-rate streams).
+    pub index: u64,
+    /// Presentation time in seconds from the stream's start (§4).
+    pub time: f64,
 }
 
 impl VideoInfo {
@@ -50,6 +95,18 @@ impl VideoInfo {
     pub fn frame_duration(&self) -> f64 {
         self.rate.1 as f64 / self.rate.0.max(1) as f64
     }
+    /// Width and height as displayed: swapped for a rotation of 90 or 270 degrees.
+    pub fn display_size(&self) -> (u32, u32) {
+        match self.rotation {
+            90 | 270 => (self.height, self.width),
+            _ => (self.width, self.height),
+        }
+    }
+}
+
+/// The first frame at or after `t` seconds of a constant-rate stream.
+pub(crate) fn index_at(info: &VideoInfo, t: f64) -> u64 {
+    (t.max(0.0) / info.frame_duration() - 1e-9).ceil().max(0.0) as u64
 }
 
 /// §2 bytes of one frame of `format`.
@@ -66,16 +123,36 @@ pub fn frame_bytes(format: PixelFormat, w: u32, h: u32) -> u64 {
 pub trait FrameSource: Send {
     /// Size, format and rate.
     fn info(&self) -> &VideoInfo;
-    /// Decodes the next frame into `buf` (exactly [`VideoInfo::frame_bytes`] long). `Ok(false)`
-    /// at the end of the stream.
-    fn read_frame(&mut self, buf: &mut [u8]) -> Result<bool>;
-    /// Positions the source so that the next frame read is frame `index` (0-based).
-    fn seek(&mut self, index: u64) -> Result<()>;
+    /// Decodes the next frame into `buf` (exactly [`VideoInfo::frame_bytes`] long); its number
+    /// and time. `Ok(None)` at the end of the stream.
+    fn read_frame(&mut self, buf: &mut [u8]) -> Result<Option<FrameTime>>;
+    /// Positions the source so that the next frame read is the first whose time is at least
+    /// `seconds` (§4); past the last frame, the next read is the end of the stream.
+    fn seek(&mut self, seconds: f64) -> Result<()>;
+    /// Bytes of frame memory the decoder keeps itself (reference frames), beyond the node's
+    /// buffers: 0 for sources that decode straight into them.
+    fn decoder_bytes(&self) -> u64 {
+        0
+    }
+    /// Packets skipped as damaged so far (and frames the decoder reported as damaged).
+    fn corrupt_packets(&self) -> u64 {
+        0
+    }
 }
 
-/// Opens the source for `path` by its content: `YUV4MPEG2` files, else an animation. Frames of
-/// more than `max_pixels` pixels (`loader.max_pixels`) are refused from the header, before any
-/// frame memory is allocated. With `confine_to` (a canonical mediadir) the opened file must lie
+/// How sources are opened: `loader.max_pixels` and `video.decoder_threads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// Frames of more pixels are refused from the header.
+    pub max_pixels: u64,
+    /// Decoder threads for FFmpeg's decoders; 0 for FFmpeg's choice.
+    pub decoder_threads: usize,
+}
+
+/// Opens the source for `path` by its content: `YUV4MPEG2` files, GIF, PNG and WebP
+/// animations, and (with the `ffmpeg` feature) anything else FFmpeg decodes. Frames of more
+/// than `max_pixels` pixels (`loader.max_pixels`) are refused from the header, before any frame
+/// memory is allocated. With `confine_to` (a canonical mediadir) the opened file must lie
 /// inside it; the check is made on every open, reopens for looping and seeking included.
 /// The file is opened as [`crate::file`] opens every file: never blocking on a FIFO, regular
 /// files only.
@@ -83,19 +160,48 @@ pub fn open(
     href: &str,
     path: &Path,
     confine_to: Option<&Path>,
-    max_pixels: u64,
+    options: SourceOptions,
 ) -> Result<Box<dyn FrameSource>> {
-    let mut file = crate::file::open_regular(href, path, confine_to)?.file;
-    let mut magic = [0u8; 9];
+    let max_pixels = options.max_pixels;
+    let opened = crate::file::open_regular(href, path, confine_to)?;
+    let (mut file, len) = (opened.file, opened.len);
+    let mut magic = [0u8; 16];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(href, path, e))?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(href, path, e))?;
-    if &magic[..n] == b"YUV4MPEG2" {
-        Ok(Box::new(Y4m::new(href, path, file, max_pixels)?))
-    } else {
-        Ok(Box::new(Animation::open(
+    let magic = &magic[..n];
+    if magic.starts_with(b"YUV4MPEG2") {
+        return Ok(Box::new(Y4m::new(href, path, file, max_pixels)?));
+    }
+    let animation = magic.starts_with(b"GIF8")
+        || magic.starts_with(b"\x89PNG\r\n\x1a\n")
+        || (magic.starts_with(b"RIFF") && magic.get(8..12) == Some(b"WEBP"));
+    if animation {
+        drop(file);
+        return Ok(Box::new(Animation::open(
             href, path, confine_to, max_pixels,
+        )?));
+    }
+    #[cfg(feature = "ffmpeg")]
+    {
+        Ok(Box::new(super::ffmpeg::Ffmpeg::open(
+            href,
+            path,
+            file,
+            len,
+            max_pixels,
+            options.decoder_threads,
         )?))
+    }
+    #[cfg(not(feature = "ffmpeg"))]
+    {
+        let _ = len;
+        Err(Error::Unsupported {
+            href: href.into(),
+            detail: "not a video source this build reads (YUV4MPEG2, GIF, APNG, WebP); \
+                     MP4, WebM, MKV and the rest need texcache's `ffmpeg` feature"
+                .into(),
+        })
     }
 }
 
@@ -186,11 +292,16 @@ impl Y4m {
             frames: None,
             full_range,
             matrix,
+            codec: "rawvideo".into(),
+            container: "yuv4mpegpipe".into(),
+            decoded_format: "yuv420p".into(),
+            ..VideoInfo::default()
         };
         let per_frame = info.frame_bytes() + 6; // "FRAME\n" + planes
         let body = len - data_start;
         if body % per_frame == 0 {
             info.frames = Some(body / per_frame);
+            info.duration = Some((body / per_frame) as f64 * info.frame_duration());
         }
         Ok(Y4m {
             href: href.into(),
@@ -228,9 +339,9 @@ impl FrameSource for Y4m {
         &self.info
     }
 
-    fn read_frame(&mut self, buf: &mut [u8]) -> Result<bool> {
+    fn read_frame(&mut self, buf: &mut [u8]) -> Result<Option<FrameTime>> {
         if !self.frame_header()? {
-            return Ok(false);
+            return Ok(None);
         }
         let n = read_up_to(&mut self.reader, buf)
             .map_err(|e| self.err(format!("frame {}: {e}", self.next)))?;
@@ -241,11 +352,16 @@ impl FrameSource for Y4m {
                 buf.len()
             )));
         }
+        let index = self.next;
         self.next += 1;
-        Ok(true)
+        Ok(Some(FrameTime {
+            index,
+            time: index as f64 * self.info.frame_duration(),
+        }))
     }
 
-    fn seek(&mut self, index: u64) -> Result<()> {
+    fn seek(&mut self, seconds: f64) -> Result<()> {
+        let index = index_at(&self.info, seconds);
         let io = |e: std::io::Error| e.to_string();
         self.reader
             .seek(SeekFrom::Start(self.data_start))
@@ -254,7 +370,8 @@ impl FrameSource for Y4m {
         let skip = self.info.frame_bytes() as i64;
         while self.next < index {
             if !self.frame_header()? {
-                return Err(self.err(format!("cannot seek to frame {index}: the stream ends")));
+                // Past the last frame: the next read is the end.
+                return Ok(());
             }
             self.reader
                 .seek_relative(skip)
@@ -301,7 +418,11 @@ pub struct Animation {
     info: VideoInfo,
     max_pixels: u64,
     frames: Option<SendFrames>,
+    /// A frame decoded by a seek, for the next read.
+    pending: Option<image::Frame>,
     next: u64,
+    /// The time of frame `next`: the sum of the delays before it.
+    clock: f64,
 }
 
 /// `image::Frames` erases its decoder's type, and with it `Send`.
@@ -325,7 +446,7 @@ impl Animation {
         confine_to: Option<&Path>,
         max_pixels: u64,
     ) -> Result<Animation> {
-        let mut frames = Self::frames(href, path, confine_to, max_pixels)?;
+        let (mut frames, codec) = Self::frames(href, path, confine_to, max_pixels)?;
         let first = frames
             .0
             .next()
@@ -350,10 +471,16 @@ impl Animation {
                 frames: None,
                 full_range: true,
                 matrix: Matrix::Bt601,
+                codec: codec.into(),
+                container: codec.into(),
+                decoded_format: "rgba".into(),
+                ..VideoInfo::default()
             },
             max_pixels,
             frames: None,
+            pending: None,
             next: 0,
+            clock: 0.0,
         })
     }
 
@@ -366,7 +493,7 @@ impl Animation {
         path: &Path,
         confine_to: Option<&Path>,
         max_pixels: u64,
-    ) -> Result<SendFrames> {
+    ) -> Result<(SendFrames, &'static str)> {
         use image::AnimationDecoder;
         let opened = crate::file::open_regular(href, path, confine_to)?;
         let (file, file_len) = (opened.file, opened.len);
@@ -390,7 +517,12 @@ impl Animation {
             href: href.into(),
             detail: format!("{what} is not a video source (YUV4MPEG2, GIF, APNG, WebP)"),
         };
-        Ok(SendFrames(match fmt {
+        let codec = match fmt {
+            Some(image::ImageFormat::Gif) => "gif",
+            Some(image::ImageFormat::Png) => "apng",
+            _ => "webp",
+        };
+        let frames = SendFrames(match fmt {
             Some(image::ImageFormat::Gif) => {
                 let mut d = image::codecs::gif::GifDecoder::new(r).map_err(classify)?;
                 let (w, h) = image::ImageDecoder::dimensions(&d);
@@ -415,7 +547,8 @@ impl Animation {
                 send(d).into_frames()
             }
             _ => return Err(unsupported("this file")),
-        }))
+        });
+        Ok((frames, codec))
     }
 }
 
@@ -427,10 +560,29 @@ impl Animation {
             &self.path,
             self.confine.as_deref(),
             self.max_pixels,
-        )?;
+        )?
+        .0;
         self.frames = Some(frames);
+        self.pending = None;
         self.next = 0;
+        self.clock = 0.0;
         Ok(())
+    }
+
+    /// The next composited frame (the one a seek stopped at first), opening the file if needed.
+    fn next_frame(&mut self) -> Result<Option<image::Frame>> {
+        if let Some(f) = self.pending.take() {
+            return Ok(Some(f));
+        }
+        if self.frames.is_none() {
+            self.restart()?;
+        }
+        match self.frames.as_mut().and_then(|f| f.0.next()) {
+            None => Ok(None),
+            Some(f) => f
+                .map(Some)
+                .map_err(|e| crate::decode::classify(&self.href, e)),
+        }
     }
 }
 
@@ -439,14 +591,10 @@ impl FrameSource for Animation {
         &self.info
     }
 
-    fn read_frame(&mut self, buf: &mut [u8]) -> Result<bool> {
-        if self.frames.is_none() {
-            self.restart()?;
-        }
-        let Some(frame) = self.frames.as_mut().and_then(|f| f.0.next()) else {
-            return Ok(false);
+    fn read_frame(&mut self, buf: &mut [u8]) -> Result<Option<FrameTime>> {
+        let Some(frame) = self.next_frame()? else {
+            return Ok(None);
         };
-        let frame = frame.map_err(|e| crate::decode::classify(&self.href, e))?;
         let pixels = frame.buffer().as_raw();
         if pixels.len() != buf.len() {
             return Err(Error::Video {
@@ -455,25 +603,35 @@ impl FrameSource for Animation {
             });
         }
         buf.copy_from_slice(pixels);
+        let at = FrameTime {
+            index: self.next,
+            time: self.clock,
+        };
         self.next += 1;
-        Ok(true)
+        self.clock += delay_seconds(&frame);
+        Ok(Some(at))
     }
 
-    fn seek(&mut self, index: u64) -> Result<()> {
+    fn seek(&mut self, seconds: f64) -> Result<()> {
         self.restart()?;
-        let frames = self.frames.as_mut().expect("just set");
-        while self.next < index {
-            match frames.0.next() {
-                Some(Ok(_)) => self.next += 1,
-                Some(Err(e)) => return Err(crate::decode::classify(&self.href, e)),
-                None => {
-                    return Err(Error::Video {
-                        href: self.href.clone(),
-                        detail: format!("cannot seek to frame {index}: the animation ends"),
-                    })
-                }
+        while let Some(frame) = self.next_frame()? {
+            if self.clock >= seconds - 1e-9 {
+                self.pending = Some(frame);
+                return Ok(());
             }
+            self.next += 1;
+            self.clock += delay_seconds(&frame);
         }
         Ok(())
+    }
+}
+
+/// A frame's delay; 0 (which browsers show as 100 ms) counts 100 ms, as the rate does.
+fn delay_seconds(frame: &image::Frame) -> f64 {
+    let (n, d) = frame.delay().numer_denom_ms();
+    if n == 0 {
+        0.1
+    } else {
+        n as f64 / d.max(1) as f64 / 1000.0
     }
 }

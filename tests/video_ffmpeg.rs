@@ -1,0 +1,383 @@
+//! Video through FFmpeg (feature `ffmpeg`, §4): the corpus's real encoded clips against
+//! ffmpeg's own frame checksums, timestamps, seeking, looping, rotation, damaged files, and the
+//! node's memory (queue, spare buffers, the decoder's own frames) to the byte.
+#![cfg(feature = "ffmpeg")]
+
+mod common;
+
+use md5::{Digest, Md5};
+use std::path::{Path, PathBuf};
+use texcache::video::{State, VideoNode};
+use texcache::{Cache, Error, PixelFormat};
+
+fn dir() -> PathBuf {
+    common::corpus().join("video").join("encoded")
+}
+
+fn video_cache(threaded: bool, queue_length: usize) -> Cache {
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = dir();
+    cfg.video.threaded = threaded;
+    cfg.video.queue_length = queue_length;
+    cfg.stats.history_interval_ms = 0;
+    Cache::new(cfg).unwrap()
+}
+
+/// A `.framemd5` file: per frame, its time in seconds (pts × time base) and its MD5.
+fn framemd5(path: &Path) -> Vec<(f64, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (n, d) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#tb 0: "))
+        .and_then(|t| t.trim().split_once('/'))
+        .map(|(n, d)| (n.parse::<f64>().unwrap(), d.parse::<f64>().unwrap()))
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            (f[2].parse::<f64>().unwrap() * n / d, f[5].to_string())
+        })
+        .collect()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every frame of a playing node: (index, time, MD5).
+fn drain(node: &mut VideoNode) -> Vec<(u64, f64, String)> {
+    let mut got = Vec::new();
+    while let Some(f) = node.next_frame().unwrap() {
+        got.push((f.index(), f.time(), md5_hex(f.data())));
+    }
+    got
+}
+
+/// The clips with 8-bit 4:2:0 frames, whose frames must equal ffmpeg's exactly; and those
+/// texcache converts to 8-bit 4:2:0, equal to ffmpeg's own conversion (`*.yuv420p.framemd5`).
+const NATIVE: [&str; 6] = [
+    "testsrc2_640x360_h264.mp4",
+    "testsrc2_640x360_hevc.mp4",
+    "testsrc2_321x241_vp9.webm",
+    "testsrc2_640x360_av1.mkv",
+    "testsrc2_640x360_h264_rot90.mp4",
+    "testsrc2_1920x1080_h264.mp4",
+];
+const CONVERTED: [&str; 2] = [
+    "testsrc2_640x360_h264_10bit.mp4",
+    "testsrc2_640x360_h264_444.mp4",
+];
+
+#[test]
+fn every_frame_of_every_clip_matches_ffmpeg_with_its_timestamp() {
+    let cases = NATIVE.iter().map(|n| (*n, format!("{n}.framemd5"))).chain(
+        CONVERTED
+            .iter()
+            .map(|n| (*n, format!("{n}.yuv420p.framemd5"))),
+    );
+    for (name, reference) in cases {
+        let want = framemd5(&dir().join(reference));
+        for threaded in [true, false] {
+            let cache = video_cache(threaded, 4);
+            let mut node = cache.video(name).unwrap();
+            assert_eq!(node.info().format, PixelFormat::Yuv420, "{name}");
+            node.play().unwrap();
+            let got = drain(&mut node);
+            assert_eq!(got.len(), want.len(), "{name}: frame count");
+            for (i, ((index, time, md5), (want_time, want_md5))) in
+                got.iter().zip(&want).enumerate()
+            {
+                assert_eq!(*index, i as u64, "{name}: in order");
+                // ffmpeg writes times in 1/rate; Matroska stores milliseconds.
+                assert!(
+                    (time - want_time).abs() < 1e-3,
+                    "{name} frame {i}: {time} s"
+                );
+                assert_eq!(md5, want_md5, "{name} frame {i} (threaded {threaded})");
+            }
+            assert_eq!(node.stats().corrupt_packets, 0, "{name}");
+        }
+    }
+}
+
+#[test]
+fn the_header_tells_size_rate_duration_codec_and_rotation() {
+    let cache = video_cache(true, 4);
+    let info = |name: &str| cache.video(name).unwrap().info().clone();
+    let h264 = info("testsrc2_640x360_h264.mp4");
+    assert_eq!(
+        (
+            h264.width,
+            h264.height,
+            h264.rate,
+            h264.frames,
+            h264.duration
+        ),
+        (640, 360, (30, 1), Some(60), Some(2.0))
+    );
+    assert_eq!((h264.codec.as_str(), h264.rotation), ("h264", 0));
+    assert!(h264.container.contains("mp4"), "{}", h264.container);
+    assert_eq!(h264.frame_bytes(), 640 * 360 + 2 * 320 * 180);
+    let vp9 = info("testsrc2_321x241_vp9.webm");
+    assert_eq!((vp9.width, vp9.height, vp9.rate), (321, 241, (25, 1)));
+    assert_eq!(
+        vp9.frame_bytes(),
+        321 * 241 + 2 * 161 * 121,
+        "odd sizes round chroma up"
+    );
+    assert_eq!(vp9.codec, "vp9");
+    assert_eq!(info("testsrc2_640x360_hevc.mp4").codec, "hevc");
+    assert!(info("testsrc2_640x360_av1.mkv").codec.contains("av1"));
+    assert_eq!(
+        info("testsrc2_640x360_h264_10bit.mp4").decoded_format,
+        "yuv420p10le"
+    );
+    assert_eq!(
+        info("testsrc2_640x360_h264_444.mp4").decoded_format,
+        "yuv444p"
+    );
+    // The clip's display matrix turns it a quarter counterclockwise: 270 degrees clockwise,
+    // FFmpeg's `rotate` tag for it. Displayed, it is 360 wide and 640 high.
+    let rot = info("testsrc2_640x360_h264_rot90.mp4");
+    assert_eq!(rot.rotation, 270);
+    assert_eq!(rot.display_size(), (360, 640));
+    assert_eq!(info("testsrc2_1920x1080_h264.mp4").frames, Some(120));
+}
+
+#[test]
+fn seek_lands_on_the_first_frame_at_or_after_the_time() {
+    let name = "testsrc2_640x360_h264.mp4";
+    let want = framemd5(&dir().join(format!("{name}.framemd5")));
+    for threaded in [true, false] {
+        let cache = video_cache(threaded, 4);
+        let mut node = cache.video(name).unwrap();
+        node.play().unwrap();
+        let first = node.next_frame().unwrap().unwrap();
+        assert_eq!(first.index(), 0);
+        drop(first);
+        for (t, frame) in [
+            (1.0, 30),
+            (1.01, 31),
+            (0.5, 15),
+            (0.0, 0),
+            (1.95, 59),
+            (0.9999, 30),
+        ] {
+            node.seek(t);
+            let f = node.next_frame().unwrap().unwrap();
+            assert_eq!(
+                (f.index(), md5_hex(f.data())),
+                (frame, want[frame as usize].1.clone()),
+                "seek {t}"
+            );
+            assert!(
+                f.time() >= t - 1e-9 && f.time() < t + 1.0 / 30.0 + 1e-9,
+                "seek {t}: {}",
+                f.time()
+            );
+        }
+        node.seek(5.0);
+        assert!(
+            node.next_frame().unwrap().is_none(),
+            "past the end: the end of the stream"
+        );
+        node.seek(1.5);
+        assert_eq!(
+            node.next_frame().unwrap().unwrap().index(),
+            45,
+            "and back again"
+        );
+    }
+}
+
+#[test]
+fn looping_starts_again_and_frame_at_follows_real_timestamps() {
+    let name = "testsrc2_321x241_vp9.webm";
+    let want = framemd5(&dir().join(format!("{name}.framemd5")));
+    let cache = video_cache(true, 4);
+    let mut node = cache.video(name).unwrap();
+    node.set_looping(true);
+    node.play().unwrap();
+    for round in 0..3 {
+        for (i, (_, md5)) in want.iter().enumerate() {
+            let f = node.next_frame().unwrap().unwrap();
+            assert_eq!(
+                (f.index(), &md5_hex(f.data())),
+                (i as u64, md5),
+                "round {round}"
+            );
+        }
+    }
+    node.stop();
+    node.set_looping(false);
+    node.play().unwrap();
+    // 25 frames a second: at 1.0 s frame 25 is due, the 25 before it were late.
+    let f = node.frame_at(1.0).unwrap().unwrap();
+    assert_eq!((f.index(), f.time()), (25, 1.0));
+    assert_eq!(node.stats().dropped_frames, 25);
+    assert!(node.frame_at(1.01).unwrap().is_none(), "nothing new is due");
+    drop(f);
+    assert_eq!(node.frame_at(1.05).unwrap().unwrap().index(), 26);
+    assert_eq!(node.frame_at(100.0).unwrap().unwrap().index(), 49);
+    assert!(node.frame_at(101.0).unwrap().is_none());
+}
+
+#[test]
+fn memory_is_exact_the_decoder_counted_and_all_of_it_freed_on_stop() {
+    let name = "testsrc2_640x360_h264.mp4";
+    let fb = 640 * 360 + 2 * 320 * 180;
+    let cache = video_cache(true, 5);
+    let mut node = cache.video(name).unwrap();
+    let s = cache.stats().video;
+    assert_eq!(
+        (s.cpu_bytes, s.decoder_bytes),
+        (0, 0),
+        "opened: header only"
+    );
+    node.play().unwrap();
+    node.wait_full();
+    let s = cache.stats();
+    assert_eq!(
+        s.video.cpu_bytes,
+        5 * fb,
+        "a full queue holds exactly queue_length frames"
+    );
+    assert_eq!(s.video.queued_frames, 5);
+    // The decoder's own frames: H.264 keeps reference frames in its pool of 640x360 planes
+    // (each a little larger than a frame, for alignment and edges).
+    let decoder = s.video.decoder_bytes;
+    assert!(
+        decoder >= 2 * fb && decoder < 64 * fb,
+        "decoder_bytes {decoder}"
+    );
+    assert_eq!(
+        s.total_bytes(),
+        s.cpu.used + s.gpu.used + s.video.cpu_bytes + s.video.gpu_bytes + decoder
+    );
+    let held: Vec<_> = (0..3)
+        .map(|_| node.next_frame().unwrap().unwrap())
+        .collect();
+    node.wait_full();
+    assert_eq!(
+        cache.stats().video.cpu_bytes,
+        5 * fb,
+        "held frames keep their slots"
+    );
+    drop(held);
+    // To the end: a stream that does not loop frees its spare buffers as the consumer takes
+    // the last frames.
+    while node.next_frame().unwrap().is_some() {}
+    let s = cache.stats().video;
+    assert_eq!((s.cpu_bytes, s.queued_frames), (0, 0));
+    assert!(node.stats().end_of_stream);
+    node.stop();
+    assert_eq!(node.state(), State::Stopped);
+    let s = cache.stats().video;
+    assert_eq!((s.cpu_bytes, s.gpu_bytes, s.decoder_bytes), (0, 0, 0));
+    // Played again after stop: from the start, the decoder counted again.
+    node.play().unwrap();
+    assert_eq!(node.next_frame().unwrap().unwrap().index(), 0);
+    assert!(cache.stats().video.decoder_bytes > 0);
+    drop(node);
+    assert_eq!(cache.stats().video.nodes, 0);
+}
+
+#[test]
+fn damaged_and_foreign_files_are_typed_errors_and_damage_is_skipped() {
+    let cache = video_cache(true, 4);
+    // 2 KiB of the mdat overwritten: the damaged packet is skipped and counted, the rest plays.
+    let mut node = cache.video("x_corrupt_mdat_h264.mp4").unwrap();
+    node.play().unwrap();
+    let frames = drain(&mut node);
+    let corrupt = node.stats().corrupt_packets;
+    assert!(corrupt >= 1, "counted");
+    assert!(
+        frames.len() as u64 + corrupt >= 60 && frames.len() >= 50,
+        "{} frames",
+        frames.len()
+    );
+    // Cut short: the frames before the cut, then an error naming the frame, then the end.
+    let want = framemd5(&dir().join("testsrc2_640x360_h264.mp4.framemd5"));
+    for threaded in [true, false] {
+        let cache = video_cache(threaded, 4);
+        let mut node = cache.video("x_truncated_h264.mp4").unwrap();
+        node.play().unwrap();
+        let mut n = 0;
+        let e = loop {
+            match node.next_frame() {
+                Ok(Some(f)) => {
+                    assert_eq!(md5_hex(f.data()), want[n].1, "frame {n} before the cut");
+                    n += 1;
+                }
+                Ok(None) => panic!("a cut-short file ended without an error after {n} frames"),
+                Err(e) => break e,
+            }
+        };
+        assert!((20..60).contains(&n), "{n} frames");
+        let text = e.to_string();
+        assert!(
+            matches!(e, Error::Corrupt { .. })
+                && text.starts_with("x_truncated_h264.mp4")
+                && text.contains(&format!("frame {n}")),
+            "{text}"
+        );
+        assert!(
+            node.next_frame().unwrap().is_none(),
+            "then the stream has ended"
+        );
+    }
+    // Not a video at all, an empty file, noise, a still picture, an audio file.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut wav = b"RIFF\x24\x08\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\0\x08\0\0".to_vec();
+    wav.resize(wav.len() + 2048, 0);
+    let mut noise = vec![0u8; 4096];
+    let mut x = 12345u32;
+    for b in &mut noise {
+        x = x.wrapping_mul(1103515245).wrapping_add(12345);
+        *b = (x >> 16) as u8;
+    }
+    for (name, bytes) in [
+        ("empty.mp4", vec![]),
+        ("noise.mkv", noise),
+        ("tone.wav", wav),
+    ] {
+        std::fs::write(tmp.path().join(name), bytes).unwrap();
+    }
+    std::fs::copy(
+        dir().join("x_not_a_video.mp4"),
+        tmp.path().join("x_not_a_video.mp4"),
+    )
+    .unwrap();
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    let cache = Cache::new(cfg).unwrap();
+    for name in ["x_not_a_video.mp4", "empty.mp4", "noise.mkv", "tone.wav"] {
+        match cache.video(name) {
+            Err(e @ (Error::Unsupported { .. } | Error::Video { .. })) => {
+                assert!(e.to_string().starts_with(name), "{e}")
+            }
+            other => panic!("{name}: {:?}", other.map(|n| n.info().clone())),
+        }
+    }
+    let e = cache.video("tone.wav").err().unwrap().to_string();
+    assert!(e.contains("no video stream"), "{e}");
+}
+
+#[test]
+fn max_pixels_refuses_a_stream_from_its_header() {
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = dir();
+    cfg.loader.max_pixels = 1920 * 1080 - 1;
+    let cache = Cache::new(cfg).unwrap();
+    match cache.video("testsrc2_1920x1080_h264.mp4") {
+        Err(Error::TooManyPixels { width, height, .. }) => {
+            assert_eq!((width, height), (1920, 1080))
+        }
+        other => panic!("{:?}", other.map(|n| n.info().clone())),
+    }
+    assert!(cache.video("testsrc2_640x360_h264.mp4").is_ok());
+}
