@@ -63,6 +63,7 @@ pub mod history;
 pub mod key;
 mod prefetch;
 pub mod pressure;
+pub mod probe;
 #[doc(hidden)]
 pub mod samples;
 pub mod stats;

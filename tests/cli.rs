@@ -350,3 +350,53 @@ fn tune_sweeps_budgets_and_plots_the_miss_ratio_curve() {
     ]);
     assert!(!ok && err.contains("/nonexistent.trace"), "{err}");
 }
+
+#[test]
+fn probe_tells_pictures_videos_and_errors_apart() {
+    let corpus = common::corpus();
+    let png = corpus.join("pngsuite/basn0g08.png");
+    let y4m = corpus.join("video/testsrc2_320x240_60f.y4m");
+    let mp4 = corpus.join("video/encoded/testsrc2_640x360_h264_rot90.mp4");
+    let bad = corpus.join("video/encoded/x_not_a_video.mp4");
+    let args = [&png, &y4m, &mp4, &bad].map(|p| p.to_str().unwrap().to_string());
+    let mut argv = vec!["probe", "--json"];
+    argv.extend(args.iter().map(String::as_str));
+    let (ok, out, err) = texcache(&argv);
+    assert!(
+        !ok,
+        "a file that cannot be read fails the command, after the others"
+    );
+    assert!(err.contains("1 of 4"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v[0]["kind"], "picture");
+    assert_eq!(
+        (&v[0]["width"], &v[0]["pixel_format"], &v[0]["bytes"]),
+        (&32.into(), &"gray8".into(), &(32 * 32).into())
+    );
+    assert_eq!(v[1]["kind"], "video");
+    assert_eq!(
+        (&v[1]["codec"], &v[1]["frames"]),
+        (&"rawvideo".into(), &60.into())
+    );
+    assert_eq!(v[1]["frame_bytes"], 320 * 240 * 3 / 2);
+    // The command line is built with FFmpeg (its default feature).
+    assert_eq!(
+        (&v[2]["codec"], &v[2]["rotation"]),
+        (&"h264".into(), &270.into())
+    );
+    assert_eq!(
+        (&v[2]["duration"], &v[2]["width"]),
+        (&2.0.into(), &640.into())
+    );
+    assert_eq!(v[3]["kind"], "error");
+    assert!(v[3]["error"]
+        .as_str()
+        .unwrap()
+        .contains("x_not_a_video.mp4"));
+    let (ok, out, _) = texcache(&["probe", args[2].as_str()]);
+    assert!(ok);
+    assert!(
+        out.contains("h264") && out.contains("rotation 270"),
+        "{out}"
+    );
+}

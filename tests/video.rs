@@ -406,3 +406,22 @@ fn frames_upload_into_one_texture_and_convert_to_rgb() {
     node.stop();
     assert_eq!(cache.stats().video.gpu_bytes, 0, "stop frees the texture");
 }
+
+#[test]
+fn a_trace_seeks_a_node_and_bad_seek_lines_name_the_line() {
+    use texcache::trace::{Replayer, Trace};
+    let dir = common::corpus().join("video");
+    let cache = video_cache(&dir, true, 4);
+    let text = format!("video v {Y4M}\nplay v\nnext v\nseek v 1.41\nnext v 2\n");
+    let trace = Trace::parse(&text, "seek.trace").unwrap();
+    let mut r = Replayer::new(&cache);
+    r.run(&trace, |_, _| {}).unwrap();
+    let node = &cache.video_nodes()[0];
+    // 1.41 s lands on frame 43 (1.4333 s); two frames taken from there: 43 and 44.
+    assert_eq!(node.position, 44.0 / 30.0);
+    assert_eq!(node.next_frame, 45);
+    for bad in ["seek v", "seek v -1", "seek v soon", "seek v inf"] {
+        let e = Trace::parse(&format!("video v {Y4M}\n{bad}\n"), "bad.trace").unwrap_err();
+        assert!(e.to_string().starts_with("bad.trace:2"), "{bad}: {e}");
+    }
+}

@@ -97,6 +97,21 @@ enum Command {
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
     },
+    /// What texcache makes of each file, without caching it: a picture's format, size and
+    /// decoded bytes, or a video's container, codec, size, frame rate, duration, frame count,
+    /// rotation and frame bytes; or the error a cache would give.
+    Probe {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Config file whose loader.max_pixels applies (default: $TEXCACHE_CONFIG, else
+        /// built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON array (an object per file) instead of a line per file.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a config file and print the effective settings.
     CheckConfig {
         /// The config file.
@@ -180,6 +195,11 @@ fn main() -> ExitCode {
             plot.as_deref(),
         ),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Probe {
+            files,
+            config,
+            json,
+        } => cli::probe::run(&files, config.as_deref(), json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

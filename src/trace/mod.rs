@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// One trace operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// `bitmap ID HREF`
     Bitmap {
@@ -66,6 +66,13 @@ pub enum Op {
         /// The href.
         href: String,
     },
+    /// `seek ID SECONDS` (§4)
+    Seek {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// Where to, in seconds from the stream's start (finite, not negative).
+        seconds: f64,
+    },
     /// `play ID`
     Play {
         /// The ID it is known by in the trace.
@@ -105,6 +112,7 @@ impl std::fmt::Display for Op {
             Op::Wait { id } => write!(f, "wait {id}"),
             Op::Next { id, n } => write!(f, "next {id} {n}"),
             Op::Stop { id } => write!(f, "stop {id}"),
+            Op::Seek { id, seconds } => write!(f, "seek {id} {seconds}"),
         }
     }
 }
@@ -268,6 +276,21 @@ fn parse_op(s: &str) -> std::result::Result<Op, String> {
                 n,
             }
         }
+        "seek" => {
+            let (id, t) = split_word(rest);
+            if id.is_empty() || t.is_empty() {
+                return Err("`seek` needs an ID, then SECONDS".into());
+            }
+            let seconds = t
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| format!("`seek`: `{t}` is not a number of seconds (0 or more)"))?;
+            Op::Seek {
+                id: id.to_string(),
+                seconds,
+            }
+        }
         other => return Err(format!("unknown operation `{other}`")),
     })
 }
@@ -396,6 +419,11 @@ impl<'c> Replayer<'c> {
             Op::Stop { id } => {
                 if let Some(node) = self.node(id, op)? {
                     node.stop();
+                }
+            }
+            Op::Seek { id, seconds } => {
+                if let Some(node) = self.node(id, op)? {
+                    node.seek(*seconds);
                 }
             }
         }

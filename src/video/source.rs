@@ -15,7 +15,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Y'CbCr to RGB conversion parameters of a YUV source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Matrix {
     /// ITU-R BT.601 (standard definition; the Y4M default).
     #[default]
@@ -25,7 +26,7 @@ pub enum Matrix {
 }
 
 /// What a source tells about itself before any frame is decoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VideoInfo {
     /// Width in pixels.
     pub width: u32,
@@ -149,6 +150,14 @@ pub struct SourceOptions {
     pub decoder_threads: usize,
 }
 
+/// Whether a file's first bytes are those of a format that may hold an animation (GIF, PNG,
+/// WebP).
+pub(crate) fn is_animation(magic: &[u8]) -> bool {
+    magic.starts_with(b"GIF8")
+        || magic.starts_with(b"\x89PNG\r\n\x1a\n")
+        || (magic.starts_with(b"RIFF") && magic.get(8..12) == Some(b"WEBP"))
+}
+
 /// Opens the source for `path` by its content: `YUV4MPEG2` files, GIF, PNG and WebP
 /// animations, and (with the `ffmpeg` feature) anything else FFmpeg decodes. Frames of more
 /// than `max_pixels` pixels (`loader.max_pixels`) are refused from the header, before any frame
@@ -173,10 +182,7 @@ pub fn open(
     if magic.starts_with(b"YUV4MPEG2") {
         return Ok(Box::new(Y4m::new(href, path, file, max_pixels)?));
     }
-    let animation = magic.starts_with(b"GIF8")
-        || magic.starts_with(b"\x89PNG\r\n\x1a\n")
-        || (magic.starts_with(b"RIFF") && magic.get(8..12) == Some(b"WEBP"));
-    if animation {
+    if is_animation(magic) {
         drop(file);
         return Ok(Box::new(Animation::open(
             href, path, confine_to, max_pixels,

@@ -1,6 +1,7 @@
 //! The `texcache` subcommands.
 
 pub mod demo;
+pub mod probe;
 pub mod replay;
 pub mod stats;
 pub mod tune;
