@@ -381,3 +381,54 @@ fn max_pixels_refuses_a_stream_from_its_header() {
     }
     assert!(cache.video("testsrc2_640x360_h264.mp4").is_ok());
 }
+
+/// BT.601 limited range, as texcache's shader converts (frames of the corpus clips say
+/// nothing of their matrix and are under 720 lines).
+#[cfg(feature = "gpu")]
+fn bt601(y: u8, u: u8, v: u8) -> [f64; 3] {
+    let yy = (y as f64 - 16.0) * 255.0 / 219.0;
+    let (cb, cr) = (
+        (u as f64 - 128.0) * 255.0 / 224.0,
+        (v as f64 - 128.0) * 255.0 / 224.0,
+    );
+    [
+        yy + 1.402 * cr,
+        yy - 0.344136 * cb - 0.714136 * cr,
+        yy + 1.772 * cb,
+    ]
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn to_rgba_turns_a_rotated_clip_upright() {
+    let Some(gpu) = common::gpu() else { return };
+    let cache = video_cache(true, 2);
+    cache.bind_gpu(gpu.clone());
+    let mut node = cache.video("testsrc2_640x360_h264_rot90.mp4").unwrap();
+    node.play().unwrap();
+    let f = node.next_frame().unwrap().unwrap();
+    let t = node.upload(&gpu, &f).unwrap();
+    let rgba = t.to_rgba().unwrap();
+    assert_eq!(
+        (rgba.width(), rgba.height()),
+        (360, 640),
+        "displayed upright"
+    );
+    let got = texcache::gpu::read_back_raw(&gpu, &rgba, 0).unwrap();
+    let [y, u, v] = f.planes().unwrap();
+    // 270 degrees clockwise: displayed pixel (dx, dy) is coded pixel (639 - dy, dx).
+    let mut worst = 0f64;
+    for dy in 0..640usize {
+        for dx in 0..360usize {
+            let (sx, sy) = (639 - dy, dx);
+            let c = (sy / 2) * 320 + sx / 2;
+            let want = bt601(y[sy * 640 + sx], u[c], v[c]);
+            for ch in 0..3 {
+                let g = got[(dy * 360 + dx) * 4 + ch] as f64;
+                worst = worst.max((g - want[ch].clamp(0.0, 255.0)).abs());
+            }
+        }
+    }
+    assert!(worst <= 2.0, "the upright picture differs by {worst}");
+    rgba.destroy();
+}

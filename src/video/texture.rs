@@ -10,7 +10,8 @@
 //!
 //! [`YUV_WGSL`] is a shader module an application includes to sample the planes as RGB (BT.601
 //! or BT.709, limited or full range); [`VideoTexture::to_rgba`] uses it to render an RGBA
-//! texture for applications that just want one.
+//! texture for applications that just want one, turned upright by the source's rotation
+//! ([`VideoInfo::rotation`]; the planes themselves stay as coded).
 
 use super::source::{Matrix, VideoInfo};
 use super::Frame;
@@ -55,6 +56,21 @@ fn yuv_to_rgb(tex: texture_2d<f32>, p: YuvParams, px: vec2<u32>) -> vec3<f32> {
 const CONVERT_WGSL: &str = r#"
 @group(0) @binding(0) var planes: texture_2d<f32>;
 @group(0) @binding(1) var<uniform> params: YuvParams;
+// x: quarter turns clockwise (0-3) from the coded frame to the target; y: 1 if `planes` is
+// an RGBA texture rather than YUV planes.
+@group(0) @binding(2) var<uniform> turn: vec4<u32>;
+
+// The coded pixel shown at target pixel `d`.
+fn source_pixel(d: vec2<u32>) -> vec2<u32> {
+    let w = params.size.x;
+    let h = params.size.y;
+    switch turn.x {
+        case 1u: { return vec2<u32>(d.y, h - 1u - d.x); }
+        case 2u: { return vec2<u32>(w - 1u - d.x, h - 1u - d.y); }
+        case 3u: { return vec2<u32>(w - 1u - d.y, d.x); }
+        default: { return d; }
+    }
+}
 
 @vertex
 fn vs(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -70,8 +86,13 @@ fn to_linear(c: vec3<f32>) -> vec3<f32> {
 
 @fragment
 fn fs(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
+    let s = source_pixel(vec2<u32>(pos.xy));
+    if turn.y == 1u {
+        // An sRGB texture: loads decode to linear light, the sRGB target encodes it back.
+        return textureLoad(planes, s, 0);
+    }
     // The target is sRGB: hand it linear light, it encodes on write.
-    let rgb = yuv_to_rgb(planes, params, vec2<u32>(pos.xy));
+    let rgb = yuv_to_rgb(planes, params, s);
     return vec4<f32>(to_linear(rgb), 1.0);
 }
 "#;
@@ -212,10 +233,11 @@ impl VideoTexture {
         Ok(())
     }
 
-    /// Renders the current frame into a new `Rgba8UnormSrgb` texture of the frame's size (for
-    /// applications that want RGB rather than planes). The caller owns the result.
+    /// Renders the current frame into a new `Rgba8UnormSrgb` texture (for applications that
+    /// want RGB rather than planes), upright: of [`VideoInfo::display_size`], turned by
+    /// [`VideoInfo::rotation`]. The caller owns the result.
     pub fn to_rgba(&self) -> Result<wgpu::Texture> {
-        let (w, h) = (self.info.width, self.info.height);
+        let (w, h) = self.info.display_size();
         let d = &self.gpu.device;
         let target = d.create_texture(&wgpu::TextureDescriptor {
             label: Some("texcache video rgba"),
@@ -237,7 +259,7 @@ impl VideoTexture {
         let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("texcache video to rgba"),
         });
-        if self.info.format != PixelFormat::Yuv420 {
+        if self.info.format != PixelFormat::Yuv420 && self.info.rotation == 0 {
             enc.copy_texture_to_texture(
                 self.texture.as_image_copy(),
                 target.as_image_copy(),
@@ -279,6 +301,17 @@ impl VideoTexture {
         self.gpu
             .queue
             .write_buffer(&params, 0, &yuv_params(&self.info));
+        let turn = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("texcache video rotation"),
+            size: 16,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let rgba = (self.info.format != PixelFormat::Yuv420) as u32;
+        let mut words = [0u8; 16];
+        words[..4].copy_from_slice(&(self.info.rotation / 90 % 4).to_le_bytes());
+        words[4..8].copy_from_slice(&rgba.to_le_bytes());
+        self.gpu.queue.write_buffer(&turn, 0, &words);
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("texcache yuv bind group"),
             layout: &pipeline.get_bind_group_layout(0),
@@ -290,6 +323,10 @@ impl VideoTexture {
                 wgpu::BindGroupEntry {
                     binding: 1,
                     resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: turn.as_entire_binding(),
                 },
             ],
         });
