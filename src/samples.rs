@@ -71,20 +71,41 @@ pub fn write_y4m(path: &Path, width: u32, height: u32, frames: u32) -> std::io::
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg")?;
     let mut frame = vec![0u8; w * h + 2 * cw * ch];
-    for f in 0..frames as usize {
+    for f in 0..frames {
         let (y, uv) = frame.split_at_mut(w * h);
-        for (i, px) in y.iter_mut().enumerate() {
-            let (x, yy) = (i % w, i / w);
-            *px = (16 + ((x + 3 * f) * 219 / w.max(1) + yy) % 220) as u8;
-        }
-        for (i, px) in uv.iter_mut().enumerate() {
-            *px = (64 + (i / cw + f * 5) % 128) as u8;
-        }
-        y[..8.min(w * h)].copy_from_slice(&(f as u64).to_le_bytes()[..8.min(w * h)]);
+        let (u, v) = uv.split_at_mut(cw * ch);
+        pattern(f, width, y, u, v);
         out.write_all(b"FRAME\n")?;
         out.write_all(&frame)?;
     }
     out.flush()
+}
+
+/// Frame `f` of the test pattern, into tightly packed Y, U and V planes of a frame `width`
+/// wide: moving bars in luma, slowly changing chroma, and the frame number in the first luma
+/// bytes, so every frame differs.
+fn pattern(f: u32, width: u32, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+    let (w, f) = (width as usize, f as usize);
+    let cw = w.div_ceil(2);
+    for (i, px) in y.iter_mut().enumerate() {
+        let (x, yy) = (i % w, i / w);
+        *px = (16 + ((x + 3 * f) * 219 / w.max(1) + yy) % 220) as u8;
+    }
+    for (i, px) in u.iter_mut().chain(v.iter_mut()).enumerate() {
+        *px = (64 + (i / cw + f * 5) % 128) as u8;
+    }
+    let n = 8.min(y.len());
+    y[..n].copy_from_slice(&(f as u64).to_le_bytes()[..n]);
+}
+
+/// Writes the test pattern of [`write_y4m`] encoded by a real encoder (H.264 where FFmpeg has
+/// libx264, else MPEG-4 part 2) into a file whose container its extension names (`.mp4`,
+/// `.mkv`, ...), 30 fps; width and height even. Needs the `ffmpeg` feature.
+#[cfg(feature = "ffmpeg")]
+pub fn write_encoded(path: &Path, width: u32, height: u32, frames: u32) -> Result<()> {
+    crate::video::encode(path, width, height, frames, |f, y, u, v| {
+        pattern(f, width, y, u, v)
+    })
 }
 
 /// Writes an animated GIF of `frames` frames of `width`x`height` (10 fps).

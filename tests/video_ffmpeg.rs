@@ -432,3 +432,40 @@ fn to_rgba_turns_a_rotated_clip_upright() {
     assert!(worst <= 2.0, "the upright picture differs by {worst}");
     rgba.destroy();
 }
+
+#[test]
+fn encoded_samples_play_back_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, w, h) in [("clip.mp4", 320, 240), ("small.mkv", 162, 90)] {
+        texcache::samples::write_encoded(&tmp.path().join(name), w, h, 45).unwrap();
+        let mut cfg = texcache::Config::default();
+        cfg.mediadir = tmp.path().into();
+        let cache = Cache::new(cfg).unwrap();
+        let mut node = cache.video(name).unwrap();
+        let info = node.info().clone();
+        assert_eq!(
+            (info.width, info.height, info.rate),
+            (w, h, (30, 1)),
+            "{name}"
+        );
+        assert!(
+            ["h264", "mpeg4"].contains(&info.codec.as_str()),
+            "{}",
+            info.codec
+        );
+        node.play().unwrap();
+        let got = drain(&mut node);
+        assert_eq!(got.len(), 45, "{name}");
+        for (i, (index, time, _)) in got.iter().enumerate() {
+            assert_eq!(*index, i as u64);
+            assert!(
+                (time - i as f64 / 30.0).abs() < 1e-3,
+                "{name} frame {i}: {time}"
+            );
+        }
+    }
+    for (name, w) in [("x.nosuchformat", 16), ("odd.mp4", 15)] {
+        let e = texcache::samples::write_encoded(&tmp.path().join(name), w, 16, 1).unwrap_err();
+        assert!(e.to_string().contains(name), "{e}");
+    }
+}

@@ -8,6 +8,8 @@
 
 #[cfg(feature = "ffmpeg")]
 mod ffmpeg;
+#[cfg(feature = "ffmpeg")]
+pub(crate) use ffmpeg::encode;
 mod node;
 pub mod source;
 #[cfg(feature = "gpu")]
