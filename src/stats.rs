@@ -421,12 +421,13 @@ impl fmt::Display for Stats {
         let v = &self.video;
         writeln!(
             f,
-            "video {} node(s), {} playing, {} queued frame(s), {} CPU, {} GPU",
+            "video {} node(s), {} playing, {} queued frame(s), {} CPU, {} GPU, {} in decoders",
             v.nodes,
             v.playing,
             v.queued_frames,
             ByteSize(v.cpu_bytes),
-            ByteSize(v.gpu_bytes)
+            ByteSize(v.gpu_bytes),
+            ByteSize(v.decoder_bytes)
         )?;
         let p = &self.pressure;
         if p.events + p.gpu_retries > 0 || !p.watcher.is_empty() {

@@ -34,6 +34,14 @@ fn every_corpus_file_passes_every_target() {
     let mut inputs = Vec::new();
     for sub in std::fs::read_dir(&corpus).unwrap().flatten() {
         inputs.extend(files(&sub.path()));
+        // One level further (video/encoded).
+        for nested in std::fs::read_dir(sub.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            inputs.extend(files(&nested.path()));
+        }
     }
     inputs.retain(|p| std::fs::metadata(p).is_ok_and(|m| m.len() <= 4 << 20));
     assert!(inputs.len() > 100, "{} files", inputs.len());
@@ -44,4 +52,62 @@ fn every_corpus_file_passes_every_target() {
             assert!(caught.is_ok(), "{name}: {}", f.display());
         }
     }
+}
+
+/// The video target on damaged copies of the corpus's encoded clips (and its Y4M and
+/// animations): bytes flipped, runs overwritten, cut short, at deterministic places. Every one
+/// must come back as frames or a typed error naming the href, never a panic or a hang. This is
+/// the stable-toolchain complement of `cargo fuzz run video`, which mutates without end.
+#[test]
+fn damaged_videos_pass_the_video_target() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/video");
+    let mut clips = files(&corpus.join("encoded"));
+    clips.extend(files(&corpus));
+    clips.retain(|p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        !name.ends_with(".framemd5") && !name.contains("1920x1080") && !name.ends_with(".y4m")
+    });
+    assert!(clips.len() >= 8, "{clips:?}");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut ran = 0;
+    for clip in &clips {
+        let good = std::fs::read(clip).unwrap();
+        for round in 0..24 {
+            let mut bad = good.clone();
+            let at = (next() % bad.len() as u64) as usize;
+            match round % 4 {
+                // A few flipped bits anywhere (headers included).
+                0 => {
+                    for _ in 0..4 {
+                        let i = (next() % bad.len() as u64) as usize;
+                        bad[i] ^= 1 << (next() % 8);
+                    }
+                }
+                // A run of garbage.
+                1 => {
+                    let end = (at + 1 + (next() % 4096) as usize).min(bad.len());
+                    for b in &mut bad[at..end] {
+                        *b = next() as u8;
+                    }
+                }
+                // Cut short.
+                2 => bad.truncate(at),
+                // A run of 0xFF (size fields that claim the most).
+                _ => {
+                    let end = (at + 16).min(bad.len());
+                    bad[at..end].fill(0xFF);
+                }
+            }
+            let caught = std::panic::catch_unwind(|| texcache::fuzzing::video(&bad));
+            assert!(caught.is_ok(), "{} round {round}", clip.display());
+            ran += 1;
+        }
+    }
+    assert!(ran >= 8 * 24);
 }

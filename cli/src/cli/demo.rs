@@ -1,6 +1,8 @@
 //! `texcache demo`: the main job on built-in defaults.
 //!
-//! Generates sample media (pictures, a test-pattern Y4M clip and an animated GIF), then runs
+//! Generates sample media (pictures, a test-pattern clip encoded as H.264 in MP4 by FFmpeg, or
+//! a Y4M clip when the command line is built without its `ffmpeg` feature, and an animated
+//! GIF), then runs
 //! a slideshow through both tiers with budgets that hold only a third of the pictures
 //! (prefetching ahead, so eviction happens), plays the clip and the GIF through video nodes,
 //! and prints the statistics and writes a memory-over-time graph (SVG, in the working
@@ -15,13 +17,7 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path) -> Result<()> {
     let media = dir.join("media");
     let (count, w, h) = (24u32, 640u32, 480u32);
     let names = samples::write_pictures(&media, count, w, h, true)?;
-    let clip = media.join("clip.y4m");
-    if !clip.exists() {
-        samples::write_y4m(&clip, 320, 240, 90).map_err(|e| texcache::Error::Video {
-            href: clip.display().to_string(),
-            detail: format!("cannot write the sample clip: {e}"),
-        })?;
-    }
+    let clip_name = write_clip(&media)?;
     let gif = media.join("anim.gif");
     if !gif.exists() {
         samples::write_gif(&gif, 160, 120, 12)?;
@@ -43,7 +39,7 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path) -> Result<()> {
         }
     };
     say(format!(
-        "texcache demo: {count} generated {w}x{h} pictures, a 320x240 Y4M clip and a GIF in {}",
+        "texcache demo: {count} generated {w}x{h} pictures, a 320x240 clip ({clip_name}) and a GIF in {}",
         media.display()
     ));
     say(format!(
@@ -85,7 +81,12 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path) -> Result<()> {
     cache.sample_history();
 
     // The clip and the GIF through video nodes; the clip keeps playing (paused on its queue).
-    let mut clip_node = cache.video("clip.y4m")?;
+    let mut clip_node = cache.video(clip_name)?;
+    say(format!(
+        "video: {clip_name}, {} in {}",
+        clip_node.info().codec,
+        clip_node.info().container
+    ));
     clip_node.play()?;
     let mut frames = 0;
     for _ in 0..30 {
@@ -118,6 +119,30 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path) -> Result<()> {
     super::write_memory_plot(plot, &cache.history(), "texcache demo: memory over time")?;
     drop(shown);
     Ok(())
+}
+
+/// Writes the demo's clip (90 frames of 320x240 at 30 fps) unless it is there; its file name.
+/// A real encoded clip (H.264 in MP4) with FFmpeg, else YUV4MPEG2.
+fn write_clip(media: &Path) -> Result<&'static str> {
+    #[cfg(feature = "ffmpeg")]
+    {
+        let clip = media.join("clip.mp4");
+        if !clip.exists() {
+            samples::write_encoded(&clip, 320, 240, 90)?;
+        }
+        Ok("clip.mp4")
+    }
+    #[cfg(not(feature = "ffmpeg"))]
+    {
+        let clip = media.join("clip.y4m");
+        if !clip.exists() {
+            samples::write_y4m(&clip, 320, 240, 90).map_err(|e| texcache::Error::Video {
+                href: clip.display().to_string(),
+                detail: format!("cannot write the sample clip: {e}"),
+            })?;
+        }
+        Ok("clip.y4m")
+    }
 }
 
 /// What the slideshow shows: a texture, or a bitmap without a GPU.
