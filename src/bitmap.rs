@@ -144,7 +144,7 @@ pub fn read_file(
     let n = crate::file::read_up_to(&mut opened.file, &mut head)
         .map_err(|e| Error::io(href, path, e))?;
     let head = &head[..n];
-    if !crate::decode::is_picture(head) {
+    if !crate::decode::is_picture(href, head) {
         // The decoder's own message for data in no format it knows (or an empty file).
         return Err(decode(href, head, max_pixels)
             .err()

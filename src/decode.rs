@@ -14,11 +14,23 @@ use crate::stats::PixelFormat;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 use std::io::Cursor;
 
-/// Whether `head`, a file's first bytes, starts like a format [`decode`] reads.
-pub(crate) fn is_picture(head: &[u8]) -> bool {
+/// Whether `head`, a file's first bytes, starts like a format [`decode`] reads (or, for TGA,
+/// which has no signature, whether `href` ends in `.tga`).
+pub(crate) fn is_picture(href: &str, head: &[u8]) -> bool {
     head.starts_with(&[0xFF, 0xD8, 0xFF])
         || head.starts_with(b"\x89PNG\r\n\x1a\n")
-        || image::guess_format(head).is_ok_and(|f| f.reading_enabled())
+        || sniff(href, head).is_some_and(|f| f.reading_enabled())
+}
+
+/// The format of an encoded picture: from its signature, else (TGA only: it has none) from
+/// the href's extension.
+pub(crate) fn sniff(href: &str, head: &[u8]) -> Option<image::ImageFormat> {
+    image::guess_format(head).ok().or_else(|| {
+        let tga = std::path::Path::new(href)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("tga"));
+        tga.then_some(image::ImageFormat::Tga)
+    })
 }
 
 /// Decodes encoded image bytes into a bitmap (§2), refusing more than `max_pixels`.
@@ -38,12 +50,10 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
             return Ok(bitmap);
         }
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Corrupt {
-            href: href.into(),
-            detail: e.to_string(),
-        })?;
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    if let Some(format) = sniff(href, bytes) {
+        reader.set_format(format);
+    }
     if reader.format().is_none() {
         return Err(Error::Unsupported {
             href: href.into(),
@@ -81,10 +91,21 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     })
 }
 
-/// JPEG goes straight to zune-jpeg (the decoder `image` uses too) so that it can run in strict
-/// mode, where a truncated or damaged stream is an error instead of a silently grey picture, and
-/// write RGBA (or gray) straight into the bitmap's buffer with no conversion copy.
+/// JPEG goes straight to zune-jpeg (the decoder `image` uses too), writing RGBA (or gray)
+/// straight into the bitmap's buffer with no conversion copy. It runs in its lenient mode, so
+/// that what libjpeg-turbo tolerates (junk between segments, odd segment lengths) decodes, with
+/// one check of its own first: a file cut short inside its first scan is `Corrupt`, not a
+/// silently grey picture ([`cut_in_first_scan`]).
 fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
+    // Segments zune-jpeg refuses and libjpeg-turbo skips: a copy without them (rare).
+    if let Some(variant) = unsupported_jpeg(bytes) {
+        return Err(Error::Unsupported {
+            href: href.into(),
+            detail: format!("{variant} JPEG (no decoder here implements it)"),
+        });
+    }
+    let repaired = repair_jpeg_header(bytes);
+    let bytes = repaired.as_deref().unwrap_or(bytes);
     use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     use zune_jpeg::errors::DecodeErrors;
     let corrupt = |e: DecodeErrors| match e {
@@ -102,19 +123,33 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
         },
     };
     let options = DecoderOptions::default()
-        .set_strict_mode(true)
+        .set_strict_mode(false)
         .set_max_width(u32::MAX as usize)
         .set_max_height(u32::MAX as usize)
         .jpeg_set_out_colorspace(ColorSpace::RGBA);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     dec.decode_headers().map_err(corrupt)?;
+    if cut_in_first_scan(bytes) {
+        return Err(Error::Corrupt {
+            href: href.into(),
+            detail: "truncated: the file ends inside the first scan".into(),
+        });
+    }
     let info = dec.info().expect("headers decoded");
     let (width, height) = (info.width as u32, info.height as u32);
     check_pixels(href, width, height, max_pixels)?;
-    let gray = dec.input_colorspace() == Some(ColorSpace::Luma);
-    if gray {
-        dec.set_options(options.jpeg_set_out_colorspace(ColorSpace::Luma));
-    }
+    let input = dec.input_colorspace();
+    let gray = input == Some(ColorSpace::Luma);
+    // zune-jpeg's RGBA output is right for YCbCr and gray; for CMYK, YCCK and RGB-coded files
+    // (Adobe transform 0) it is not (it steps over the RGBA row with a 3-byte stride, or has
+    // no mapping), so those decode to RGB, expanded to RGBA in place below.
+    let via_rgb = !gray && input != Some(ColorSpace::YCbCr);
+    let out = match (gray, via_rgb) {
+        (true, _) => ColorSpace::Luma,
+        (false, true) => ColorSpace::RGB,
+        (false, false) => ColorSpace::RGBA,
+    };
+    dec.set_options(options.jpeg_set_out_colorspace(out));
     let format = if gray {
         PixelFormat::Gray8
     } else {
@@ -123,16 +158,136 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     let len = dec
         .output_buffer_size()
         .ok_or_else(|| corrupt(DecodeErrors::FormatStatic("image too large")))?;
-    let want = width as usize * height as usize * if gray { 1 } else { 4 };
+    let pixel_count = width as usize * height as usize;
+    let want = pixel_count * out.num_components();
     if len != want {
         return Err(Error::Unsupported {
             href: href.into(),
             detail: format!("JPEG output of {len} bytes for {width}x{height}"),
         });
     }
-    let mut pixels = vec![0u8; len];
-    dec.decode_into(&mut pixels).map_err(corrupt)?;
+    let final_len = pixel_count * if gray { 1 } else { 4 };
+    let mut pixels = vec![0u8; final_len];
+    dec.decode_into(&mut pixels[..len]).map_err(corrupt)?;
+    if via_rgb {
+        rgb_to_rgba_in_place(&mut pixels, pixel_count);
+    }
     Ok(Bitmap::new(width, height, format, pixels))
+}
+
+/// The segments of a JPEG's header, from after SOI up to and including its first
+/// start-of-scan: `(marker, start, end)` with `b[start..end]` the whole segment (marker and
+/// length included). Junk between segments is skipped as libjpeg-turbo skips it (to the next
+/// `0xFF`), and so are fill bytes. A last item with marker 0 means the data ended inside the
+/// header.
+fn jpeg_segments(b: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
+    let mut i = 2;
+    let mut done = false;
+    std::iter::from_fn(move || loop {
+        if done {
+            return None;
+        }
+        while i < b.len() && b[i] != 0xFF {
+            i += 1;
+        }
+        let at = i;
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&m) = b.get(i) else {
+            done = true;
+            return Some((0, at, b.len()));
+        };
+        i += 1;
+        if matches!(m, 0x00 | 0x01 | 0xD0..=0xD8) {
+            continue;
+        }
+        if m == 0xD9 {
+            done = true;
+            return Some((0, at, i));
+        }
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+        else {
+            done = true;
+            return Some((0, at, b.len()));
+        };
+        i = (i + len.max(2)).min(b.len());
+        done = m == 0xDA;
+        return Some((m, at, i));
+    })
+}
+
+/// The JPEG variant no decoder here implements, from the frame header: arithmetic-coded,
+/// lossless, hierarchical, or more than 8 bits per sample. `None` for baseline, extended
+/// sequential and progressive 8-bit files (and for headers too broken to tell, which the
+/// decoder reports).
+fn unsupported_jpeg(b: &[u8]) -> Option<&'static str> {
+    let (m, at, _) = jpeg_segments(b)
+        .find(|&(m, ..)| matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC))?;
+    match m {
+        0xC9..=0xCB | 0xCD..=0xCF => Some("an arithmetic-coded"),
+        0xC3 => Some("a lossless"),
+        0xC5..=0xC7 => Some("a hierarchical"),
+        _ if b.get(at + 4).is_some_and(|&p| p != 8) => Some("a 12-bit (or 16-bit)"),
+        _ => None,
+    }
+}
+
+/// A copy of a JPEG without the application and comment segments before its first scan that
+/// are too short to hold what they are (a length under 2; an Adobe APP14 under its 12 bytes),
+/// which libjpeg-turbo skips and zune-jpeg refuses; `None` when there are none (the usual case:
+/// nothing is copied).
+fn repair_jpeg_header(b: &[u8]) -> Option<Vec<u8>> {
+    let short = |m: u8, start: usize, end: usize| match m {
+        0xEE => end - start < 2 + 2 + 12,
+        0xE0..=0xEF | 0xFE => b
+            .get(start + 2..start + 4)
+            .is_some_and(|l| l[0] == 0 && l[1] < 2),
+        _ => false,
+    };
+    let bad: Vec<_> = jpeg_segments(b)
+        .filter(|&(m, s, e)| short(m, s, e))
+        .map(|(_, s, e)| s..e)
+        .collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut at = 0;
+    for r in bad {
+        out.extend_from_slice(&b[at..r.start]);
+        at = r.end;
+    }
+    out.extend_from_slice(&b[at..]);
+    Some(out)
+}
+
+/// Whether a JPEG's data ends before its first scan does: no marker (other than restart
+/// markers and stuffed bytes) follows the first start-of-scan.
+fn cut_in_first_scan(b: &[u8]) -> bool {
+    let Some((0xDA, _, mut i)) = jpeg_segments(b).last() else {
+        return true;
+    };
+    // The entropy-coded data of the first scan runs to the next real marker.
+    while i + 1 < b.len() {
+        if b[i] == 0xFF && !matches!(b[i + 1], 0x00 | 0xFF | 0xD0..=0xD7) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Expands `n` RGB pixels at the start of `buf` (which holds `4 n` bytes) to RGBA, opaque, in
+/// place: from the last pixel back, so no pixel is overwritten before it is read.
+fn rgb_to_rgba_in_place(buf: &mut [u8], n: usize) {
+    for i in (0..n).rev() {
+        let (s, d) = (3 * i, 4 * i);
+        let (r, g, b) = (buf[s], buf[s + 1], buf[s + 2]);
+        buf[d..d + 4].copy_from_slice(&[r, g, b, 255]);
+    }
 }
 
 /// Decodes a PNG of up to 8 bits per sample with the `png` crate straight into the bitmap's

