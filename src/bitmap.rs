@@ -77,6 +77,12 @@ impl Bitmap {
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
     }
+    /// The pixels, taken out (the bitmap is gone; the live counts follow).
+    pub(crate) fn into_pixels(mut self) -> Vec<u8> {
+        let pixels = std::mem::take(&mut self.pixels);
+        LIVE_BITMAP_BYTES.fetch_sub(pixels.len() as i64, Ordering::Relaxed);
+        pixels
+    }
 }
 
 impl Drop for Bitmap {
@@ -139,6 +145,7 @@ pub fn read_file(
     confine_to: Option<&Path>,
     max_pixels: u64,
 ) -> Result<Vec<u8>> {
+    let options = crate::decode::DecodeOptions::new(max_pixels);
     let mut opened = crate::file::open_regular(href, path, confine_to)?;
     let mut head = [0u8; 32];
     let n = crate::file::read_up_to(&mut opened.file, &mut head)
@@ -146,7 +153,7 @@ pub fn read_file(
     let head = &head[..n];
     if !crate::decode::is_picture(href, head) {
         // The decoder's own message for data in no format it knows (or an empty file).
-        return Err(decode(href, head, max_pixels)
+        return Err(decode(href, head, &options)
             .err()
             .unwrap_or_else(|| Error::Unsupported {
                 href: href.into(),
@@ -161,8 +168,8 @@ pub fn load_file(
     href: &str,
     path: &Path,
     confine_to: Option<&Path>,
-    max_pixels: u64,
+    options: &crate::decode::DecodeOptions,
 ) -> Result<Bitmap> {
-    let bytes = read_file(href, path, confine_to, max_pixels)?;
-    decode(href, &bytes, max_pixels)
+    let bytes = read_file(href, path, confine_to, options.max_pixels)?;
+    decode(href, &bytes, options)
 }

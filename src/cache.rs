@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     /// Canonical mediadir when `confine` is on.
     confine_root: Option<PathBuf>,
     max_pixels: AtomicU64,
+    /// `loader.orientation`.
+    orientation: std::sync::atomic::AtomicBool,
     cpu: Tier<Bitmap>,
     gpu: Tier<GpuResource>,
     /// The device textures are uploaded to: the application's, or one opened lazily.
@@ -168,6 +170,7 @@ impl Cache {
             resolver,
             confine_root,
             max_pixels: AtomicU64::new(config.loader.max_pixels),
+            orientation: config.loader.orientation.into(),
             cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
             gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
             #[cfg(feature = "gpu")]
@@ -531,13 +534,16 @@ impl Cache {
     }
 
     /// Re-reads a config file and applies what can change at runtime: budgets, `max_entries`,
-    /// `loader.max_pixels`. (`mediadir`, `confine`, the GPU backend and the socket take effect
+    /// `loader.max_pixels` and `loader.orientation` (for pictures loaded from then on). (`mediadir`, `confine`, the GPU backend and the socket take effect
     /// in a new cache.)
     pub fn reload_config(&self, file: impl AsRef<Path>) -> Result<()> {
         let new = Config::load(file)?;
         self.inner
             .max_pixels
             .store(new.loader.max_pixels, Ordering::Relaxed);
+        self.inner
+            .orientation
+            .store(new.loader.orientation, Ordering::Relaxed);
         self.inner.cpu.set_max_entries(new.cpu.max_entries);
         self.inner.cpu.set_budget(new.cpu.budget.0);
         self.inner.gpu.set_max_entries(new.gpu.max_entries);
@@ -730,8 +736,11 @@ impl Inner {
     /// Reads and decodes the file behind `key`, outside any lock.
     fn decode(&self, href: &str, key: &Key) -> Result<Bitmap> {
         self.check_inside(href, key)?;
-        let max_pixels = self.max_pixels.load(Ordering::Relaxed);
-        bitmap::load_file(href, key.path(), self.confine_root.as_deref(), max_pixels)
+        let options = crate::decode::DecodeOptions {
+            max_pixels: self.max_pixels.load(Ordering::Relaxed),
+            orientation: self.orientation.load(Ordering::Relaxed),
+        };
+        bitmap::load_file(href, key.path(), self.confine_root.as_deref(), &options)
     }
 }
 

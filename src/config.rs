@@ -137,6 +137,9 @@ pub struct LoaderConfig {
     pub threads: usize,
     /// Images with more pixels are refused from their header.
     pub max_pixels: u64,
+    /// Apply the EXIF orientation of JPEG, PNG, WebP and TIFF files, so a bitmap is the picture
+    /// upright (§2a).
+    pub orientation: bool,
 }
 
 /// `[stats]`.
@@ -212,6 +215,7 @@ impl Default for LoaderConfig {
         LoaderConfig {
             threads: 2,
             max_pixels: 268_435_456,
+            orientation: true,
         }
     }
 }

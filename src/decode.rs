@@ -11,6 +11,7 @@
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
 use crate::stats::PixelFormat;
+use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 use std::io::Cursor;
 
@@ -33,21 +34,105 @@ pub(crate) fn sniff(href: &str, head: &[u8]) -> Option<image::ImageFormat> {
     })
 }
 
-/// Decodes encoded image bytes into a bitmap (§2), refusing more than `max_pixels`.
+/// How a picture is decoded: the `[loader]` settings that apply to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Pictures with more pixels are refused from their header (`loader.max_pixels`).
+    pub max_pixels: u64,
+    /// Apply the EXIF orientation, so the bitmap is the picture upright (`loader.orientation`,
+    /// §2a).
+    pub orientation: bool,
+}
+
+impl DecodeOptions {
+    /// At most `max_pixels` pixels, orientation applied (the defaults of `[loader]` otherwise).
+    pub fn new(max_pixels: u64) -> DecodeOptions {
+        DecodeOptions {
+            max_pixels,
+            orientation: true,
+        }
+    }
+}
+
+/// Decodes encoded image bytes into a bitmap (§2), refusing more than `options.max_pixels`,
+/// upright unless `options.orientation` is off.
 ///
 /// ```
+/// use texcache::decode::{decode, DecodeOptions};
 /// let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/pngsuite/basn0g08.png"));
 /// # let Ok(png) = png else { return };
-/// let b = texcache::decode::decode("basn0g08.png", &png, 1 << 20).unwrap();
+/// let b = decode("basn0g08.png", &png, &DecodeOptions::new(1 << 20)).unwrap();
 /// assert_eq!((b.width(), b.height(), b.format()), (32, 32, texcache::PixelFormat::Gray8));
 /// ```
-pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
+pub fn decode(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Bitmap> {
+    decode_telling(href, bytes, options).map(|d| d.bitmap)
+}
+
+/// A decoded picture, and what decoding it did.
+pub(crate) struct Decoded {
+    pub bitmap: Bitmap,
+    /// The EXIF orientation applied (1: none).
+    pub orientation: u8,
+    /// Width and height as stored, before the orientation.
+    pub stored: (u32, u32),
+}
+
+/// [`decode`], telling what it did.
+pub(crate) fn decode_telling(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Decoded> {
+    let (bitmap, orientation) = decode_stored(href, bytes, options.max_pixels)?;
+    let stored = (bitmap.width(), bitmap.height());
+    Ok(match orientation {
+        Some(o) if options.orientation => Decoded {
+            bitmap: upright(bitmap, o),
+            orientation: o.to_exif(),
+            stored,
+        },
+        _ => Decoded {
+            bitmap,
+            orientation: 1,
+            stored,
+        },
+    })
+}
+
+/// The EXIF orientation of an EXIF block (TIFF header first), where it says one.
+fn exif_orientation(exif: Option<&[u8]>) -> Option<Orientation> {
+    exif.and_then(Orientation::from_exif_chunk)
+        .filter(|&o| o != Orientation::NoTransforms)
+}
+
+/// Turns a bitmap as stored into the picture upright (one new buffer for the rotations).
+fn upright(bitmap: Bitmap, o: Orientation) -> Bitmap {
+    let (w, h, format) = (bitmap.width(), bitmap.height(), bitmap.format());
+    let pixels = bitmap.into_pixels();
+    let mut img = match format {
+        PixelFormat::Gray8 => DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(w, h, pixels).expect("a bitmap's size"),
+        ),
+        _ => DynamicImage::ImageRgba8(
+            image::RgbaImage::from_raw(w, h, pixels).expect("a bitmap's size"),
+        ),
+    };
+    img.apply_orientation(o);
+    let (w, h) = (img.width(), img.height());
+    match img {
+        DynamicImage::ImageLuma8(g) => Bitmap::new(w, h, PixelFormat::Gray8, g.into_raw()),
+        other => Bitmap::new(w, h, PixelFormat::Rgba8, other.into_rgba8().into_raw()),
+    }
+}
+
+/// The picture as stored, and the EXIF orientation its file says to show it in.
+fn decode_stored(
+    href: &str,
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<(Bitmap, Option<Orientation>)> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return decode_jpeg(href, bytes, max_pixels);
     }
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        if let Some(bitmap) = decode_png(href, bytes, max_pixels)? {
-            return Ok(bitmap);
+        if let Some(decoded) = decode_png(href, bytes, max_pixels)? {
+            return Ok(decoded);
         }
     }
     let mut reader = ImageReader::new(Cursor::new(bytes));
@@ -66,15 +151,20 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     }
     reader.limits(limits(max_pixels));
     let is_gif = reader.format() == Some(image::ImageFormat::Gif);
-    let decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
+    let mut decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
     let (width, height) = decoder.dimensions();
     check_pixels(href, width, height, max_pixels)?;
     if is_gif {
         check_gif_canvas(href, width, height, bytes.len() as u64)?;
     }
     let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
+    // A file whose EXIF cannot be read is shown as stored.
+    let orientation = decoder
+        .orientation()
+        .ok()
+        .filter(|&o| o != Orientation::NoTransforms);
     let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
-    Ok(if gray {
+    let bitmap = if gray {
         Bitmap::new(
             width,
             height,
@@ -88,7 +178,8 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
             PixelFormat::Rgba8,
             img.into_rgba8().into_raw(),
         )
-    })
+    };
+    Ok((bitmap, orientation))
 }
 
 /// JPEG goes straight to zune-jpeg (the decoder `image` uses too), writing RGBA (or gray)
@@ -96,7 +187,7 @@ pub fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
 /// that what libjpeg-turbo tolerates (junk between segments, odd segment lengths) decodes, with
 /// one check of its own first: a file cut short inside its first scan is `Corrupt`, not a
 /// silently grey picture ([`cut_in_first_scan`]).
-fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
+fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Option<Orientation>)> {
     // Segments zune-jpeg refuses and libjpeg-turbo skips: a copy without them (rare).
     if let Some(variant) = unsupported_jpeg(bytes) {
         return Err(Error::Unsupported {
@@ -138,6 +229,7 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     let info = dec.info().expect("headers decoded");
     let (width, height) = (info.width as u32, info.height as u32);
     check_pixels(href, width, height, max_pixels)?;
+    let orientation = exif_orientation(dec.exif().map(Vec::as_slice));
     let input = dec.input_colorspace();
     let gray = input == Some(ColorSpace::Luma);
     // zune-jpeg's RGBA output is right for YCbCr and gray; for CMYK, YCCK and RGB-coded files
@@ -172,7 +264,7 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Bitmap> {
     if via_rgb {
         rgb_to_rgba_in_place(&mut pixels, pixel_count);
     }
-    Ok(Bitmap::new(width, height, format, pixels))
+    Ok((Bitmap::new(width, height, format, pixels), orientation))
 }
 
 /// The segments of a JPEG's header, from after SOI up to and including its first
@@ -296,7 +388,11 @@ fn rgb_to_rgba_in_place(buf: &mut [u8], n: usize) {
 /// small reused row buffer. (Interlaced RGB and palette images, whose rows come in passes, are
 /// expanded to RGBA8 by the decoder itself.) `None` for 16-bit images, which go through `image`,
 /// whose rounding to 8 bits is the reference.
-fn decode_png(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Option<Bitmap>> {
+fn decode_png(
+    href: &str,
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<Option<(Bitmap, Option<Orientation>)>> {
     use png::{BitDepth, ColorType, Transformations};
     let corrupt = |e: png::DecodingError| match e {
         png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -331,6 +427,8 @@ fn decode_png(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Option<Bitmap
     });
     let mut reader = decoder.read_info().map_err(corrupt)?;
     let pixel_count = width as usize * height as usize;
+    // An eXIf chunk after the image data is seen only once it is read: looked at again below.
+    let exif_before = exif_orientation(reader.info().exif_metadata.as_deref());
     let (format, pixels) = match reader.output_color_type() {
         (ColorType::Rgba, BitDepth::Eight) => {
             let mut pixels = vec![0u8; pixel_count * 4];
@@ -374,7 +472,12 @@ fn decode_png(href: &str, bytes: &[u8], max_pixels: u64) -> Result<Option<Bitmap
             })
         }
     };
-    Ok(Some(Bitmap::new(width, height, format, pixels)))
+    let orientation =
+        exif_before.or_else(|| exif_orientation(reader.info().exif_metadata.as_deref()));
+    Ok(Some((
+        Bitmap::new(width, height, format, pixels),
+        orientation,
+    )))
 }
 
 /// Reads a non-interlaced image row by row into a reused row buffer of `channels` bytes per

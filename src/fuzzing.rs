@@ -121,7 +121,7 @@ pub fn decode(data: &[u8]) {
         tier.acquire(
             href,
             || resolver.key(&resolver.lookup(href)),
-            |_| bitmap::decode(href, data, MAX_PIXELS),
+            |_| bitmap::decode(href, data, &crate::decode::DecodeOptions::new(MAX_PIXELS)),
         )
     };
     match load() {

@@ -50,11 +50,11 @@ pub struct PictureProbe {
     pub width: u32,
     /// Height in pixels as stored.
     pub height: u32,
-    /// Width as shown (EXIF orientation applied; this build does not apply it, so as stored).
+    /// Width as shown (EXIF orientation applied, §2a): the bitmap's.
     pub upright_width: u32,
     /// Height as shown.
     pub upright_height: u32,
-    /// The EXIF orientation applied (1: none; this build applies none).
+    /// The EXIF orientation (1 to 8; 1: none).
     pub orientation: u32,
     /// The decoded bitmap's pixel format.
     pub pixel_format: PixelFormat,
@@ -94,18 +94,22 @@ pub fn probe(href: &str, path: &Path, max_pixels: u64) -> Result<Probe> {
             return Ok(v);
         }
     }
-    let bitmap = crate::bitmap::load_file(href, path, None, max_pixels)?;
+    let bytes = crate::bitmap::read_file(href, path, None, max_pixels)?;
+    let options = crate::decode::DecodeOptions::new(max_pixels);
+    let decoded = crate::decode::decode_telling(href, &bytes, &options)?;
+    drop(bytes);
+    let bitmap = decoded.bitmap;
     let format = crate::decode::sniff(href, head)
         .and_then(|f| f.extensions_str().first().copied())
         .unwrap_or("unknown");
     let format = if format == "jpg" { "jpeg" } else { format };
     Ok(Probe::Picture(PictureProbe {
         format: format.into(),
-        width: bitmap.width(),
-        height: bitmap.height(),
+        width: decoded.stored.0,
+        height: decoded.stored.1,
         upright_width: bitmap.width(),
         upright_height: bitmap.height(),
-        orientation: 1,
+        orientation: decoded.orientation as u32,
         pixel_format: bitmap.format(),
         bytes: crate::tier::Resource::bytes(&bitmap),
     }))

@@ -13,7 +13,12 @@ fn corpus(sub: &str) -> PathBuf {
 
 fn decode(path: &Path) -> texcache::Result<texcache::Bitmap> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    texcache::bitmap::load_file(&name, path, None, 1 << 28)
+    texcache::bitmap::load_file(
+        &name,
+        path,
+        None,
+        &texcache::decode::DecodeOptions::new(1 << 28),
+    )
 }
 
 /// kodim23 as the PNG it was written from, RGBA8.
@@ -177,4 +182,62 @@ fn jpegs_libjpeg_turbo_tolerates_decode_and_variants_nothing_here_reads_are_unsu
             other => panic!("{name}: {:?}", other.map(|b| b.width())),
         }
     }
+}
+
+#[test]
+fn every_exif_orientation_comes_out_upright() {
+    let dir = corpus("orientation");
+    let want = image::open(dir.join("upright.png")).unwrap().to_rgba8();
+    let (w, h) = want.dimensions();
+    for n in 1..=8 {
+        for (ext, min_db) in [("png", f64::INFINITY), ("jpg", 30.0), ("webp", 30.0)] {
+            let name = format!("kodim23_orientation{n}.{ext}");
+            let b = decode(&dir.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((b.width(), b.height()), (w, h), "{name}: the upright size");
+            if min_db.is_infinite() {
+                assert!(
+                    b.pixels() == &want.as_raw()[..],
+                    "{name}: not exactly upright.png"
+                );
+            } else {
+                let db = psnr(b.pixels(), want.as_raw());
+                assert!(db >= min_db, "{name}: {db:.1} dB from upright.png");
+            }
+            let info = texcache::probe::probe(&name, &dir.join(&name), 1 << 28).unwrap();
+            let texcache::probe::Probe::Picture(p) = info else {
+                panic!("{name}: {info:?}")
+            };
+            let stored = if n >= 5 { (h, w) } else { (w, h) };
+            assert_eq!(
+                (
+                    p.orientation,
+                    (p.width, p.height),
+                    (p.upright_width, p.upright_height)
+                ),
+                (n, stored, (w, h)),
+                "{name}"
+            );
+        }
+    }
+    // With loader.orientation = false, as stored.
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = dir.clone();
+    cfg.loader.orientation = false;
+    let cache = texcache::Cache::new(cfg).unwrap();
+    let b = cache.bitmap("kodim23_orientation6.jpg").unwrap();
+    assert_eq!((b.width(), b.height()), (h, w));
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = dir;
+    let cache = texcache::Cache::new(cfg).unwrap();
+    let b = cache.bitmap("kodim23_orientation6.jpg").unwrap();
+    assert_eq!((b.width(), b.height()), (w, h));
+    let entries = cache.stats_with_entries().entries.unwrap();
+    let texcache::stats::Entry::Cached(e) = &entries[0] else {
+        panic!("{entries:?}")
+    };
+    assert_eq!(
+        (e.width, e.height, e.bytes),
+        (w, h, w as u64 * h as u64 * 4),
+        "upright in the stats"
+    );
 }

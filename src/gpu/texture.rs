@@ -67,7 +67,8 @@ impl Texture {
     /// # fn main() -> texcache::Result<()> {
     /// use std::sync::Arc;
     /// let gpu = Arc::new(texcache::Gpu::open(texcache::config::Backend::Auto)?);
-    /// let bitmap = texcache::bitmap::decode("a.png", &std::fs::read("a.png").unwrap(), 1 << 28)?;
+    /// let options = texcache::decode::DecodeOptions::new(1 << 28);
+    /// let bitmap = texcache::bitmap::decode("a.png", &std::fs::read("a.png").unwrap(), &options)?;
     /// let texture = texcache::Texture::upload(&gpu, "a.png", &bitmap, true)?;
     /// assert_eq!(texture.mip_levels(), texcache::gpu::level_count(bitmap.width(), bitmap.height()));
     /// # Ok(()) }
