@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     max_pixels: AtomicU64,
     /// `loader.orientation`.
     orientation: std::sync::atomic::AtomicBool,
+    /// A fitted request was made: `remove` looks for fitted sizes too.
+    any_fitted: std::sync::atomic::AtomicBool,
     cpu: Tier<Bitmap>,
     gpu: Tier<GpuResource>,
     /// The device textures are uploaded to: the application's, or one opened lazily.
@@ -171,6 +173,7 @@ impl Cache {
             confine_root,
             max_pixels: AtomicU64::new(config.loader.max_pixels),
             orientation: config.loader.orientation.into(),
+            any_fitted: false.into(),
             cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
             gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
             #[cfg(feature = "gpu")]
@@ -298,8 +301,8 @@ impl Cache {
         let (cpu, gpu) = (&self.inner.cpu, &self.inner.gpu);
         *recorder = Some(Recorder::start(
             path,
-            Arc::new(cpu.share()),
-            Arc::new(gpu.share()),
+            Arc::new(cpu.log_ref()),
+            Arc::new(gpu.log_ref()),
             |c, g| {
                 cpu.start_log(c);
                 gpu.start_log(g);
@@ -379,6 +382,29 @@ impl Cache {
         self.inner.bitmap(href, true)
     }
 
+    /// Acquires `href` fitted into a `width`x`height` box (§1): the picture upright, scaled
+    /// down (never up) keeping its aspect ratio, with a filter. A fitted request is its own
+    /// entry, counted at its fitted size; JPEGs decode at 1/2, 1/4 or 1/8 scale first, so the
+    /// full-size picture is never held. A hit is as cheap as [`Cache::bitmap`]'s and allocates
+    /// nothing.
+    ///
+    /// ```
+    /// # fn main() -> texcache::Result<()> {
+    /// # let dir = std::env::temp_dir().join("texcache-doc-fit");
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # image::RgbaImage::new(300, 200).save(dir.join("wide.png")).unwrap();
+    /// let mut config = texcache::Config::default();
+    /// config.mediadir = dir;
+    /// let cache = texcache::Cache::new(config)?;
+    /// let thumb = cache.bitmap_fit("wide.png", 64, 64)?;
+    /// assert_eq!((thumb.width(), thumb.height()), (64, 43));
+    /// assert_eq!(cache.stats().cpu.used, 64 * 43 * 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn bitmap_fit(&self, href: &str, width: u32, height: u32) -> Result<BitmapHandle> {
+        self.inner.bitmap_fit(href, (width, height), true)
+    }
+
     #[cfg(feature = "gpu")]
     /// Acquires the texture of `href` (§3.8): a GPU hit, or a GPU miss that acquires the
     /// bitmap through the CPU tier, uploads it and drops the bitmap handle. The device is the
@@ -387,6 +413,13 @@ impl Cache {
     #[inline]
     pub fn texture(&self, href: &str) -> Result<TextureHandle> {
         self.inner.texture(href)
+    }
+
+    #[cfg(feature = "gpu")]
+    /// Acquires the texture of `href` fitted into a `width`x`height` box (§1, §3.9): uploaded
+    /// from the fitted bitmap of the same box, through the CPU tier as [`Cache::texture`] does.
+    pub fn texture_fit(&self, href: &str, width: u32, height: u32) -> Result<TextureHandle> {
+        self.inner.texture_fit(href, (width, height))
     }
 
     /// Opens a video node for `href` (§4), stopped: only the header is read. It decodes
@@ -475,7 +508,7 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into())))
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into(), None)))
     }
 
     #[cfg(feature = "gpu")]
@@ -487,10 +520,35 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into())))
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into(), None)))
     }
 
-    fn queue_prefetch(&self, jobs: impl Iterator<Item = (TierKind, String)>) -> Result<()> {
+    /// Like [`Cache::prefetch`], for pictures fitted into a `width`x`height` box (§1): the
+    /// fitted entries end up cached as unused.
+    pub fn prefetch_fit<I, S>(&self, hrefs: I, width: u32, height: u32) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let fit = Some((width, height));
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into(), fit)))
+    }
+
+    #[cfg(feature = "gpu")]
+    /// Like [`Cache::prefetch_textures`], for textures fitted into a `width`x`height` box.
+    pub fn prefetch_textures_fit<I, S>(&self, hrefs: I, width: u32, height: u32) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let fit = Some((width, height));
+        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into(), fit)))
+    }
+
+    fn queue_prefetch(
+        &self,
+        jobs: impl Iterator<Item = (TierKind, String, Option<(u32, u32)>)>,
+    ) -> Result<()> {
         let threads = self.inner.config.lock().loader.threads;
         self.inner.prefetch.queue(&self.downgrade(), threads, jobs)
     }
@@ -503,9 +561,15 @@ impl Cache {
     /// §3.5: removes `href` from both tiers. Returns whether anything was resident.
     pub fn remove(&self, href: &str) -> bool {
         let lookup = self.inner.resolver.lookup(href);
-        // Recorded once: a trace's `remove` applies to both tiers.
-        let gpu = self.inner.gpu.remove_as(&lookup, false);
-        self.inner.cpu.remove_as(&lookup, true) | gpu
+        // Recorded once: a trace's `remove` applies to both tiers and every size.
+        let mut removed = self.inner.gpu.remove_as(&lookup, false);
+        removed |= self.inner.cpu.remove_as(&lookup, true);
+        // Every fitted size too (§1): a pass over the entries, once any fitted request was made.
+        if self.inner.any_fitted.load(Ordering::Relaxed) {
+            removed |= self.inner.gpu.remove_fitted(&lookup);
+            removed |= self.inner.cpu.remove_fitted(&lookup);
+        }
+        removed
     }
 
     /// §3.6: evicts unused entries of `tier` until it uses at most `bytes`.
@@ -660,40 +724,64 @@ impl Inner {
     fn texture(&self, href: &str) -> Result<TextureHandle> {
         // As in `Inner::bitmap`: the href as it is first.
         match self.gpu.get_resident_as(href, true) {
+            Some(hit) if !hit.key().is_fitted() => Ok(hit),
+            _ => self.texture_cold(href, None),
+        }
+    }
+
+    /// The texture of `href` fitted into a box (§3.9), uploaded from the fitted bitmap.
+    #[cfg(feature = "gpu")]
+    fn texture_fit(&self, href: &str, fit: (u32, u32)) -> Result<TextureHandle> {
+        self.any_fitted.store(true, Ordering::Relaxed);
+        let hit = self.resolver.with_lookup(href, |lookup| {
+            with_fitted_lookup(lookup, fit, |fitted| self.gpu.get_resident_as(fitted, true))
+        });
+        match hit {
             Some(hit) => Ok(hit),
-            None => self.texture_cold(href),
+            None => self.texture_cold(href, Some(fit)),
         }
     }
 
     #[cfg(feature = "gpu")]
-    /// [`Inner::texture`] when the href as it is names no resident texture.
+    /// [`Inner::texture`] (or [`Inner::texture_fit`]) when the texture is not resident.
     #[inline(never)]
-    fn texture_cold(&self, href: &str) -> Result<TextureHandle> {
+    fn texture_cold(&self, href: &str, fit: Option<(u32, u32)>) -> Result<TextureHandle> {
         let inner = self;
-        inner.resolver.with_lookup(href, |lookup| {
-            inner.gpu.acquire(
-                lookup,
-                || inner.resolver.key(lookup),
-                |key| {
-                    let gpu = inner.gpu_device(href)?;
-                    let (keep, mips) = {
-                        let cfg = inner.config.lock();
-                        (cfg.gpu.keep_cpu_copy, cfg.gpu.mipmaps)
+        inner.resolver.with_lookup(href, |plain| {
+            let mut fitted = String::new();
+            let lookup = match fit {
+                Some(f) => {
+                    crate::key::push_fitted_lookup(&mut fitted, plain, f);
+                    fitted.as_str()
+                }
+                None => plain,
+            };
+            let key_of = || {
+                let k = inner.resolver.key(plain);
+                fit.map_or_else(|| k.clone(), |(w, h)| k.fitted(w, h))
+            };
+            inner.gpu.acquire(lookup, key_of, |key| {
+                let gpu = inner.gpu_device(href)?;
+                let (keep, mips) = {
+                    let cfg = inner.config.lock();
+                    (cfg.gpu.keep_cpu_copy, cfg.gpu.mipmaps)
+                };
+                // The texture's own bitmap acquire is not a traced operation: the replay of
+                // the `texture` line does it.
+                if keep {
+                    let bitmap = match fit {
+                        Some(f) => inner.bitmap_fit(href, f, false)?,
+                        None => inner.bitmap(href, false)?,
                     };
-                    // The texture's own bitmap acquire is not a traced operation: the replay of
-                    // the `texture` line does it.
-                    if keep {
-                        let bitmap = inner.bitmap(href, false)?;
-                        return inner.upload(&gpu, href, &bitmap, mips);
-                    }
-                    if let Some(bitmap) = inner.cpu.get_resident_as(lookup, false) {
-                        return inner.upload(&gpu, href, &bitmap, mips);
-                    }
-                    let decoded = inner.decode(href, key);
-                    inner.cpu.count_uninserted_miss(decoded.is_err());
-                    inner.upload(&gpu, href, &decoded?, mips)
-                },
-            )
+                    return inner.upload(&gpu, href, &bitmap, mips);
+                }
+                if let Some(bitmap) = inner.cpu.get_resident_as(lookup, false) {
+                    return inner.upload(&gpu, href, &bitmap, mips);
+                }
+                let decoded = inner.decode(href, key);
+                inner.cpu.count_uninserted_miss(decoded.is_err());
+                inner.upload(&gpu, href, &decoded?, mips)
+            })
         })
     }
 
@@ -703,9 +791,29 @@ impl Inner {
         // strings are normal, and a normal string resolves to itself), so a hit needs no
         // resolution: try the href as it is, and resolve only if it is not resident.
         match self.cpu.get_resident_as(href, record) {
-            Some(hit) => Ok(hit),
-            None => self.bitmap_cold(href, record),
+            // (An href can spell a fitted entry's lookup string only with a NUL in it, and then
+            // it names no file: not that entry.)
+            Some(hit) if !hit.key().is_fitted() => Ok(hit),
+            _ => self.bitmap_cold(href, record),
         }
+    }
+
+    /// The fitted bitmap of `href` (§1): its own entry, keyed by the picture's key and the box.
+    fn bitmap_fit(&self, href: &str, fit: (u32, u32), record: bool) -> Result<BitmapHandle> {
+        self.any_fitted.store(true, Ordering::Relaxed);
+        self.resolver.with_lookup(href, |lookup| {
+            with_fitted_lookup(lookup, fit, |fitted| {
+                if let Some(hit) = self.cpu.get_resident_as(fitted, record) {
+                    return Ok(hit);
+                }
+                self.cpu.acquire_as(
+                    fitted,
+                    || self.resolver.key(lookup).fitted(fit.0, fit.1),
+                    |key| self.decode(href, key),
+                    record,
+                )
+            })
+        })
     }
 
     /// [`Inner::bitmap`] when the href as it is names no resident key.
@@ -739,8 +847,32 @@ impl Inner {
         let options = crate::decode::DecodeOptions {
             max_pixels: self.max_pixels.load(Ordering::Relaxed),
             orientation: self.orientation.load(Ordering::Relaxed),
+            fit: key.fit(),
         };
         bitmap::load_file(href, key.path(), self.confine_root.as_deref(), &options)
+    }
+}
+
+/// Calls `f` with the fitted lookup string of `lookup` (§1), built in a buffer of this thread's
+/// reused from call to call (a nested call, as a fitted texture's bitmap makes, allocates).
+fn with_fitted_lookup<T>(lookup: &str, fit: (u32, u32), f: impl FnOnce(&str) -> T) -> T {
+    thread_local! {
+        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    let mut f = Some(f);
+    let done = BUF.with(|buf| {
+        let mut buf = buf.try_borrow_mut().ok()?;
+        buf.clear();
+        crate::key::push_fitted_lookup(&mut buf, lookup, fit);
+        Some((f.take().expect("called once"))(&buf))
+    });
+    match done {
+        Some(t) => t,
+        None => {
+            let mut own = String::new();
+            crate::key::push_fitted_lookup(&mut own, lookup, fit);
+            (f.take().expect("called once"))(&own)
+        }
     }
 }
 

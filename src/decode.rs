@@ -42,16 +42,39 @@ pub struct DecodeOptions {
     /// Apply the EXIF orientation, so the bitmap is the picture upright (`loader.orientation`,
     /// §2a).
     pub orientation: bool,
+    /// Fit the picture (upright) into a box of this many pixels (§1): scaled down, never up.
+    pub fit: Option<(u32, u32)>,
 }
 
 impl DecodeOptions {
-    /// At most `max_pixels` pixels, orientation applied (the defaults of `[loader]` otherwise).
+    /// At most `max_pixels` pixels, orientation applied, full size (the defaults of `[loader]`
+    /// otherwise).
     pub fn new(max_pixels: u64) -> DecodeOptions {
         DecodeOptions {
             max_pixels,
             orientation: true,
+            fit: None,
         }
     }
+}
+
+/// The size of a `width`x`height` picture fitted into a `box_w`x`box_h` box (§1): scaled by
+/// s = min(1, box_w/width, box_h/height) to max(1, round(width·s)) x max(1, round(height·s)).
+///
+/// ```
+/// use texcache::decode::fitted_size;
+/// assert_eq!(fitted_size(3072, 2048, 768, 768), (768, 512));
+/// assert_eq!(fitted_size(100, 50, 1000, 1000), (100, 50)); // never scaled up
+/// assert_eq!(fitted_size(1000, 10, 1, 1), (1, 1));
+/// ```
+pub fn fitted_size(width: u32, height: u32, box_w: u32, box_h: u32) -> (u32, u32) {
+    let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+    let s = (box_w as f64 / w).min(box_h as f64 / h).min(1.0);
+    if s >= 1.0 {
+        return (width, height);
+    }
+    let side = |v: f64| ((v * s).round() as u32).max(1);
+    (side(w), side(h))
 }
 
 /// Decodes encoded image bytes into a bitmap (§2), refusing more than `options.max_pixels`,
@@ -79,6 +102,9 @@ pub(crate) struct Decoded {
 
 /// [`decode`], telling what it did.
 pub(crate) fn decode_telling(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Decoded> {
+    if let Some(fit) = options.fit {
+        return decode_fitted(href, bytes, options, fit);
+    }
     let (bitmap, orientation) = decode_stored(href, bytes, options.max_pixels)?;
     let stored = (bitmap.width(), bitmap.height());
     Ok(match orientation {
@@ -93,6 +119,147 @@ pub(crate) fn decode_telling(href: &str, bytes: &[u8], options: &DecodeOptions) 
             stored,
         },
     })
+}
+
+/// A fitted decode (§1, §2a): the picture upright, scaled down into the box with a filter.
+/// Baseline and progressive YCbCr or gray JPEGs decode at 1/2, 1/4 or 1/8 scale (DCT scaling,
+/// `jpeg-decoder`) to the smallest size at least the fitted one, so the full-size picture
+/// never exists; everything else decodes at full size first (dropped as soon as it is
+/// resized).
+fn decode_fitted(
+    href: &str,
+    bytes: &[u8],
+    options: &DecodeOptions,
+    (box_w, box_h): (u32, u32),
+) -> Result<Decoded> {
+    let scaled = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        jpeg_scaled(href, bytes, options, (box_w, box_h))?
+    } else {
+        None
+    };
+    let (bitmap, orientation, full) = match scaled {
+        Some(s) => s,
+        None => {
+            let (b, o) = decode_stored(href, bytes, options.max_pixels)?;
+            let full = (b.width(), b.height());
+            (b, o, full)
+        }
+    };
+    let orientation = orientation.filter(|_| options.orientation);
+    let (tw, th) = fitted_stored_size(full, orientation, (box_w, box_h));
+    let bitmap = resize(bitmap, tw, th);
+    Ok(match orientation {
+        Some(o) => Decoded {
+            bitmap: upright(bitmap, o),
+            orientation: o.to_exif(),
+            stored: full,
+        },
+        None => Decoded {
+            bitmap,
+            orientation: 1,
+            stored: full,
+        },
+    })
+}
+
+/// The fitted size in the picture's stored axes: the box is the upright picture's, so it is
+/// turned with the picture when the orientation turns it a quarter (EXIF 5 to 8).
+fn fitted_stored_size(
+    (w, h): (u32, u32),
+    orientation: Option<Orientation>,
+    (box_w, box_h): (u32, u32),
+) -> (u32, u32) {
+    if orientation.is_some_and(|o| o.to_exif() >= 5) {
+        let (uw, uh) = fitted_size(h, w, box_w, box_h);
+        (uh, uw)
+    } else {
+        fitted_size(w, h, box_w, box_h)
+    }
+}
+
+/// A JPEG decoded at the smallest DCT scale (1/8, 1/4, 1/2, 1) that is at least its fitted
+/// size: the bitmap, its orientation and its full stored size. `None` for the JPEGs this path
+/// leaves to [`decode_jpeg`] (CMYK, YCCK, RGB-coded, damaged headers, the variants no decoder
+/// here reads), which then decode at full size.
+fn jpeg_scaled(
+    href: &str,
+    bytes: &[u8],
+    options: &DecodeOptions,
+    fit: (u32, u32),
+) -> Result<Option<(Bitmap, Option<Orientation>, (u32, u32))>> {
+    if unsupported_jpeg(bytes).is_some() || repair_jpeg_header(bytes).is_some() {
+        return Ok(None);
+    }
+    if cut_in_first_scan(bytes) {
+        return Err(Error::Corrupt {
+            href: href.into(),
+            detail: "truncated: the file ends inside the first scan".into(),
+        });
+    }
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    if dec.read_info().is_err() {
+        return Ok(None);
+    }
+    let Some(info) = dec.info() else {
+        return Ok(None);
+    };
+    let full = (info.width as u32, info.height as u32);
+    check_pixels(href, full.0, full.1, options.max_pixels)?;
+    let format = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => PixelFormat::Rgba8,
+        jpeg_decoder::PixelFormat::L8 => PixelFormat::Gray8,
+        _ => return Ok(None),
+    };
+    if info.coding_process == jpeg_decoder::CodingProcess::Lossless {
+        return Ok(None);
+    }
+    let orientation = exif_orientation(dec.exif_data());
+    let (tw, th) = fitted_stored_size(full, orientation.filter(|_| options.orientation), fit);
+    let Ok((w, h)) = dec.scale(tw.min(65535) as u16, th.min(65535) as u16) else {
+        return Ok(None);
+    };
+    let (w, h) = (w as u32, h as u32);
+    let mut pixels = match dec.decode() {
+        Ok(p) => p,
+        // The full-size decoder says what is wrong, in its words.
+        Err(_) => return Ok(None),
+    };
+    let n = w as usize * h as usize;
+    if format == PixelFormat::Rgba8 {
+        if pixels.len() != n * 3 {
+            return Ok(None);
+        }
+        pixels.resize(n * 4, 0);
+        rgb_to_rgba_in_place(&mut pixels, n);
+    } else if pixels.len() != n {
+        return Ok(None);
+    }
+    Ok(Some((Bitmap::new(w, h, format, pixels), orientation, full)))
+}
+
+/// `bitmap` resized to `w`x`h` with a Lanczos-3 filter (alpha premultiplied while filtering);
+/// the same bitmap when it already has that size.
+fn resize(bitmap: Bitmap, w: u32, h: u32) -> Bitmap {
+    use fast_image_resize as fr;
+    if (bitmap.width(), bitmap.height()) == (w, h) {
+        return bitmap;
+    }
+    let format = bitmap.format();
+    let pixel_type = match format {
+        PixelFormat::Gray8 => fr::PixelType::U8,
+        _ => fr::PixelType::U8x4,
+    };
+    let (sw, sh) = (bitmap.width(), bitmap.height());
+    let src = fr::images::Image::from_vec_u8(sw, sh, bitmap.into_pixels(), pixel_type)
+        .expect("a bitmap's buffer fits its size");
+    let mut dst = fr::images::Image::new(w, h, pixel_type);
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .expect("same pixel types, non-empty images");
+    drop(src);
+    Bitmap::new(w, h, format, dst.into_vec())
 }
 
 /// The EXIF orientation of an EXIF block (TIFF header first), where it says one.

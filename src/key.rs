@@ -28,24 +28,83 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Key {
-    /// The absolute, normalised path.
+    /// The absolute, normalised path, then for a fitted key [`FIT_MARK`] and `WxH`.
     path: Arc<str>,
     /// Where the lookup string starts in `path` (after `mediadir/`, or 0 outside mediadir).
     start: usize,
+    /// Where the path ends in `path`: its length, or where the fit begins.
+    end: usize,
     /// [`KeyStr::hash_of`] the lookup string, computed once: the index compares it before the
     /// key's bytes on every hit, and rehashes with it when it grows, without touching the
     /// bytes again.
     hash: u64,
 }
 
+/// What separates a fitted key's lookup string from its fit: a NUL, which no file path holds
+/// (an href with one names no file, and never a fitted entry: see `Cache::bitmap`).
+pub const FIT_MARK: char = '\0';
+
+/// Appends the fitted lookup string of `lookup` for a `w`x`h` box to `out` (allocation-free
+/// once `out` has room).
+pub fn push_fitted_lookup(out: &mut String, lookup: &str, (w, h): (u32, u32)) {
+    let mut a = itoa::Buffer::new();
+    out.push_str(lookup);
+    out.push(FIT_MARK);
+    out.push_str(a.format(w));
+    out.push('x');
+    out.push_str(a.format(h));
+}
+
 impl Key {
     fn new(path: Arc<str>, start: usize) -> Key {
         let hash = KeyStr::hash_of(&path[start..]);
-        Key { path, start, hash }
+        let end = path.len();
+        Key {
+            path,
+            start,
+            end,
+            hash,
+        }
+    }
+    /// The key of this picture fitted into a `w`x`h` box (§1): its own entry.
+    ///
+    /// ```
+    /// let r = texcache::key::Resolver::new("/media");
+    /// let k = r.key("a.jpg").fitted(64, 48);
+    /// assert_eq!((k.fit(), k.path()), (Some((64, 48)), std::path::Path::new("/media/a.jpg")));
+    /// assert_ne!(k, r.key("a.jpg"));
+    /// ```
+    pub fn fitted(&self, w: u32, h: u32) -> Key {
+        let mut s = String::with_capacity(self.end + 24);
+        push_fitted_lookup(&mut s, &self.path[..self.end], (w, h));
+        let mut k = Key::new(s.into(), self.start);
+        k.end = self.end;
+        k
+    }
+    /// Whether this is a fitted key.
+    #[inline]
+    pub fn is_fitted(&self) -> bool {
+        self.end != self.path.len()
+    }
+    /// The box of a fitted key.
+    pub fn fit(&self) -> Option<(u32, u32)> {
+        let (w, h) = self.path.get(self.end + 1..)?.split_once('x')?;
+        Some((w.parse().ok()?, h.parse().ok()?))
+    }
+    /// The key of the full-size picture (itself for a plain key).
+    pub fn plain(&self) -> Key {
+        if self.end == self.path.len() {
+            return self.clone();
+        }
+        Key::new(self.path[..self.end].into(), self.start)
     }
     /// The absolute, normalised path this key names.
     pub fn path(&self) -> &Path {
-        Path::new(&*self.path)
+        Path::new(&self.path[..self.end])
+    }
+    /// The lookup string of the full-size picture (without the fit).
+    pub fn plain_lookup(&self) -> &str {
+        &self.path[self.start..self.end]
     }
     /// A copy with its own, freshly allocated bytes. The core stores this one, so that a
     /// resident key's bytes sit next to its entry rather than wherever the allocator was when
@@ -123,8 +182,9 @@ impl PartialEq for Key {
 }
 impl Eq for Key {}
 impl fmt::Display for Key {
+    /// The path (a fitted key's fit is not shown; see [`Key::fit`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.path)
+        f.write_str(&self.path[..self.end])
     }
 }
 impl fmt::Debug for Key {

@@ -15,7 +15,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 /// One href to acquire ahead, in one tier.
-type Job = (TierKind, String);
+/// A tier, an href, and the box of a fitted request.
+type Job = (TierKind, String, Option<(u32, u32)>);
 
 /// The queue and the count of jobs not finished yet.
 pub(crate) struct Prefetch {
@@ -118,16 +119,19 @@ impl Prefetch {
 fn worker(rx: &Mutex<mpsc::Receiver<Job>>, cache: &WeakCache, pending: &Pending) {
     loop {
         let job = rx.lock().recv();
-        let Ok((tier, href)) = job else { return };
+        let Ok((tier, href, fit)) = job else { return };
         let Some(cache) = cache.upgrade() else { return };
         // Handles are dropped at once: the entries stay cached as unused.
-        let _ = match tier {
-            TierKind::Cpu => cache.bitmap(&href).map(drop),
+        let _ = match (tier, fit) {
+            (TierKind::Cpu, None) => cache.bitmap(&href).map(drop),
+            (TierKind::Cpu, Some((w, h))) => cache.bitmap_fit(&href, w, h).map(drop),
             #[cfg(feature = "gpu")]
-            TierKind::Gpu => cache.texture(&href).map(drop),
+            (TierKind::Gpu, None) => cache.texture(&href).map(drop),
+            #[cfg(feature = "gpu")]
+            (TierKind::Gpu, Some((w, h))) => cache.texture_fit(&href, w, h).map(drop),
             // Only `Cache::prefetch_textures` queues these, and it needs the `gpu` feature.
             #[cfg(not(feature = "gpu"))]
-            TierKind::Gpu => Ok(()),
+            (TierKind::Gpu, _) => Ok(()),
         };
         pending.done();
     }

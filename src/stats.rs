@@ -288,6 +288,9 @@ pub struct EntryInfo {
     /// drops. In the JSON only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
+    /// `[W, H]`: the box of a fitted entry (§1); absent for a full-size one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<[u32; 2]>,
 }
 
 /// A full snapshot (§6).
@@ -509,6 +512,7 @@ mod entry_tests {
             refs: 1,
             idle_ms: 0,
             removed: true,
+            fit: Some([64, 48]),
         });
         let video = Entry::Video(VideoEntry::of(NodeStats {
             href: "clip.y4m".into(),

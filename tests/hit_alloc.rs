@@ -45,3 +45,34 @@ fn hits_allocate_nothing_however_the_href_is_spelled() {
     assert_eq!((s.misses, s.hits), (2, 3000 * 5 - 2), "{s:?}");
     assert_eq!(allocations, 0, "allocations during 5,000 hits");
 }
+
+#[test]
+fn fitted_hits_allocate_nothing_either() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "a.png", 40, 30);
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    cfg.stats.history_interval_ms = 0;
+    let cache = texcache::Cache::new(cfg).unwrap();
+    for _ in 0..2000 {
+        drop(cache.bitmap_fit("a.png", 16, 16).unwrap());
+        drop(cache.bitmap_fit("./a.png", 8, 8).unwrap());
+    }
+    let before = counting::allocations();
+    for _ in 0..1000 {
+        drop(std::hint::black_box(
+            cache.bitmap_fit("a.png", 16, 16).unwrap(),
+        ));
+        drop(std::hint::black_box(
+            cache.bitmap_fit("./a.png", 8, 8).unwrap(),
+        ));
+    }
+    let allocations = counting::allocations() - before;
+    let s = cache.stats().cpu;
+    assert_eq!(
+        (s.misses, s.entries, s.used),
+        (2, 2, 16 * 12 * 4 + 8 * 6 * 4),
+        "{s:?}"
+    );
+    assert_eq!(allocations, 0, "allocations during 2,000 fitted hits");
+}

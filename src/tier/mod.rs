@@ -316,6 +316,28 @@ impl<R: Resource> Tier<R> {
         removed
     }
 
+    /// §3.5 for every fitted size of the picture whose full-size lookup string is `plain`
+    /// (not the full size itself): one pass over the entries. Not recorded (a trace's `remove`
+    /// replays to every size). Returns whether any was resident.
+    pub(crate) fn remove_fitted(&self, plain: &str) -> bool {
+        let mut freed = Vec::new();
+        let mut state = self.shared.state.lock();
+        let fitted: Vec<String> = state
+            .core
+            .iter()
+            .filter(|e| e.key.fit().is_some() && e.key.plain_lookup() == plain)
+            .map(|e| e.key.lookup().to_string())
+            .collect();
+        let mut removed = false;
+        for lookup in &fitted {
+            removed |= state.core.remove(lookup, &mut freed);
+        }
+        state.forget(&freed);
+        drop(state);
+        drop(freed);
+        removed
+    }
+
     /// §3.6.
     pub fn trim(&self, target: u64) -> TierStats {
         self.with_evictions(Some(Event::Trim(target)), |core, ev| core.trim(target, ev))
@@ -364,29 +386,9 @@ impl<R: Resource> Tier<R> {
         state.log = Some(log);
     }
 
-    /// Another reference to this tier (for the recorder, which takes its log from its own
-    /// thread).
-    pub(crate) fn share(&self) -> Tier<R> {
-        Tier {
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Swaps the log's buffer for `spare`; returns the events so far and the clock, read under
-    /// the lock (empty when nothing is logging).
-    pub(crate) fn take_log(&self, spare: Batch) -> (Batch, u64) {
-        let mut state = self.shared.state.lock();
-        match &mut state.log {
-            Some(log) => (log.take(spare), log.now()),
-            None => (spare, 0),
-        }
-    }
-
-    /// Stops logging; returns the last events.
-    pub(crate) fn stop_log(&self) -> Batch {
-        let log = self.shared.state.lock().log.take();
-        log.map(|mut l| l.take(Batch::default()))
-            .unwrap_or_default()
+    /// The tier's log, for the recorder, which takes it from its own thread.
+    pub(crate) fn log_ref(&self) -> LogRef<R> {
+        LogRef(self.shared.clone())
     }
 
     /// One [`EntryInfo`] per entry that counts in the stats: unused ones least recently
@@ -414,6 +416,7 @@ impl<R: Resource> Tier<R> {
                         0
                     },
                     removed: e.is_orphan(),
+                    fit: e.key.fit().map(|(w, h)| [w, h]),
                 }
             })
             .collect()
@@ -435,6 +438,29 @@ impl<R: Resource> Tier<R> {
         drop(state);
         drop(freed);
         stats
+    }
+}
+
+/// A tier's log as the recorder reaches it: a reference to the tier's shared state that, unlike
+/// a [`Tier`], does not close the tier when it drops.
+pub(crate) struct LogRef<R: Resource>(Arc<Shared<R>>);
+
+impl<R: Resource> LogRef<R> {
+    /// Swaps the log's buffer for `spare`; returns the events so far and the clock, read under
+    /// the lock (empty when nothing is logging).
+    pub(crate) fn take_log(&self, spare: Batch) -> (Batch, u64) {
+        let mut state = self.0.state.lock();
+        match &mut state.log {
+            Some(log) => (log.take(spare), log.now()),
+            None => (spare, 0),
+        }
+    }
+
+    /// Stops logging; returns the last events.
+    pub(crate) fn stop_log(&self) -> Batch {
+        let log = self.0.state.lock().log.take();
+        log.map(|mut l| l.take(Batch::default()))
+            .unwrap_or_default()
     }
 }
 

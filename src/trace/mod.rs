@@ -35,6 +35,24 @@ pub enum Op {
         /// The href.
         href: String,
     },
+    /// `bitmap_fit ID WxH HREF` (§1)
+    BitmapFit {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// The box.
+        fit: (u32, u32),
+        /// The href.
+        href: String,
+    },
+    /// `texture_fit ID WxH HREF` (§1, §3.9)
+    TextureFit {
+        /// The ID it is known by in the trace.
+        id: String,
+        /// The box.
+        fit: (u32, u32),
+        /// The href.
+        href: String,
+    },
     /// `release ID`
     Release {
         /// The ID it is known by in the trace.
@@ -103,6 +121,12 @@ impl std::fmt::Display for Op {
         match self {
             Op::Bitmap { id, href } => write!(f, "bitmap {id} {href}"),
             Op::Texture { id, href } => write!(f, "texture {id} {href}"),
+            Op::BitmapFit { id, fit, href } => {
+                write!(f, "bitmap_fit {id} {}x{} {href}", fit.0, fit.1)
+            }
+            Op::TextureFit { id, fit, href } => {
+                write!(f, "texture_fit {id} {}x{} {href}", fit.0, fit.1)
+            }
             Op::Release { id } => write!(f, "release {id}"),
             Op::Remove { href } => write!(f, "remove {href}"),
             Op::Trim { tier, bytes } => write!(f, "trim {} {bytes}", tier.name()),
@@ -229,6 +253,21 @@ fn parse_op(s: &str) -> std::result::Result<Op, String> {
         }
         Ok((id.to_string(), href.to_string()))
     };
+    let id_fit_href = |verb: &str| -> std::result::Result<(String, (u32, u32), String), String> {
+        let (id, more) = split_word(rest);
+        let (size, href) = split_word(more);
+        let fit = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+        match fit {
+            Some(fit) if !id.is_empty() && !href.is_empty() => {
+                Ok((id.to_string(), fit, href.to_string()))
+            }
+            _ => Err(format!(
+                "`{verb}` needs an ID, a box WxH (e.g. 320x240), then an HREF"
+            )),
+        }
+    };
     let only_id = |verb: &str| -> std::result::Result<String, String> {
         let (id, more) = split_word(rest);
         if id.is_empty() || !more.is_empty() {
@@ -249,6 +288,10 @@ fn parse_op(s: &str) -> std::result::Result<Op, String> {
     Ok(match verb {
         "bitmap" => id_href(verb).map(|(id, href)| Op::Bitmap { id, href })?,
         "texture" => id_href(verb).map(|(id, href)| Op::Texture { id, href })?,
+        "bitmap_fit" => id_fit_href(verb).map(|(id, fit, href)| Op::BitmapFit { id, fit, href })?,
+        "texture_fit" => {
+            id_fit_href(verb).map(|(id, fit, href)| Op::TextureFit { id, fit, href })?
+        }
         "video" => id_href(verb).map(|(id, href)| Op::Video { id, href })?,
         "release" => Op::Release { id: only_id(verb)? },
         "play" => Op::Play { id: only_id(verb)? },
@@ -362,6 +405,28 @@ impl<'c> Replayer<'c> {
                 #[cfg(not(feature = "gpu"))]
                 let held = {
                     let _ = href;
+                    Held::Failed
+                };
+                self.held.insert(id.clone(), held);
+            }
+            Op::BitmapFit { id, fit, href } => {
+                self.check_free(id)?;
+                let held = self
+                    .cache
+                    .bitmap_fit(href, fit.0, fit.1)
+                    .map_or(Held::Failed, Held::Bitmap);
+                self.held.insert(id.clone(), held);
+            }
+            Op::TextureFit { id, fit, href } => {
+                self.check_free(id)?;
+                #[cfg(feature = "gpu")]
+                let held = self
+                    .cache
+                    .texture_fit(href, fit.0, fit.1)
+                    .map_or(Held::Failed, Held::Texture);
+                #[cfg(not(feature = "gpu"))]
+                let held = {
+                    let _ = (href, fit);
                     Held::Failed
                 };
                 self.held.insert(id.clone(), held);

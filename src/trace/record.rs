@@ -27,7 +27,7 @@
 use crate::error::{Error, Result};
 use crate::tier::log::{Batch, Event, TierLog, Wake, WAKE_AT};
 use crate::tier::TierKind;
-use crate::tier::{Resource, Tier};
+use crate::tier::{LogRef, Resource};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -81,7 +81,7 @@ pub(crate) trait LogSource: Send + Sync {
     fn stop(&self) -> Batch;
 }
 
-impl<R: Resource> LogSource for Tier<R> {
+impl<R: Resource> LogSource for LogRef<R> {
     fn take(&self, spare: Batch) -> (Batch, u64) {
         self.take_log(spare)
     }
@@ -210,7 +210,7 @@ struct TierNames {
     /// Entry address → its lookup string, if a trace line can carry it (while the entry lives).
     /// A copy made on this thread: reading the key's own bytes on every acquire would share
     /// their cache lines, and the entry's next to them, with the thread that hits.
-    entries: HashMap<usize, Option<Box<str>>, foldhash::fast::RandomState>,
+    entries: HashMap<usize, Option<Named>, foldhash::fast::RandomState>,
     /// A clone's handle id → the id its group was written with.
     clones: HashMap<u64, u64, foldhash::fast::RandomState>,
     /// Written id → live handles beyond the first, for groups that were cloned.
@@ -299,17 +299,19 @@ impl Writer {
         if self.pending_gpu.front().is_some_and(|g| g.0 <= seq) {
             return false;
         }
-        let Some(Some(lookup)) = self.tiers[TierKind::Cpu as usize].entries.get(&entry) else {
+        let Some(Some(named)) = self.tiers[TierKind::Cpu as usize].entries.get(&entry) else {
             return false;
         };
         let mut ids = itoa::Buffer::new();
         let id = ids.format(seq).as_bytes();
         let buf = &mut self.buf;
-        buf.reserve(b"bitmap b \nrelease b\n".len() + 2 * id.len() + lookup.len());
-        buf.extend_from_slice(b"bitmap b");
+        let verb = named.verb(TierKind::Cpu);
+        buf.reserve(verb.len() + b"b \nrelease b\n".len() + 2 * id.len() + named.text.len());
+        buf.extend_from_slice(verb);
+        buf.push(b'b');
         buf.extend_from_slice(id);
         buf.push(b' ');
-        buf.extend_from_slice(lookup.as_bytes());
+        buf.extend_from_slice(named.text.as_bytes());
         buf.extend_from_slice(b"\nrelease b");
         buf.extend_from_slice(id);
         buf.push(b'\n');
@@ -349,9 +351,9 @@ impl Writer {
     /// Formats one event's line, if it has one. `seq` is its sequence number in its tier,
     /// which is the id of the handle it creates, if any.
     fn emit(&mut self, tier: TierKind, seq: u64, event: Event) {
-        let (verb, prefix): (&[u8], &[u8]) = match tier {
-            TierKind::Cpu => (b"bitmap ", b"b"),
-            TierKind::Gpu => (b"texture ", b"t"),
+        let prefix: &[u8] = match tier {
+            TierKind::Cpu => b"b",
+            TierKind::Gpu => b"t",
         };
         let names = &mut self.tiers[tier as usize];
         let buf = &mut self.buf;
@@ -359,20 +361,17 @@ impl Writer {
         match event {
             Event::Name(named) => {
                 let (entry, key) = *named;
-                let lookup = key.lookup();
-                names
-                    .entries
-                    .insert(entry, writable(lookup).then(|| lookup.into()));
+                names.entries.insert(entry, Named::of(&key));
             }
             Event::Forget(entry) => {
                 names.entries.remove(&entry);
             }
             Event::Acquire(entry) => match names.entries.get(&entry) {
-                Some(Some(lookup)) => {
-                    for part in [verb, prefix, ids.format(seq).as_bytes(), b" "] {
+                Some(Some(named)) => {
+                    for part in [named.verb(tier), prefix, ids.format(seq).as_bytes(), b" "] {
                         buf.extend_from_slice(part);
                     }
-                    buf.extend_from_slice(lookup.as_bytes());
+                    buf.extend_from_slice(named.text.as_bytes());
                     buf.push(b'\n');
                 }
                 _ => {
@@ -382,11 +381,16 @@ impl Writer {
             },
             Event::Failed(key) => {
                 self.failed += 1;
-                if writable(key.lookup()) {
-                    for part in [verb, b"f", ids.format(self.failed).as_bytes(), b" "] {
+                if let Some(named) = Named::of(&key) {
+                    for part in [
+                        named.verb(tier),
+                        b"f",
+                        ids.format(self.failed).as_bytes(),
+                        b" ",
+                    ] {
                         buf.extend_from_slice(part);
                     }
-                    buf.extend_from_slice(key.lookup().as_bytes());
+                    buf.extend_from_slice(named.text.as_bytes());
                     buf.push(b'\n');
                 }
             }
@@ -452,6 +456,42 @@ impl Writer {
 }
 
 /// Whether a trace line can carry `href` (the rest of the line, up to a `#`, trimmed).
+/// What an acquire line of an entry says after its verb's ID: the href, or for a fitted entry
+/// `WxH HREF` (written with the `_fit` verb).
+struct Named {
+    fitted: bool,
+    text: Box<str>,
+}
+
+impl Named {
+    /// `None` for a key whose href a trace line cannot carry.
+    fn of(key: &crate::key::Key) -> Option<Named> {
+        let href = key.plain_lookup();
+        if !writable(href) {
+            return None;
+        }
+        Some(match key.fit() {
+            Some((w, h)) => Named {
+                fitted: true,
+                text: format!("{w}x{h} {href}").into(),
+            },
+            None => Named {
+                fitted: false,
+                text: href.into(),
+            },
+        })
+    }
+    /// The verb of its acquire line in `tier`.
+    fn verb(&self, tier: TierKind) -> &'static [u8] {
+        match (tier, self.fitted) {
+            (TierKind::Cpu, false) => b"bitmap ",
+            (TierKind::Cpu, true) => b"bitmap_fit ",
+            (TierKind::Gpu, false) => b"texture ",
+            (TierKind::Gpu, true) => b"texture_fit ",
+        }
+    }
+}
+
 fn writable(href: &str) -> bool {
     !href.is_empty() && href.trim() == href && !href.contains(['#', '\n', '\r'])
 }
