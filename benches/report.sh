@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The decode comparison of PERFORMANCE.md: `cargo bench --bench miss` (texcache_miss and
-# raw_decode, Melem/s = megapixels/s), then Pillow on the same files when it is installed.
+# The decode comparisons of PERFORMANCE.md: `cargo bench --bench miss` (texcache_miss and
+# raw_decode, Melem/s = megapixels/s) and `cargo bench --bench fit` (fitted into 768x512), then
+# Pillow on the same files and the same fitted job when it is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench --bench miss -- --noplot 2>&1 | grep -E "^miss/|thrpt:"
+cargo bench --bench fit -- --noplot 2>&1 | grep -E "^fit/|time:"
 if python3 -c "import PIL" 2>/dev/null; then
   python3 benches/pillow_decode.py
 else

@@ -724,8 +724,8 @@ impl Inner {
     fn texture(&self, href: &str) -> Result<TextureHandle> {
         // As in `Inner::bitmap`: the href as it is first.
         match self.gpu.get_resident_as(href, true) {
-            Some(hit) if !hit.key().is_fitted() => Ok(hit),
-            _ => self.texture_cold(href, None),
+            Some(hit) => Ok(hit),
+            None => self.texture_cold(href, None),
         }
     }
 
@@ -791,10 +791,8 @@ impl Inner {
         // strings are normal, and a normal string resolves to itself), so a hit needs no
         // resolution: try the href as it is, and resolve only if it is not resident.
         match self.cpu.get_resident_as(href, record) {
-            // (An href can spell a fitted entry's lookup string only with a NUL in it, and then
-            // it names no file: not that entry.)
-            Some(hit) if !hit.key().is_fitted() => Ok(hit),
-            _ => self.bitmap_cold(href, record),
+            Some(hit) => Ok(hit),
+            None => self.bitmap_cold(href, record),
         }
     }
 

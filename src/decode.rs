@@ -177,6 +177,9 @@ fn fitted_stored_size(
     }
 }
 
+/// A picture decoded smaller than stored: the bitmap, its orientation, its full stored size.
+type Scaled = (Bitmap, Option<Orientation>, (u32, u32));
+
 /// A JPEG decoded at the smallest DCT scale (1/8, 1/4, 1/2, 1) that is at least its fitted
 /// size: the bitmap, its orientation and its full stored size. `None` for the JPEGs this path
 /// leaves to [`decode_jpeg`] (CMYK, YCCK, RGB-coded, damaged headers, the variants no decoder
@@ -186,7 +189,7 @@ fn jpeg_scaled(
     bytes: &[u8],
     options: &DecodeOptions,
     fit: (u32, u32),
-) -> Result<Option<(Bitmap, Option<Orientation>, (u32, u32))>> {
+) -> Result<Option<Scaled>> {
     if unsupported_jpeg(bytes).is_some() || repair_jpeg_header(bytes).is_some() {
         return Ok(None);
     }
@@ -526,17 +529,14 @@ fn repair_jpeg_header(b: &[u8]) -> Option<Vec<u8>> {
 /// Whether a JPEG's data ends before its first scan does: no marker (other than restart
 /// markers and stuffed bytes) follows the first start-of-scan.
 fn cut_in_first_scan(b: &[u8]) -> bool {
-    let Some((0xDA, _, mut i)) = jpeg_segments(b).last() else {
+    let Some((0xDA, _, start)) = jpeg_segments(b).last() else {
         return true;
     };
-    // The entropy-coded data of the first scan runs to the next real marker.
-    while i + 1 < b.len() {
-        if b[i] == 0xFF && !matches!(b[i + 1], 0x00 | 0xFF | 0xD0..=0xD7) {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    // The first scan's entropy-coded data runs to the next real marker; whether one follows
+    // it at all is found fastest from the end, where a whole file has its EOI.
+    (start..b.len().saturating_sub(1))
+        .rev()
+        .all(|i| b[i] != 0xFF || matches!(b[i + 1], 0x00 | 0xFF | 0xD0..=0xD7))
 }
 
 /// Expands `n` RGB pixels at the start of `buf` (which holds `4 n` bytes) to RGBA, opaque, in

@@ -41,7 +41,8 @@ pub struct Key {
 }
 
 /// What separates a fitted key's lookup string from its fit: a NUL, which no file path holds
-/// (an href with one names no file, and never a fitted entry: see `Cache::bitmap`).
+/// (so only an href that itself spells a fitted lookup string, NUL and all, names a fitted
+/// entry through the plain API; see the README).
 pub const FIT_MARK: char = '\0';
 
 /// Appends the fitted lookup string of `lookup` for a `w`x`h` box to `out` (allocation-free

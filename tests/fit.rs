@@ -228,3 +228,13 @@ fn decode_options_fit_directly() {
     let b = texcache::decode::decode("big.jpg", &bytes, &o).unwrap();
     assert_eq!((b.width(), b.height()), (768, 512));
 }
+
+#[test]
+fn an_href_with_a_nul_names_no_file() {
+    let photos = common::corpus().join("photos");
+    let c = cache(&photos);
+    let href = format!("kodim23.jpg{}64x64", '\0');
+    assert!(c.bitmap(&href).is_err(), "no file has a NUL in its path");
+    assert_eq!((c.stats().cpu.entries, c.stats().cpu.failures), (0, 1));
+    assert_eq!(c.bitmap_fit("kodim23.jpg", 64, 64).unwrap().width(), 64);
+}
