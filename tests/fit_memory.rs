@@ -5,18 +5,6 @@
 
 mod common;
 
-/// A `/proc/self/status` field, in bytes.
-fn status_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
 #[test]
 fn a_fitted_jpeg_decode_never_holds_the_full_size_picture() {
     let path = common::corpus().join("photos/kodim23_3072x2048.jpg");
@@ -32,9 +20,9 @@ fn a_fitted_jpeg_decode_never_holds_the_full_size_picture() {
         eprintln!("cannot reset the peak RSS here; skipping");
         return;
     }
-    let baseline = status_kib("VmHWM:");
+    let baseline = common::status("VmHWM:");
     let b = texcache::decode::decode("big.jpg", &bytes, &options).unwrap();
-    let peak = status_kib("VmHWM:");
+    let peak = common::status("VmHWM:");
     let fitted = texcache::tier::Resource::bytes(&b);
     assert_eq!((b.width(), b.height(), fitted), (768, 512, 768 * 512 * 4));
     let over = peak.saturating_sub(baseline + fitted);

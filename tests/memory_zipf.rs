@@ -8,18 +8,6 @@ mod common;
 
 use std::collections::VecDeque;
 
-/// A field of /proc/self/status, in bytes.
-fn status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
 const PICTURES: usize = 300;
 const SIDE: u32 = 128;
 const HELD: usize = 4;
@@ -59,7 +47,7 @@ impl Zipf {
 
 #[test]
 fn a_long_zipf_replay_keeps_memory_flat_at_the_budget() {
-    let start = status("VmHWM:");
+    let start = common::status("VmHWM:");
     let tmp = tempfile::tempdir().unwrap();
     for i in 0..PICTURES {
         common::png(tmp.path(), &format!("p{i}.png"), SIDE, SIDE);
@@ -89,16 +77,16 @@ fn a_long_zipf_replay_keeps_memory_flat_at_the_budget() {
     // One pass to warm up (the allocator settles into the workload's sizes: its first passes
     // grow the heap by about 1 MiB, measured), then four times the work.
     replay(40_000, 1);
-    let once = status("VmHWM:");
+    let once = common::status("VmHWM:");
     for seed in 2..6 {
         replay(40_000, seed);
         eprintln!(
             "pass {seed}: VmHWM {} VmRSS {}",
-            status("VmHWM:"),
-            status("VmRSS:")
+            common::status("VmHWM:"),
+            common::status("VmRSS:")
         );
     }
-    let five_times = status("VmHWM:");
+    let five_times = common::status("VmHWM:");
 
     let s = cache.stats().cpu;
     eprintln!(
@@ -125,7 +113,7 @@ fn a_long_zipf_replay_keeps_memory_flat_at_the_budget() {
 
     // The bookkeeping per entry, pixels aside: 100,000 entries of one pixel each.
     cache.set_budget(texcache::TierKind::Cpu, u64::MAX);
-    let before = status("VmRSS:");
+    let before = common::status("VmRSS:");
     const ENTRIES: u64 = 100_000;
     for i in 0..ENTRIES {
         let href = format!("entries/{i:07}.png");
@@ -144,7 +132,7 @@ fn a_long_zipf_replay_keeps_memory_flat_at_the_budget() {
                 .unwrap(),
         );
     }
-    let per_entry = (status("VmRSS:") - before) / ENTRIES;
+    let per_entry = (common::status("VmRSS:") - before) / ENTRIES;
     let key_len = cache.key("entries/0000000.png").path().as_os_str().len();
     eprintln!("{per_entry} bytes of memory per entry (4 of them pixels, a {key_len}-byte key)");
     assert!(per_entry < 512, "{per_entry} bytes per entry");

@@ -191,3 +191,11 @@ pub fn spawn_until_line(mut cmd: std::process::Command) -> (std::process::Child,
         .unwrap();
     (child, line)
 }
+
+/// A field of `/proc/self/status` (`VmRSS:`, `VmHWM:`), in bytes.
+pub fn status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
