@@ -2,7 +2,7 @@
 //! [`crate::decode`] to decode.
 //!
 //! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha (§2). Files are
-//! opened as [`crate::file`] opens every file (never blocking, regular files only, confined on
+//! opened as `crate::file` opens every file (never blocking, regular files only, confined on
 //! the descriptor), sniffed before they are read, and read no further than their length when
 //! opened. Every failure is a typed [`Error`] naming the href.
 

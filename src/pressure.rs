@@ -5,7 +5,7 @@
 //! tightest `memory.max` of its cgroup and the cgroup's ancestors, cgroup v2 or v1's
 //! `memory.limit_in_bytes`, else the machine's `MemTotal`). And a cache that keeps its whole
 //! budget while the system swaps is the leak people complain about, so on Linux one sleeping
-//! thread per process ([`watch`]) waits on kernel PSI triggers (the cgroup's `memory.pressure`,
+//! thread per process (`watch`) waits on kernel PSI triggers (the cgroup's `memory.pressure`,
 //! else `/proc/pressure/memory`) and, when one fires, trims every live cache that asked for it:
 //! half of the unused CPU bytes on "some" pressure, all of them on "full". The thread sleeps in
 //! `poll(2)` with no timeout: no busy loop and no timer while there is no pressure. An

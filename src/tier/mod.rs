@@ -1,4 +1,4 @@
-//! A cache tier for threads: [`core::TierCore`] behind a mutex, plus reference-counted
+//! A cache tier for threads: the tier core (`core.rs`) behind a mutex, plus reference-counted
 //! [`Handle`]s and single-flight loading.
 //!
 //! The CPU tier is a `Tier<Bitmap>` and the GPU tier a `Tier<Texture>`: one implementation of
@@ -291,7 +291,7 @@ impl<R: Resource> Tier<R> {
         Some(Handle { entry, id })
     }
 
-    /// Counts a miss served without inserting (see [`core::TierCore::count_uninserted_miss`]).
+    /// Counts a miss served without inserting (the tier core's `count_uninserted_miss`).
     pub fn count_uninserted_miss(&self, failed: bool) {
         self.shared.state.lock().core.count_uninserted_miss(failed);
     }

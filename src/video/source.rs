@@ -163,7 +163,7 @@ pub(crate) fn is_animation(magic: &[u8]) -> bool {
 /// than `max_pixels` pixels (`loader.max_pixels`) are refused from the header, before any frame
 /// memory is allocated. With `confine_to` (a canonical mediadir) the opened file must lie
 /// inside it; the check is made on every open, reopens for looping and seeking included.
-/// The file is opened as [`crate::file`] opens every file: never blocking on a FIFO, regular
+/// The file is opened as `crate::file` opens every file: never blocking on a FIFO, regular
 /// files only.
 pub fn open(
     href: &str,
