@@ -100,8 +100,27 @@ pub(crate) struct Decoded {
     pub stored: (u32, u32),
 }
 
-/// [`decode`], telling what it did.
+/// [`decode`], telling what it did. A decoder that panics on its input (zune-jpeg does on some
+/// damaged JPEGs: the fuzzer's find in `tests/fuzz/decode/`) gives a `Corrupt` error: the
+/// decoders own no state beyond this call, so nothing is left half-changed.
 pub(crate) fn decode_telling(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Decoded> {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_caught(href, bytes, options)
+    }));
+    decoded.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Corrupt {
+            href: href.into(),
+            detail: format!("the decoder failed on this data ({message})"),
+        })
+    })
+}
+
+fn decode_caught(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Decoded> {
     if let Some(fit) = options.fit {
         return decode_fitted(href, bytes, options, fit);
     }

@@ -140,6 +140,13 @@ pub fn decode(data: &[u8]) {
             assert_eq!((s.failures, s.entries, s.used), (1, 0, 0), "{s:?}");
         }
     }
+    // Fitted (§1): inside the box, or a typed error.
+    let mut options = crate::decode::DecodeOptions::new(MAX_PIXELS);
+    options.fit = Some((7, 5));
+    match bitmap::decode(href, data, &options) {
+        Ok(b) => assert!(b.width() <= 7 && b.height() <= 5 && b.width() * b.height() > 0),
+        Err(e) => assert!(e.to_string().starts_with(href), "{e}"),
+    }
 }
 
 /// `data` as a file that lives in memory only (a memfd), named by its `/proc/self/fd` path.
