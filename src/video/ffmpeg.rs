@@ -107,13 +107,25 @@ unsafe extern "C" fn io_open(
 /// The frame memory a decoder holds: every distinct buffer its pool has handed out through
 /// `get_buffer2`, by address, with its size. A pool keeps its buffers until the decoder closes
 /// or the frame size changes (then it starts a new pool, and the count starts again).
-#[derive(Default)]
 struct DecoderMemory {
     seen: Mutex<Seen>,
     bytes: AtomicU64,
 }
 
-#[derive(Default)]
+impl Default for DecoderMemory {
+    /// Room for the buffers of any pool up front (a codec keeps at most 16 reference frames,
+    /// each thread a few more), so noting a new one allocates nothing during playback.
+    fn default() -> DecoderMemory {
+        DecoderMemory {
+            seen: Mutex::new(Seen {
+                shape: (0, 0, 0),
+                buffers: HashMap::with_capacity(256),
+            }),
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
 struct Seen {
     /// Width, height and format of the frames the buffers are for.
     shape: (c_int, c_int, c_int),
