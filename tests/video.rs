@@ -3,7 +3,7 @@
 
 mod common;
 
-use md5::{Digest, Md5};
+use common::md5_hex;
 use std::path::Path;
 use std::time::Duration;
 use texcache::video::State;
@@ -24,13 +24,6 @@ fn framemd5(path: &Path) -> Vec<String> {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| l.rsplit(',').next().unwrap().trim().to_string())
-        .collect()
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use md5::{Digest, Md5};
+use common::md5_hex;
 use std::path::{Path, PathBuf};
 use texcache::video::{State, VideoNode};
 use texcache::{Cache, Error, PixelFormat};
@@ -38,13 +38,6 @@ fn framemd5(path: &Path) -> Vec<(f64, String)> {
             let f: Vec<&str> = l.split(',').map(str::trim).collect();
             (f[2].parse::<f64>().unwrap() * n / d, f[5].to_string())
         })
-        .collect()
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
         .collect()
 }
 
