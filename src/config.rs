@@ -295,6 +295,68 @@ impl Config {
         Ok(cfg)
     }
 
+    /// [`Config::load`], and what in the file is valid but probably not what its writer meant
+    /// (what `texcache check-config` prints as warnings): a size whose unit is spelled unlike
+    /// the documented ones (`"64 Mib"`, [`ByteSize::spelling_warning`]), a `mediadir` that does
+    /// not exist or is not a folder, a `stats.socket` or `stats.trace` whose folder does not
+    /// exist.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("texcache-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("t.toml");
+    /// std::fs::write(&file, "mediadir = \"nowhere\"\n[cpu]\nbudget = \"64 Mib\"\n").unwrap();
+    /// let (cfg, warnings) = texcache::Config::load_checked(&file).unwrap();
+    /// assert_eq!(cfg.cpu.budget.0, 64 << 20);
+    /// assert_eq!(warnings.len(), 2, "{warnings:?}");
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn load_checked(file: impl AsRef<Path>) -> Result<(Config, Vec<String>)> {
+        let file = file.as_ref();
+        let cfg = Config::load(file)?;
+        let mut warnings = Vec::new();
+        // The file parsed, so it reads again; only its size strings are looked at.
+        let table: toml::Table = crate::file::read_text(file)
+            .ok()
+            .and_then(|t| toml::from_str(&t).ok())
+            .unwrap_or_default();
+        for section in ["cpu", "gpu"] {
+            let value = table
+                .get(section)
+                .and_then(|t| t.get("budget"))
+                .and_then(|v| v.as_str());
+            if let Some(w) = value.and_then(ByteSize::spelling_warning) {
+                warnings.push(format!("{section}.budget: {w}"));
+            }
+        }
+        match std::fs::metadata(&cfg.mediadir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => warnings.push(format!(
+                "mediadir: {} is not a folder: every relative href will fail",
+                cfg.mediadir.display()
+            )),
+            Err(e) => warnings.push(format!(
+                "mediadir: {}: {e}: every relative href will fail to load",
+                cfg.mediadir.display()
+            )),
+        }
+        for (key, path) in [
+            ("stats.socket", &cfg.stats.socket),
+            ("stats.trace", &cfg.stats.trace),
+        ] {
+            let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+                continue;
+            };
+            if !dir.is_dir() {
+                warnings.push(format!(
+                    "{key}: the folder {} does not exist: the cache will fail to start",
+                    dir.display()
+                ));
+            }
+        }
+        Ok((cfg, warnings))
+    }
+
     /// The file named by `TEXCACHE_CONFIG` if set, else the built-in defaults.
     pub fn from_env_or_default() -> Result<Config> {
         match std::env::var_os("TEXCACHE_CONFIG") {

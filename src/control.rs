@@ -277,11 +277,36 @@ pub fn answer(cache: &Cache, request: &str) -> String {
     }
 }
 
+/// The error of a failed connect, in words that say what to do: nothing at the path (the
+/// application is not running, or has no `stats.socket`), something there that is not a
+/// socket, or a socket nobody listens on (left by an application that ended without dropping
+/// its cache).
+fn connect_err(path: &Path, e: std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::FileTypeExt;
+    let detail = match (e.kind(), std::fs::symlink_metadata(path)) {
+        (ErrorKind::NotFound, _) => "no socket there: is the application running, with \
+             `stats.socket` set to this path in its config ([stats] socket = \"...\")?"
+            .to_string(),
+        (_, Ok(m)) if !m.file_type().is_socket() => {
+            "this is not a socket (a regular file or folder is in its place)".to_string()
+        }
+        (ErrorKind::ConnectionRefused, _) => "nobody is listening: the application that made \
+             this socket has ended (a stale socket file), or is not serving"
+            .to_string(),
+        (ErrorKind::PermissionDenied, _) => format!(
+            "permission denied ({e}): the socket is the application owner's alone (mode 0600)"
+        ),
+        _ => format!("cannot connect: {e}"),
+    };
+    socket_err(path, detail)
+}
+
 /// Sends one request to the socket at `path` and returns the answer line (the client side of
 /// `texcache stats`).
 pub fn request(path: &Path, line: &str) -> Result<String> {
     let err = |e: std::io::Error| socket_err(path, e.to_string());
-    let mut conn = UnixStream::connect(path).map_err(err)?;
+    let mut conn = UnixStream::connect(path).map_err(|e| connect_err(path, e))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(err)?;
     conn.write_all(line.as_bytes()).map_err(err)?;

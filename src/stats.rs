@@ -151,6 +151,9 @@ impl State {
 pub struct NodeStats {
     /// The href it was opened with.
     pub href: String,
+    /// The file it plays: the href resolved against `mediadir`, as an entry's key is.
+    #[serde(default)]
+    pub path: String,
     /// `stopped`, `paused` or `playing`.
     pub state: State,
     /// Width in pixels.
@@ -238,7 +241,8 @@ impl Entry {
 pub struct VideoEntry {
     /// Always `video`.
     pub tier: String,
-    /// Its href.
+    /// The file it plays (the href resolved against `mediadir`, as bitmaps' and textures'
+    /// keys are).
     pub key: String,
     /// `cpu_bytes + gpu_bytes`.
     pub bytes: u64,
@@ -256,7 +260,11 @@ impl VideoEntry {
     pub fn of(node: NodeStats) -> VideoEntry {
         VideoEntry {
             tier: "video".into(),
-            key: node.href.clone(),
+            key: if node.path.is_empty() {
+                node.href.clone()
+            } else {
+                node.path.clone()
+            },
             bytes: node.cpu_bytes + node.gpu_bytes,
             refs: node.held_frames,
             idle_ms: 0,
@@ -374,7 +382,7 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<5} {:>11} {:>11} {:>5} {:>11} {:>11} {:>11} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9}",
+            "{:<5} {:>11} {:>11} {:>5} {:>11} {:>11} {:>11} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9}",
             "tier",
             "budget",
             "used",
@@ -386,13 +394,14 @@ impl fmt::Display for Stats {
             "hit%",
             "hits",
             "misses",
+            "coalesced",
             "evictions",
             "failures"
         )?;
         for (name, t) in [("cpu", &self.cpu), ("gpu", &self.gpu)] {
             writeln!(
                 f,
-                "{:<5} {:>11} {:>11} {:>5} {:>11} {:>11} {:>11} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9}",
+                "{:<5} {:>11} {:>11} {:>5} {:>11} {:>11} {:>11} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9}",
                 name,
                 ByteSize(t.budget).to_string(),
                 ByteSize(t.used).to_string(),
@@ -404,6 +413,7 @@ impl fmt::Display for Stats {
                 format!("{:.1}", t.hit_ratio() * 100.0),
                 t.hits,
                 t.misses,
+                t.coalesced,
                 t.evictions,
                 t.failures
             )?;
@@ -455,41 +465,64 @@ impl fmt::Display for Stats {
             ByteSize(self.process.rss)
         )?;
         if let Some(entries) = &self.entries {
-            writeln!(f)?;
-            write!(
-                f,
-                "{:<5} {:>11} {:>11} {:>7} {:>5} {:>9}  key",
-                "tier", "bytes", "size", "format", "refs", "idle ms"
-            )?;
-            for e in entries {
-                let (size, format, idle, removed) = match e {
-                    Entry::Cached(c) => (
-                        format!("{}x{}", c.width, c.height),
-                        c.format.name(),
-                        c.idle_ms,
-                        c.removed,
-                    ),
-                    Entry::Video(v) => (
-                        format!("{}x{}", v.node.width, v.node.height),
-                        v.node.format.name(),
-                        0,
-                        false,
-                    ),
-                };
-                write!(
-                    f,
-                    "\n{:<5} {:>11} {:>11} {:>7} {:>5} {:>9}  {}",
-                    e.tier(),
-                    ByteSize(e.bytes()).to_string(),
-                    size,
-                    format,
-                    e.refs(),
-                    idle,
-                    e.key()
-                )?;
-                if removed {
-                    write!(f, "  (removed, freed when released)")?;
+            // One row of text per entry, then every column as wide as its widest cell.
+            let head = [
+                "tier", "bytes", "size", "fit", "format", "refs", "idle ms", "key",
+            ];
+            let rows: Vec<[String; 8]> = entries
+                .iter()
+                .map(|e| {
+                    let (size, fit, format, idle, removed) = match e {
+                        Entry::Cached(c) => (
+                            format!("{}x{}", c.width, c.height),
+                            c.fit.map_or("-".into(), |[w, h]| format!("{w}x{h}")),
+                            c.format.name(),
+                            c.idle_ms,
+                            c.removed,
+                        ),
+                        Entry::Video(v) => (
+                            format!("{}x{}", v.node.width, v.node.height),
+                            "-".into(),
+                            v.node.format.name(),
+                            0,
+                            false,
+                        ),
+                    };
+                    let key = if removed {
+                        format!("{}  (removed, freed when released)", e.key())
+                    } else {
+                        e.key().to_string()
+                    };
+                    [
+                        e.tier().to_string(),
+                        ByteSize(e.bytes()).to_string(),
+                        size,
+                        fit,
+                        format.to_string(),
+                        e.refs().to_string(),
+                        idle.to_string(),
+                        key,
+                    ]
+                })
+                .collect();
+            let mut width = head.map(str::len);
+            for r in &rows {
+                for (w, cell) in width.iter_mut().zip(r) {
+                    *w = (*w).max(cell.chars().count());
                 }
+            }
+            let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 8]| -> fmt::Result {
+                writeln!(f)?;
+                // tier and key read from the left; the numbers and sizes from the right.
+                write!(f, "{:<w$}", cells[0], w = width[0])?;
+                for (cell, w) in cells[1..7].iter().zip(&width[1..7]) {
+                    write!(f, "  {cell:>w$}")?;
+                }
+                write!(f, "  {}", cells[7])
+            };
+            line(f, head)?;
+            for r in &rows {
+                line(f, std::array::from_fn(|i| r[i].as_str()))?;
             }
         }
         Ok(())
@@ -516,6 +549,7 @@ mod entry_tests {
         });
         let video = Entry::Video(VideoEntry::of(NodeStats {
             href: "clip.y4m".into(),
+            path: "/m/clip.y4m".into(),
             state: State::Playing,
             width: 8,
             height: 6,
@@ -544,5 +578,30 @@ mod entry_tests {
         assert_eq!(json["entries"][1]["bytes"], 288);
         let back: Stats = serde_json::from_value(json).unwrap();
         assert_eq!(back.entries, stats.entries);
+
+        // The table: one key form (the file's path) for both kinds, every column aligned.
+        let table = stats.to_string();
+        let rows: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("total"))
+            .skip(1)
+            .collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert!(
+            rows[1].ends_with("/m/a.png  (removed, freed when released)"),
+            "{table}"
+        );
+        assert!(rows[2].ends_with("/m/clip.y4m"), "{table}");
+        assert!(rows[1].contains("64x48"), "the fit is shown: {table}");
+        let key_at = rows[0].find("key").unwrap();
+        assert!(
+            rows[1..].iter().all(|r| r[key_at..].starts_with('/')),
+            "{table}"
+        );
+        let refs_end = rows[0].find("refs").unwrap() + 4;
+        assert!(
+            rows[1..].iter().all(|r| r.as_bytes()[refs_end - 1] == b'1'),
+            "{table}"
+        );
     }
 }

@@ -88,6 +88,63 @@ impl fmt::Display for ByteSize {
     }
 }
 
+impl ByteSize {
+    /// The size as a person writes it in a config file: the largest binary unit that holds it
+    /// exactly (`"256 MiB"`, `"1536 KiB"`), else bytes (`"1000001 B"`). It parses back to
+    /// the same number.
+    ///
+    /// ```
+    /// use texcache::ByteSize;
+    /// assert_eq!(ByteSize(256 << 20).exact(), "256 MiB");
+    /// assert_eq!(ByteSize(1536 << 10).exact(), "1536 KiB");
+    /// assert_eq!(ByteSize(1_000_001).exact(), "1000001 B");
+    /// assert_eq!(ByteSize(0).exact(), "0 B");
+    /// ```
+    pub fn exact(self) -> String {
+        let b = self.0;
+        for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+            if b != 0 && b % (1u64 << shift) == 0 {
+                return format!("{} {unit}", b >> shift);
+            }
+        }
+        format!("{b} B")
+    }
+
+    /// A warning for a size whose unit is not spelled as this crate documents it: units are
+    /// read case-insensitively, so `"64 Mib"` is 64 MiB, but `Mib` is usually a mebibit and
+    /// `mb` a millibit, and the reader deserves to be told which one was meant. `None` for a
+    /// plain number or a documented spelling (`B`, `kB`/`KB`, `MB`, `GB`, `TB`, `KiB`, `MiB`,
+    /// `GiB`, `TiB`), and for what does not parse (the parse error says why).
+    ///
+    /// ```
+    /// use texcache::ByteSize;
+    /// assert!(ByteSize::spelling_warning("64 MiB").is_none());
+    /// assert!(ByteSize::spelling_warning("64 Mib").unwrap().contains("64 MiB"));
+    /// ```
+    pub fn spelling_warning(s: &str) -> Option<String> {
+        let t = s.trim();
+        let bytes = t.parse::<ByteSize>().ok()?;
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, unit) = (&t[..split], t[split..].trim());
+        const WRITTEN: &[&str] = &[
+            "B", "kB", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB",
+        ];
+        if WRITTEN.contains(&unit) {
+            return None;
+        }
+        let up = unit.to_ascii_uppercase();
+        let meant = WRITTEN
+            .iter()
+            .find(|w| w.to_ascii_uppercase() == up)
+            .copied()
+            .unwrap_or("B");
+        Some(format!(
+            "`{t}` is read as {num} {meant} ({} bytes): units are case-insensitive here, but              `{unit}` usually means something else (a `b` is a bit); write `{num} {meant}`",
+            bytes.0
+        ))
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for ByteSize {
     /// What [`Budget`] reads, refusing a percentage (with [`ByteSize`]'s own words for why).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -100,9 +157,10 @@ impl<'de> serde::Deserialize<'de> for ByteSize {
     }
 }
 
+/// As [`ByteSize::exact`] writes it: `"512 MiB"`.
 impl serde::Serialize for ByteSize {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
+        s.serialize_str(&self.exact())
     }
 }
 
@@ -196,7 +254,7 @@ impl serde::Serialize for Budget {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.1 {
             Some(p) => s.serialize_str(&format!("{p}%")),
-            None => s.serialize_u64(self.0),
+            None => s.serialize_str(&ByteSize(self.0).exact()),
         }
     }
 }

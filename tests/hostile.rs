@@ -559,7 +559,7 @@ fn a_closed_pipe_ends_the_cli_quietly() {
     let sock = tmp.path().join("s.sock");
     let _cache = cache_with(tmp.path(), |c| c.stats.socket = sock.clone());
     let mut child = Command::new(common::texcache_bin())
-        .args(["stats", "--json", "--watch", "0.01", "--socket"])
+        .args(["stats", "--json", "--watch", "0.1", "--socket"])
         .arg(&sock)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -2,6 +2,7 @@
 //! prints are in `docs/formats.md`.
 
 mod cli;
+mod driver_noise;
 mod plot;
 
 use clap::{Parser, Subcommand};
@@ -18,8 +19,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the main job on built-in defaults: a slideshow workload over generated media, then
-    /// print the memory statistics.
+    /// Run the main job on built-in defaults: a photo viewer's workload (a thumbnail grid, a
+    /// full-size view, a video) over generated media, then print the statistics and what the
+    /// cache saved, and write a memory graph and a contact sheet.
     Demo {
         /// Where to write generated media and the report (default: a folder under the system
         /// temp dir).
@@ -35,6 +37,14 @@ enum Command {
             default_value = "texcache-demo-memory.svg"
         )]
         plot: PathBuf,
+        /// Where to write the contact sheet of what was shown (thumbnails, a full-size
+        /// picture and a video frame, read back from the GPU).
+        #[arg(
+            long,
+            value_name = "FILE.png",
+            default_value = "texcache-demo-shown.png"
+        )]
+        sheet: PathBuf,
     },
     /// Play a trace (format: docs/formats.md) through a real cache and print the final
     /// statistics.
@@ -68,8 +78,8 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         out: Output,
-        /// Sample every SECS seconds until interrupted.
-        #[arg(long, value_name = "SECS", value_parser = seconds)]
+        /// Sample every SECS seconds (0.1 or more) until interrupted.
+        #[arg(long, value_name = "SECS", value_parser = watch_period)]
         watch: Option<f64>,
         /// Draw used vs budget per tier and video over time (the application's recent
         /// history; with --watch, redrawn at every sample).
@@ -77,6 +87,7 @@ enum Command {
         plot: Option<PathBuf>,
     },
     /// For each budget, replay a trace and report hit ratio, evictions and peak bytes.
+    #[command(group(clap::ArgGroup::new("budgets").required(true).multiple(true).args(["cpu_budgets", "gpu_budgets"])))]
     Tune {
         /// The trace file.
         #[arg(long)]
@@ -84,10 +95,11 @@ enum Command {
         /// Config file (default: $TEXCACHE_CONFIG, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// CPU budgets to try, comma-separated (e.g. `16MiB,64MiB,256MiB`).
-        #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+        /// CPU budgets to try, comma-separated (e.g. `16MiB,64MiB,256MiB`), with the GPU
+        /// budget of the config.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
         cpu_budgets: Vec<texcache::ByteSize>,
-        /// GPU budgets to try (with the CPU budget of the config).
+        /// GPU budgets to try, with the CPU budget of the config (either list, or both).
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         gpu_budgets: Vec<texcache::ByteSize>,
         /// Print the table as JSON.
@@ -139,6 +151,18 @@ fn seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A `--watch` period: at least 0.1 s, so that a watcher cannot poll an application's socket
+/// in a busy loop.
+fn watch_period(s: &str) -> Result<f64, String> {
+    let v = seconds(s)?;
+    if v < 0.1 {
+        return Err(format!(
+            "{v} s is too short: sample at most 10 times a second (0.1 or more)"
+        ));
+    }
+    Ok(v)
+}
+
 fn main() -> ExitCode {
     // Output into a closed pipe (`texcache stats | head`) ends the process quietly, as Unix
     // tools do, instead of panicking in `println!`.
@@ -148,7 +172,12 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     let result = match args.command {
-        Command::Demo { dir, json, plot } => cli::demo::run(dir, json, &plot),
+        Command::Demo {
+            dir,
+            json,
+            plot,
+            sheet,
+        } => cli::demo::run(dir, json, &plot, &sheet),
         Command::Replay {
             trace,
             config,

@@ -356,10 +356,40 @@ enum Held {
     Failed,
 }
 
+/// A load that failed during replay, with how often that same failure came back: one per
+/// distinct operation kind, href and error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayFailure {
+    /// The first trace line it happened on.
+    pub line: usize,
+    /// The operation: `bitmap`, `texture`, `bitmap_fit`, `texture_fit`, `video` (the node did
+    /// not open), `play` or `next` (a frame could not be decoded).
+    pub op: &'static str,
+    /// The href, as the trace wrote it.
+    pub href: String,
+    /// The error, in words (it names the href and the cause).
+    pub error: String,
+    /// Whether the error is [`Error::NotFound`] (an href that names no file, as when a trace
+    /// is replayed without the `mediadir` it was recorded under).
+    pub not_found: bool,
+    /// How many times it happened.
+    pub count: u64,
+}
+
 /// Plays traces through a cache, keeping the named handles.
+///
+/// A failed load is not fatal (§7): it is counted in the cache's stats, and the replayer keeps
+/// each distinct failure ([`Replayer::failures`]) so that a caller can say *why*, such as
+/// every href failing for want of the `mediadir` the trace was recorded with.
 pub struct Replayer<'c> {
     cache: &'c Cache,
     held: HashMap<String, Held>,
+    /// Video hrefs by ID, to name them in a frame's failure.
+    videos: HashMap<String, String>,
+    failures: Vec<ReplayFailure>,
+    /// (op, href, error) → index in `failures`.
+    seen: HashMap<(&'static str, String, String), usize>,
+    line: usize,
 }
 
 impl<'c> Replayer<'c> {
@@ -368,6 +398,10 @@ impl<'c> Replayer<'c> {
         Replayer {
             cache,
             held: HashMap::new(),
+            videos: HashMap::new(),
+            failures: Vec::new(),
+            seen: HashMap::new(),
+            line: 0,
         }
     }
 
@@ -375,6 +409,7 @@ impl<'c> Replayer<'c> {
     pub fn run(&mut self, trace: &Trace, mut progress: impl FnMut(usize, usize)) -> Result<()> {
         let total = trace.ops.len();
         for (i, (line, op)) in trace.ops.iter().enumerate() {
+            self.line = *line;
             self.step(op).map_err(|message| Error::Trace {
                 file: trace.file.clone(),
                 line: *line,
@@ -390,43 +425,89 @@ impl<'c> Replayer<'c> {
         self.held.clear();
     }
 
+    /// The loads that failed so far, one per distinct operation, href and error, in the order
+    /// they first happened.
+    pub fn failures(&self) -> &[ReplayFailure] {
+        &self.failures
+    }
+
+    /// Notes a failure of `op` on `href`.
+    fn failed(&mut self, op: &'static str, href: &str, error: &Error) {
+        let not_found = matches!(error, Error::NotFound { .. });
+        let error = error.to_string();
+        let key = (op, href.to_string(), error);
+        if let Some(&i) = self.seen.get(&key) {
+            self.failures[i].count += 1;
+            return;
+        }
+        self.failures.push(ReplayFailure {
+            line: self.line,
+            op,
+            href: key.1.clone(),
+            error: key.2.clone(),
+            not_found,
+            count: 1,
+        });
+        self.seen.insert(key, self.failures.len() - 1);
+    }
+
+    /// The held value of an acquire's result, noting a failure.
+    fn held<T>(
+        &mut self,
+        op: &'static str,
+        href: &str,
+        r: Result<T>,
+        wrap: impl FnOnce(T) -> Held,
+    ) -> Held {
+        match r {
+            Ok(v) => wrap(v),
+            Err(e) => {
+                self.failed(op, href, &e);
+                Held::Failed
+            }
+        }
+    }
+
     fn step(&mut self, op: &Op) -> std::result::Result<(), String> {
         match op {
             Op::Bitmap { id, href } => {
                 self.check_free(id)?;
-                let held = self.cache.bitmap(href).map_or(Held::Failed, Held::Bitmap);
+                let r = self.cache.bitmap(href);
+                let held = self.held("bitmap", href, r, Held::Bitmap);
                 self.held.insert(id.clone(), held);
             }
             Op::Texture { id, href } => {
                 self.check_free(id)?;
                 #[cfg(feature = "gpu")]
-                let held = self.cache.texture(href).map_or(Held::Failed, Held::Texture);
+                let held = {
+                    let r = self.cache.texture(href);
+                    self.held("texture", href, r, Held::Texture)
+                };
                 // Built without the GPU tier: a texture cannot be had.
                 #[cfg(not(feature = "gpu"))]
                 let held = {
-                    let _ = href;
+                    self.failed("texture", href, &no_gpu_tier(href));
                     Held::Failed
                 };
                 self.held.insert(id.clone(), held);
             }
             Op::BitmapFit { id, fit, href } => {
                 self.check_free(id)?;
-                let held = self
-                    .cache
-                    .bitmap_fit(href, fit.0, fit.1)
-                    .map_or(Held::Failed, Held::Bitmap);
+                let r = self.cache.bitmap_fit(href, fit.0, fit.1);
+                let held = self.held("bitmap_fit", href, r, Held::Bitmap);
                 self.held.insert(id.clone(), held);
             }
             Op::TextureFit { id, fit, href } => {
                 self.check_free(id)?;
                 #[cfg(feature = "gpu")]
-                let held = self
-                    .cache
-                    .texture_fit(href, fit.0, fit.1)
-                    .map_or(Held::Failed, Held::Texture);
+                let held = {
+                    let r = self.cache.texture_fit(href, fit.0, fit.1);
+                    self.held("texture_fit", href, r, Held::Texture)
+                };
                 #[cfg(not(feature = "gpu"))]
                 let held = {
-                    let _ = (href, fit);
+                    let _ = fit;
+                    self.failed("texture_fit", href, &no_gpu_tier(href));
                     Held::Failed
                 };
                 self.held.insert(id.clone(), held);
@@ -447,16 +528,16 @@ impl<'c> Replayer<'c> {
             }
             Op::Video { id, href } => {
                 self.check_free(id)?;
-                let held = self
-                    .cache
-                    .video(href)
-                    .map_or(Held::Failed, |n| Held::Video(Box::new(n)));
+                let r = self.cache.video(href);
+                let held = self.held("video", href, r, |n| Held::Video(Box::new(n)));
                 self.held.insert(id.clone(), held);
+                self.videos.insert(id.clone(), href.clone());
             }
             Op::Play { id } => {
                 if let Some(node) = self.node(id, op)? {
-                    // An error here (a thread that cannot start) is reported by `next`.
-                    let _ = node.play();
+                    if let Err(e) = node.play() {
+                        self.video_failed("play", id, &e);
+                    }
                 }
             }
             Op::Wait { id } => {
@@ -467,18 +548,30 @@ impl<'c> Replayer<'c> {
             Op::Next { id, n } => {
                 #[cfg(feature = "gpu")]
                 let gpu = self.cache.gpu_if_open();
+                let mut error = None;
                 if let Some(node) = self.node(id, op)? {
                     for _ in 0..*n {
                         // Bad media is not fatal: an error or the end of the stream ends this op.
-                        let Ok(Some(frame)) = node.next_frame() else {
-                            break;
+                        let frame = match node.next_frame() {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => break,
+                            Err(e) => {
+                                error = Some(e);
+                                break;
+                            }
                         };
                         #[cfg(feature = "gpu")]
                         if let Some(gpu) = &gpu {
-                            let _ = node.upload(gpu, &frame);
+                            if let Err(e) = node.upload(gpu, &frame) {
+                                error = Some(e);
+                                break;
+                            }
                         }
                         drop(frame);
                     }
+                }
+                if let Some(e) = error {
+                    self.video_failed("next", id, &e);
                 }
             }
             Op::Stop { id } => {
@@ -493,6 +586,12 @@ impl<'c> Replayer<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Notes a failure of `op` on the video node called `id`.
+    fn video_failed(&mut self, op: &'static str, id: &str, e: &Error) {
+        let href = self.videos.get(id).cloned().unwrap_or_default();
+        self.failed(op, &href, e);
     }
 
     /// The node called `id`: `None` if its open failed, an error if `id` is unknown or not a
@@ -511,5 +610,14 @@ impl<'c> Replayer<'c> {
             return Err(format!("ID `{id}` is still held (release it first)"));
         }
         Ok(())
+    }
+}
+
+/// The failure of a `texture` line in a build without the GPU tier.
+#[cfg(not(feature = "gpu"))]
+fn no_gpu_tier(href: &str) -> Error {
+    Error::Gpu {
+        href: href.into(),
+        detail: "texcache was built without its `gpu` feature: there is no texture tier".into(),
     }
 }

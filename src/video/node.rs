@@ -325,6 +325,7 @@ impl Shared {
         let st = self.state.lock();
         NodeStats {
             href: self.href.clone(),
+            path: self.path.display().to_string(),
             state: st.state,
             width: self.info.width,
             height: self.info.height,

@@ -9,12 +9,23 @@ pub mod tune;
 use std::path::Path;
 use texcache::{Config, Result};
 
-/// Loads `--config FILE`, else `TEXCACHE_CONFIG`, else the defaults.
+/// Loads `--config FILE`, else `TEXCACHE_CONFIG`, else the defaults; what in the file is
+/// probably a mistake is said on stderr ([`Config::load_checked`]).
 pub fn load_config(file: Option<&Path>) -> Result<Config> {
-    match file {
-        Some(f) => Config::load(f),
-        None => Config::from_env_or_default(),
+    let file = match file {
+        Some(f) => Some(f.to_path_buf()),
+        None => std::env::var_os("TEXCACHE_CONFIG")
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from),
+    };
+    let Some(file) = file else {
+        return Ok(Config::default());
+    };
+    let (cfg, warnings) = Config::load_checked(&file)?;
+    for w in warnings {
+        eprintln!("texcache: warning: {}: {w}", file.display());
     }
+    Ok(cfg)
 }
 
 /// Reads a trace and says on stderr what of it was read past (a torn last line).
@@ -26,10 +37,66 @@ pub fn load_trace(file: &Path) -> Result<texcache::trace::Trace> {
     Ok(trace)
 }
 
-/// `texcache check-config FILE`.
+/// Says on stderr why loads of a replay failed: each distinct failure (its first line, the
+/// operation and the error, which names the href and the cause), the first `MAX_SHOWN` of
+/// them and then how many more; and when every one is a missing file, where hrefs were looked
+/// for.
+pub fn report_failures(trace: &Path, failures: &[texcache::trace::ReplayFailure], mediadir: &Path) {
+    const MAX_SHOWN: usize = 10;
+    if failures.is_empty() {
+        return;
+    }
+    let total: u64 = failures.iter().map(|f| f.count).sum();
+    eprintln!(
+        "texcache: {total} load(s) of {} failed ({} distinct):",
+        trace.display(),
+        failures.len()
+    );
+    for f in failures.iter().take(MAX_SHOWN) {
+        let times = if f.count > 1 {
+            format!(" ({} times)", f.count)
+        } else {
+            String::new()
+        };
+        eprintln!("  line {}: {}: {}{times}", f.line, f.op, f.error);
+    }
+    if failures.len() > MAX_SHOWN {
+        let rest = &failures[MAX_SHOWN..];
+        eprintln!(
+            "  ... and {} more distinct failure(s), {} load(s)",
+            rest.len(),
+            rest.iter().map(|f| f.count).sum::<u64>()
+        );
+    }
+    if failures.iter().all(|f| f.not_found) {
+        eprintln!(
+            "  every failure is a missing file: relative hrefs are looked for in mediadir = {}; \
+             give --config FILE with the mediadir the trace was recorded under",
+            shown_path(mediadir).display()
+        );
+    }
+}
+
+/// `path` made absolute and without `.` components, for showing.
+pub fn shown_path(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path)
+        .map(|p| p.components().collect())
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `texcache check-config FILE`: the warnings, then the effective settings with paths
+/// resolved and sizes as people write them.
 pub fn check_config(file: &Path) -> Result<()> {
-    let cfg = Config::load(file)?;
-    println!("# {}: valid. Effective settings:", file.display());
+    let (mut cfg, warnings) = Config::load_checked(file)?;
+    for w in &warnings {
+        eprintln!("texcache: warning: {}: {w}", file.display());
+    }
+    let verdict = match warnings.len() {
+        0 => "valid".to_string(),
+        1 => "valid, with 1 warning (above)".to_string(),
+        n => format!("valid, with {n} warnings (above)"),
+    };
+    println!("# {}: {verdict}. Effective settings:", file.display());
     if let Some(p) = cfg.cpu.budget.1 {
         if let Ok(limit) = texcache::pressure::memory_limit(Path::new("/")) {
             println!(
@@ -39,6 +106,12 @@ pub fn check_config(file: &Path) -> Result<()> {
                 cfg.cpu.budget.0,
                 texcache::ByteSize(cfg.cpu.budget.0)
             );
+        }
+    }
+    cfg.mediadir = shown_path(&cfg.mediadir);
+    for p in [&mut cfg.stats.socket, &mut cfg.stats.trace] {
+        if !p.as_os_str().is_empty() {
+            *p = shown_path(p);
         }
     }
     print!("{}", cfg.to_toml());
@@ -78,8 +151,9 @@ pub fn write_memory_plot(
     path: &Path,
     samples: &[texcache::history::Sample],
     title: &str,
+    phases: &[crate::plot::Phase],
 ) -> Result<()> {
-    crate::plot::memory_svg(path, samples, title)?;
+    crate::plot::memory_svg(path, samples, title, phases)?;
     let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     eprintln!(
         "memory graph ({} samples): {}",

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use texcache::trace::Replayer;
+use texcache::trace::{Op, Replayer};
 use texcache::{Cache, Result};
 
 pub fn run(
@@ -29,7 +29,17 @@ pub fn run(
         cfg.stats.trace = out.into();
     }
     let trace = super::load_trace(trace_path)?;
+    let mediadir = cfg.mediadir.clone();
     let cache = Cache::new(cfg)?;
+    // The device is opened here (with the driver's noise filtered), not at the first texture
+    // line; a trace with textures and no adapter fails those lines, counted and reported.
+    if trace
+        .ops
+        .iter()
+        .any(|(_, op)| matches!(op, Op::Texture { .. } | Op::TextureFit { .. }))
+    {
+        let _ = crate::driver_noise::quietly(|| cache.gpu());
+    }
     let mut replayer = Replayer::new(&cache);
     let bar = super::progress(trace.ops.len() as u64, "replay");
     replayer.run(&trace, |done, _| {
@@ -38,6 +48,7 @@ pub fn run(
         }
     })?;
     bar.finish_and_clear();
+    super::report_failures(trace_path, replayer.failures(), &mediadir);
     // The end state, for the memory history (`texcache stats --plot` against --serve).
     cache.sample_history();
     let stats = if entries {

@@ -16,7 +16,10 @@ fn socket_path(socket: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf
     if cfg.stats.socket.as_os_str().is_empty() {
         return Err(Error::Socket {
             path: PathBuf::new(),
-            detail: "no socket given: pass --socket PATH, or --config FILE with stats.socket set"
+            detail: "no socket given. The application serves its statistics only when its \
+                     config sets `stats.socket` ([stats] socket = \"/run/user/.../app.sock\"); \
+                     then pass --socket PATH, or --config FILE (its config), or set \
+                     TEXCACHE_CONFIG"
                 .into(),
         });
     }
@@ -72,13 +75,13 @@ pub fn run(
             println!("{stats}");
         }
         if let Some(plot) = plot {
-            super::write_memory_plot(plot, &samples()?, &title)?;
+            super::write_memory_plot(plot, &samples()?, &title, &[])?;
         }
         return Ok(());
     };
     // --watch: a live view on a terminal (redrawn in place), plain lines when piped.
     let tty = std::io::stdout().is_terminal();
-    let period = Duration::try_from_secs_f64(secs.max(0.05)).unwrap_or(Duration::MAX);
+    let period = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
     loop {
         let (stats, line) = fetch(&path, request)?;
         if json {
@@ -89,7 +92,7 @@ pub fn run(
             println!("{stats}\n");
         }
         if let Some(plot) = plot {
-            crate::plot::memory_svg(plot, &samples()?, &title)?;
+            crate::plot::memory_svg(plot, &samples()?, &title, &[])?;
         }
         std::thread::sleep(period);
     }
