@@ -239,6 +239,29 @@ fn a_frame_held_across_stop_stays_valid_then_frees() {
 }
 
 #[test]
+fn asking_for_a_frame_with_every_slot_held_is_an_error_not_a_hang() {
+    let dir = common::corpus().join("video");
+    let cache = video_cache(&dir, true, 3);
+    let node = cache.video(Y4M).unwrap();
+    let (node, held, err) = common::within(30, "next_frame with every slot held", move || {
+        let mut node = node;
+        node.play().unwrap();
+        let held: Vec<_> = (0..3)
+            .map(|_| node.next_frame().unwrap().unwrap())
+            .collect();
+        let err = node.next_frame().err();
+        (node, held, err)
+    });
+    let err = err.expect("an error, since no slot is free");
+    assert!(matches!(err, Error::Video { .. }), "{err}");
+    assert!(err.to_string().contains("drop one"), "{err}");
+    // Dropping one frees a slot: playback goes on.
+    let mut node = node;
+    drop(held);
+    assert_eq!(node.next_frame().unwrap().unwrap().index(), 3);
+}
+
+#[test]
 fn dropping_a_node_whose_decoder_waits_on_a_full_queue_is_prompt() {
     let dir = common::corpus().join("video");
     let cache = video_cache(&dir, true, 2);

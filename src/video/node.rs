@@ -538,6 +538,18 @@ impl VideoNode {
             if st.eos {
                 return Ok(None);
             }
+            // Every slot is a frame the consumer holds: the decoder cannot start another until
+            // one is dropped, so waiting would be for ever.
+            if st.queue.is_empty() && st.in_flight == 0 && st.held >= self.shared.queue_length {
+                return Err(Error::Video {
+                    href: self.shared.href.clone(),
+                    detail: format!(
+                        "all {} frame slots (video.queue_length) are frames the consumer still \
+                         holds: drop one before asking for the next",
+                        self.shared.queue_length
+                    ),
+                });
+            }
             let now = std::time::Instant::now();
             if now < *spin_until.get_or_insert(now + WAIT_SPIN) {
                 parking_lot::MutexGuard::unlocked(&mut st, || backoff.snooze());

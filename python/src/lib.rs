@@ -1,0 +1,916 @@
+//! `texcache._texcache`: the Python package's extension module (SPEC §11). It wraps the Rust
+//! library and adds no cache logic of its own; `pysrc/texcache/__init__.py` re-exports it and
+//! defines the exception classes.
+//!
+//! # Zero copy, and why the views are safe
+//!
+//! Pixels leave the cache without a copy in two ways:
+//! - `numpy.asarray(bitmap)` calls `Bitmap.__array__`, which returns an array over a fresh
+//!   [`View`] (numpy's `__array_interface__`, read-only). The view owns a clone of the entry's
+//!   handle, so the array keeps the entry in use and its pixels alive however long it lives,
+//!   after the `Bitmap`, a `with` block or the `Cache` are gone; it is released when the array
+//!   is collected. Every array is one handle: the entry's `refs` follow the views exactly.
+//! - `__dlpack__` returns a capsule whose `DLManagedTensor` owns a handle clone the same way,
+//!   freed by its deleter (which the consumer may call from any thread, without the GIL:
+//!   dropping a handle needs no Python).
+//!
+//! The pixels a view points at are the entry's, immutable while any handle lives (the cache
+//! never writes a resident bitmap), so the pointer handed out is valid exactly as long as the
+//! owner it travels with. The buffer protocol itself is not used: the stable ABI of Python 3.9
+//! (`abi3-py39`, one wheel for every CPython from 3.9) does not have it.
+
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::ffi::{c_void, CStr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use texcache::video::{Frame as RsFrame, VideoNode};
+use texcache::{BitmapHandle, ByteSize, Error, PixelFormat, TierKind};
+
+/// The Python exception of a texcache error: the class of `texcache` named for its cause
+/// (§10), with the message (which names the href) and `href` set.
+fn py_err(e: Error) -> PyErr {
+    let class = match &e {
+        Error::NotFound { .. } => "NotFound",
+        Error::Permission { .. } => "PermissionDenied",
+        Error::NotAFile { .. } => "NotAFile",
+        Error::Io { .. } => "ReadError",
+        Error::Unsupported { .. } => "Unsupported",
+        Error::Corrupt { .. } => "Corrupt",
+        Error::TooManyPixels { .. } => "TooManyPixels",
+        Error::OutsideMediadir { .. } => "OutsideMediadir",
+        Error::Gpu { .. } => "GpuError",
+        Error::GpuOutOfMemory { .. } => "GpuOutOfMemory",
+        Error::LoadPanicked { .. } => "LoadPanicked",
+        Error::Config { .. } => "ConfigError",
+        Error::Trace { .. } => "TraceError",
+        Error::Socket { .. } => "SocketError",
+        Error::Plot { .. } => "Error",
+        Error::Thread { .. } => "ThreadError",
+        Error::Video { .. } => "VideoError",
+        _ => "Error",
+    };
+    let href = e.href().map(str::to_string);
+    let message = e.to_string();
+    Python::attach(|py| {
+        let made = (|| -> PyResult<PyErr> {
+            let cls = py.import("texcache")?.getattr(class)?;
+            let value = cls.call1((message.clone(),))?;
+            value.setattr("href", href)?;
+            Ok(PyErr::from_value(value))
+        })();
+        made.unwrap_or_else(|_| PyRuntimeError::new_err(message))
+    })
+}
+
+fn tier_of(name: &str) -> PyResult<TierKind> {
+    match name {
+        "cpu" => Ok(TierKind::Cpu),
+        "gpu" => Err(PyValueError::new_err(
+            "the Python package has no GPU tier (built without texcache's `gpu` feature)",
+        )),
+        other => Err(PyValueError::new_err(format!(
+            "tier must be \"cpu\", not {other:?}"
+        ))),
+    }
+}
+
+/// A size: an int (bytes) or a string as the config file writes it ("64 MiB").
+fn size_of(v: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(n) = v.extract::<u64>() {
+        return Ok(n);
+    }
+    let s: String = v.extract().map_err(|_| {
+        PyValueError::new_err("a size is an int of bytes or a string such as \"64 MiB\"")
+    })?;
+    s.parse::<ByteSize>()
+        .map(|b| b.0)
+        .map_err(PyValueError::new_err)
+}
+
+fn fit_of(fit: Option<(u32, u32)>) -> PyResult<Option<(u32, u32)>> {
+    match fit {
+        Some((0, _)) | Some((_, 0)) => Err(PyValueError::new_err(
+            "fit is (width, height), both at least 1",
+        )),
+        f => Ok(f),
+    }
+}
+
+/// What keeps a view's memory alive: an entry's handle, a video frame, or owned pixels.
+enum Owner {
+    Bitmap(#[allow(dead_code)] BitmapHandle),
+    Decoded(#[allow(dead_code)] texcache::Bitmap),
+    Frame(#[allow(dead_code)] Arc<RsFrame>),
+    Owned(#[allow(dead_code)] Vec<u8>),
+}
+
+/// An array's memory: where it starts, its shape and strides in bytes, and what keeps it.
+struct Pixels {
+    /// Held for its drop: it keeps `ptr`'s memory alive.
+    #[allow(dead_code)]
+    owner: Owner,
+    ptr: *const u8,
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+}
+
+// SAFETY: `ptr` points into memory `owner` keeps alive and nobody writes (a resident bitmap's
+// pixels, a frame's buffer while the frame lives, or the Vec it owns); the owners are
+// Send + Sync themselves.
+unsafe impl Send for Pixels {}
+// SAFETY: as above: shared access only reads.
+unsafe impl Sync for Pixels {}
+
+/// The shape and strides (bytes) of a packed `w`x`h` image of `bpp` bytes a pixel: (h, w) for
+/// one byte, else (h, w, bpp).
+fn layout(w: i64, h: i64, bpp: i64) -> (Vec<i64>, Vec<i64>) {
+    if bpp == 1 {
+        (vec![h, w], vec![w, 1])
+    } else {
+        (vec![h, w, bpp], vec![w * bpp, bpp, 1])
+    }
+}
+
+impl Pixels {
+    fn of_bitmap(h: BitmapHandle) -> Pixels {
+        let (w, ht, bpp) = (
+            h.width() as i64,
+            h.height() as i64,
+            h.bytes_per_pixel() as i64,
+        );
+        let ptr = h.pixels().as_ptr();
+        let (shape, strides) = layout(w, ht, bpp);
+        Pixels {
+            owner: Owner::Bitmap(h),
+            ptr,
+            shape,
+            strides,
+        }
+    }
+    fn owned(data: Vec<u8>, shape: Vec<i64>) -> Pixels {
+        let mut strides = vec![1i64; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * shape[i + 1];
+        }
+        Pixels {
+            ptr: data.as_ptr(),
+            owner: Owner::Owned(data),
+            shape,
+            strides,
+        }
+    }
+}
+
+/// What an array made by [`array`] has as its base: the owner of its memory.
+#[pyclass(frozen, module = "texcache._texcache")]
+struct View {
+    #[allow(dead_code)]
+    pixels: Pixels,
+}
+
+/// A read-only numpy array over `pixels`, made with numpy's C API (`PyArray_NewFromDescr`),
+/// whose base is a [`View`] owning them.
+fn array<'py>(py: Python<'py>, pixels: Pixels) -> PyResult<Bound<'py, PyAny>> {
+    use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
+    use numpy::{Element, PyArrayDescrMethods};
+    let nd = pixels.shape.len();
+    let (mut dims, mut strides) = ([0 as npy_intp; 3], [0 as npy_intp; 3]);
+    for i in 0..nd {
+        dims[i] = pixels.shape[i] as npy_intp;
+        strides[i] = pixels.strides[i] as npy_intp;
+    }
+    let data = pixels.ptr as *mut c_void;
+    let base = Bound::new(py, View { pixels })?;
+    // SAFETY: numpy copies `dims` and `strides`; `data` stays valid and unwritten while `base`
+    // lives (see [`Pixels`]), and the array keeps `base` (SetBaseObject steals the reference
+    // `into_ptr` gives it). Without NPY_ARRAY_WRITEABLE the array is read-only. On failure the
+    // half-made array is released and Python's error returned.
+    unsafe {
+        let arr = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            PY_ARRAY_API.get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+            u8::get_dtype(py).into_dtype_ptr(),
+            nd as std::ffi::c_int,
+            dims.as_mut_ptr(),
+            strides.as_mut_ptr(),
+            data,
+            npyffi::NPY_ARRAY_ALIGNED,
+            std::ptr::null_mut(),
+        );
+        if arr.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        if PY_ARRAY_API.PyArray_SetBaseObject(
+            py,
+            arr as *mut npyffi::PyArrayObject,
+            base.into_ptr(),
+        ) < 0
+        {
+            pyo3::ffi::Py_DECREF(arr);
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Bound::from_owned_ptr(py, arr))
+    }
+}
+
+// DLPack (https://dmlc.github.io/dlpack/latest/c_api.html), the unversioned ABI every consumer
+// reads (torch, numpy, jax, cupy).
+#[repr(C)]
+struct DlDevice {
+    device_type: i32,
+    device_id: i32,
+}
+#[repr(C)]
+struct DlDataType {
+    code: u8,
+    bits: u8,
+    lanes: u16,
+}
+#[repr(C)]
+struct DlTensor {
+    data: *mut c_void,
+    device: DlDevice,
+    ndim: i32,
+    dtype: DlDataType,
+    shape: *mut i64,
+    strides: *mut i64,
+    byte_offset: u64,
+}
+#[repr(C)]
+struct DlManagedTensor {
+    dl_tensor: DlTensor,
+    manager_ctx: *mut c_void,
+    deleter: Option<unsafe extern "C" fn(*mut DlManagedTensor)>,
+}
+const KDL_CPU: i32 = 1;
+const KDL_UINT: u8 = 1;
+const DLTENSOR: &CStr = c"dltensor";
+const USED_DLTENSOR: &CStr = c"used_dltensor";
+
+/// The deleter a consumer calls when it is done: frees the tensor and the pixels' owner.
+///
+/// # Safety
+/// `t` is a pointer made by [`dlpack_capsule`] and not deleted yet (the DLPack contract).
+unsafe extern "C" fn dl_delete(t: *mut DlManagedTensor) {
+    // SAFETY: per the contract above, both boxes were made by `dlpack_capsule` with
+    // Box::into_raw and are freed exactly once, here.
+    unsafe {
+        drop(Box::from_raw((*t).manager_ctx as *mut Pixels));
+        drop(Box::from_raw(t));
+    }
+}
+
+/// The capsule's destructor: a capsule never consumed (still named "dltensor") still owns its
+/// tensor.
+///
+/// # Safety
+/// Called by Python with the capsule, holding the GIL.
+unsafe extern "C" fn capsule_destructor(capsule: *mut pyo3::ffi::PyObject) {
+    // SAFETY: `capsule` is a live capsule (Python calls this before freeing it); its pointer,
+    // under the name it still has, is the tensor `dlpack_capsule` made.
+    unsafe {
+        if pyo3::ffi::PyCapsule_IsValid(capsule, DLTENSOR.as_ptr()) == 1 {
+            let t =
+                pyo3::ffi::PyCapsule_GetPointer(capsule, DLTENSOR.as_ptr()) as *mut DlManagedTensor;
+            if !t.is_null() {
+                dl_delete(t);
+            }
+        }
+    }
+    let _ = USED_DLTENSOR;
+}
+
+/// A "dltensor" capsule over `pixels` (uint8, on the CPU).
+fn dlpack_capsule(py: Python<'_>, pixels: Pixels) -> PyResult<Py<PyAny>> {
+    let mut ctx = Box::new(pixels);
+    let tensor = Box::new(DlManagedTensor {
+        dl_tensor: DlTensor {
+            data: ctx.ptr as *mut c_void,
+            device: DlDevice {
+                device_type: KDL_CPU,
+                device_id: 0,
+            },
+            ndim: ctx.shape.len() as i32,
+            dtype: DlDataType {
+                code: KDL_UINT,
+                bits: 8,
+                lanes: 1,
+            },
+            shape: ctx.shape.as_mut_ptr(),
+            strides: ctx.strides.as_mut_ptr(),
+            byte_offset: 0,
+        },
+        manager_ctx: std::ptr::null_mut(),
+        deleter: Some(dl_delete),
+    });
+    let t = Box::into_raw(tensor);
+    // SAFETY: `t` is the box just made; the Vecs `shape` and `strides` point into are owned by
+    // `ctx`, which lives (boxed, not moved again) until the deleter frees it with the tensor.
+    // DLPack counts strides in elements, which for uint8 are bytes.
+    unsafe {
+        (*t).manager_ctx = Box::into_raw(ctx) as *mut c_void;
+        let capsule = pyo3::ffi::PyCapsule_New(
+            t as *mut c_void,
+            DLTENSOR.as_ptr(),
+            Some(capsule_destructor),
+        );
+        if capsule.is_null() {
+            dl_delete(t);
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Py::from_owned_ptr(py, capsule))
+    }
+}
+
+/// A decoded picture held from the cache: `numpy.asarray(bm)` is a read-only (h, w, 4) or
+/// (h, w) uint8 array of its pixels, without a copy; `torch.from_dlpack(bm)` likewise. The
+/// entry is in use while the `Bitmap` or any array made from it lives. `with cache.bitmap(h)
+/// as bm:` releases the `Bitmap`'s own hold at the block's end (arrays keep theirs).
+#[pyclass(weakref, module = "texcache._texcache")]
+struct Bitmap {
+    handle: Mutex<Option<BitmapHandle>>,
+    width: u32,
+    height: u32,
+    format: &'static str,
+    /// The entry's key (an `Arc` clone: no allocation on a hit); shown as a string on demand.
+    key: texcache::Key,
+}
+
+impl Bitmap {
+    fn of(h: BitmapHandle) -> Bitmap {
+        Bitmap {
+            width: h.width(),
+            height: h.height(),
+            format: h.format().name(),
+            key: h.key().clone(),
+            handle: Mutex::new(Some(h)),
+        }
+    }
+    fn hold(&self) -> PyResult<BitmapHandle> {
+        self.handle
+            .lock()
+            .expect("never poisoned: no code panics holding it")
+            .clone()
+            .ok_or_else(|| PyValueError::new_err(format!("{}: the bitmap was released", self.key)))
+    }
+}
+
+#[pymethods]
+impl Bitmap {
+    /// Width in pixels.
+    #[getter]
+    fn width(&self) -> u32 {
+        self.width
+    }
+    /// Height in pixels.
+    #[getter]
+    fn height(&self) -> u32 {
+        self.height
+    }
+    /// "rgba8" or "gray8".
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.format
+    }
+    /// The entry's key: the href resolved against mediadir.
+    #[getter]
+    fn key(&self) -> String {
+        self.key.to_string()
+    }
+    /// The (h, w, 4) or (h, w) shape of its array.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        if self.format == PixelFormat::Gray8.name() {
+            PyTuple::new(py, [self.height, self.width])
+        } else {
+            PyTuple::new(py, [self.height, self.width, 4])
+        }
+    }
+    /// Live handles of the entry (this `Bitmap`, its arrays, other holders).
+    #[getter]
+    fn refs(&self) -> PyResult<usize> {
+        // Less the clone made to ask.
+        Ok(self.hold()?.refs() - 1)
+    }
+    /// Whether this `Bitmap` still holds the entry.
+    #[getter]
+    fn held(&self) -> bool {
+        self.handle.lock().expect("never poisoned").is_some()
+    }
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        &self,
+        py: Python<'py>,
+        dtype: Option<Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = array(py, Pixels::of_bitmap(self.hold()?))?;
+        let a = match dtype {
+            Some(d) => a.call_method1("astype", (d,))?,
+            None => a,
+        };
+        if copy == Some(true) {
+            return a.call_method0("copy");
+        }
+        Ok(a)
+    }
+    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
+    fn __dlpack__(
+        &self,
+        py: Python<'_>,
+        stream: Option<Bound<'_, PyAny>>,
+        max_version: Option<Bound<'_, PyAny>>,
+        dl_device: Option<Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = (stream, max_version, dl_device);
+        if copy == Some(true) {
+            let h = self.hold()?;
+            let p = Pixels::of_bitmap(h.clone());
+            return dlpack_capsule(py, Pixels::owned(h.pixels().to_vec(), p.shape));
+        }
+        dlpack_capsule(py, Pixels::of_bitmap(self.hold()?))
+    }
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (KDL_CPU, 0)
+    }
+    /// Releases this `Bitmap`'s hold on the entry (arrays made from it keep theirs).
+    fn release(&self) {
+        self.handle.lock().expect("never poisoned").take();
+    }
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.release();
+        false
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<texcache.Bitmap {} {}x{} {}>",
+            self.key, self.width, self.height, self.format
+        )
+    }
+}
+
+/// One decoded video frame: `time` (seconds), `index`, `planes()` (the Y, U, V arrays of a
+/// YUV 4:2:0 frame, or one (h, w, 4) array of an RGBA one, without a copy) and `to_rgb()`
+/// (an (h, w, 3) array, converted). The frame's buffer goes back to its node when the `Frame`
+/// and every array of its planes are gone.
+#[pyclass(frozen, module = "texcache._texcache")]
+struct Frame {
+    frame: Arc<RsFrame>,
+}
+
+#[pymethods]
+impl Frame {
+    #[getter]
+    fn time(&self) -> f64 {
+        self.frame.time()
+    }
+    #[getter]
+    fn index(&self) -> u64 {
+        self.frame.index()
+    }
+    #[getter]
+    fn width(&self) -> u32 {
+        self.frame.width()
+    }
+    #[getter]
+    fn height(&self) -> u32 {
+        self.frame.height()
+    }
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.frame.format().name()
+    }
+    /// The planes as arrays over the frame's own memory.
+    fn planes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let f = &self.frame;
+        let (w, h) = (f.width() as i64, f.height() as i64);
+        let plane = |ptr: *const u8, pw: i64, ph: i64, bpp: i64| -> PyResult<Bound<'py, PyAny>> {
+            let (shape, strides) = layout(pw, ph, bpp);
+            array(
+                py,
+                Pixels {
+                    owner: Owner::Frame(f.clone()),
+                    ptr,
+                    shape,
+                    strides,
+                },
+            )
+        };
+        match f.planes() {
+            Some([y, u, v]) => {
+                let (cw, ch) = ((w + 1) / 2, (h + 1) / 2);
+                Ok(vec![
+                    plane(y.as_ptr(), w, h, 1)?,
+                    plane(u.as_ptr(), cw, ch, 1)?,
+                    plane(v.as_ptr(), cw, ch, 1)?,
+                ])
+            }
+            None => Ok(vec![plane(f.data().as_ptr(), w, h, 4)?]),
+        }
+    }
+    /// The frame as an (h, w, 3) RGB array (BT.601, limited range, for YUV frames): a copy.
+    fn to_rgb<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.frame.clone();
+        let rgb = py.detach(move || to_rgb(&f));
+        let shape = vec![self.frame.height() as i64, self.frame.width() as i64, 3];
+        array(py, Pixels::owned(rgb, shape))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<texcache.Frame {} at {:.3} s, {}x{} {}>",
+            self.frame.index(),
+            self.frame.time(),
+            self.frame.width(),
+            self.frame.height(),
+            self.frame.format().name()
+        )
+    }
+}
+
+/// YUV 4:2:0 (BT.601, limited range) or RGBA to packed RGB.
+fn to_rgb(f: &RsFrame) -> Vec<u8> {
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    let mut out = vec![0u8; w * h * 3];
+    match f.planes() {
+        Some([y, u, v]) => {
+            let cw = w.div_ceil(2);
+            for row in 0..h {
+                for col in 0..w {
+                    let c = (row / 2) * cw + col / 2;
+                    let yy = (y[row * w + col] as f32 - 16.0) * 1.164;
+                    let (uu, vv) = (u[c] as f32 - 128.0, v[c] as f32 - 128.0);
+                    let px = &mut out[(row * w + col) * 3..][..3];
+                    px[0] = (yy + 1.596 * vv).round().clamp(0.0, 255.0) as u8;
+                    px[1] = (yy - 0.392 * uu - 0.813 * vv).round().clamp(0.0, 255.0) as u8;
+                    px[2] = (yy + 2.017 * uu).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        None => {
+            for (o, i) in out.chunks_exact_mut(3).zip(f.data().chunks_exact(4)) {
+                o.copy_from_slice(&i[..3]);
+            }
+        }
+    }
+    out
+}
+
+/// A video node (§4): `play()`, `pause()`, `stop()`, `seek(t)`, `loop` and iteration over its
+/// frames (`for frame in node:`), which waits for the decoder without holding the GIL.
+#[pyclass(frozen, module = "texcache._texcache")]
+struct Video {
+    node: Mutex<VideoNode>,
+}
+
+impl Video {
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut VideoNode) -> T + Send) -> T {
+        py.detach(|| f(&mut self.node.lock().expect("never poisoned")))
+    }
+}
+
+#[pymethods]
+impl Video {
+    fn play(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |n| n.play()).map_err(py_err)
+    }
+    fn pause(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |n| n.pause()).map_err(py_err)
+    }
+    /// Stops decoding and frees the queue, the decoder and the frames not held.
+    fn stop(&self, py: Python<'_>) {
+        self.with(py, |n| n.stop())
+    }
+    /// Makes the next frame the first whose time is at least `seconds`.
+    fn seek(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(PyValueError::new_err(
+                "seek: seconds must be finite and >= 0",
+            ));
+        }
+        self.with(py, |n| n.seek(seconds));
+        Ok(())
+    }
+    /// Start again at the end of the stream.
+    #[setter(r#loop)]
+    fn set_loop(&self, looping: bool) {
+        self.node
+            .lock()
+            .expect("never poisoned")
+            .set_looping(looping);
+    }
+    #[getter]
+    fn width(&self) -> u32 {
+        self.node.lock().expect("never poisoned").info().width
+    }
+    #[getter]
+    fn height(&self) -> u32 {
+        self.node.lock().expect("never poisoned").info().height
+    }
+    #[getter]
+    fn codec(&self) -> String {
+        self.node
+            .lock()
+            .expect("never poisoned")
+            .info()
+            .codec
+            .clone()
+    }
+    /// The next frame, or None at the end of the stream (playing it first if stopped).
+    fn next_frame(&self, py: Python<'_>) -> PyResult<Option<Frame>> {
+        let got = self.with(py, |n| {
+            if n.state() == texcache::video::State::Stopped {
+                n.play()?;
+            }
+            n.next_frame()
+        });
+        Ok(got.map_err(py_err)?.map(|f| Frame { frame: Arc::new(f) }))
+    }
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+    fn __next__(&self, py: Python<'_>) -> PyResult<Frame> {
+        self.next_frame(py)?
+            .ok_or_else(|| PyStopIteration::new_err(()))
+    }
+    /// The node's §6 object (a dict).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.node.lock().expect("never poisoned").stats();
+        json(py, &serde_json::to_string(&s).expect("stats serialise"))
+    }
+}
+
+fn json<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// The config's top-level keys and its sections: an override `cpu_budget` is `cpu.budget`.
+const SECTIONS: &[&str] = &["cpu", "gpu", "video", "loader", "pressure", "stats"];
+
+/// A TOML value of a Python override.
+fn toml_value(v: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
+    if let Ok(b) = v.extract::<bool>() {
+        return Ok(toml::Value::Boolean(b));
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        return Ok(toml::Value::Integer(i));
+    }
+    if let Ok(f) = v.extract::<f64>() {
+        return Ok(toml::Value::Float(f));
+    }
+    if let Ok(s) = v.extract::<String>() {
+        return Ok(toml::Value::String(s));
+    }
+    if let Ok(p) = v.extract::<PathBuf>() {
+        return Ok(toml::Value::String(p.display().to_string()));
+    }
+    Err(PyValueError::new_err(format!(
+        "a config value is a bool, int, float, str or path, not {}",
+        v.get_type().name()?
+    )))
+}
+
+/// A bounded, shared cache of decoded pictures (§11).
+///
+/// `Cache(config=None, **overrides)`: `config` is a TOML file (None: `TEXCACHE_CONFIG`, else
+/// the defaults); overrides are the config's keys with `_` for `.`: `cpu_budget="1 GiB"`,
+/// `mediadir="data"`, `loader_threads=4`.
+#[pyclass(frozen, module = "texcache._texcache")]
+struct Cache {
+    cache: Arc<texcache::Cache>,
+}
+
+#[pymethods]
+impl Cache {
+    #[new]
+    #[pyo3(signature = (config=None, **overrides))]
+    fn new(
+        py: Python<'_>,
+        config: Option<PathBuf>,
+        overrides: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Cache> {
+        let cfg = match &config {
+            Some(f) => texcache::Config::load(f),
+            None => texcache::Config::from_env_or_default(),
+        }
+        .map_err(py_err)?;
+        let cfg = match overrides.filter(|o| !o.is_empty()) {
+            None => cfg,
+            Some(o) => {
+                let mut table: toml::Table = toml::from_str(&cfg.to_toml())
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                for (k, v) in o.iter() {
+                    let k: String = k.extract()?;
+                    let v = toml_value(&v)?;
+                    match k.split_once('_').filter(|(s, _)| SECTIONS.contains(s)) {
+                        Some((section, key)) => {
+                            let t = table
+                                .entry(section)
+                                .or_insert_with(|| toml::Value::Table(Default::default()));
+                            if let Some(t) = t.as_table_mut() {
+                                t.insert(key.to_string(), v);
+                            }
+                        }
+                        None => {
+                            table.insert(k, v);
+                        }
+                    }
+                }
+                let name = config
+                    .as_ref()
+                    .map_or("<overrides>".into(), |c| c.display().to_string());
+                texcache::Config::parse(&toml::to_string(&table).expect("a table"), name)
+                    .map_err(py_err)?
+            }
+        };
+        let cache = py.detach(|| texcache::Cache::new(cfg)).map_err(py_err)?;
+        Ok(Cache {
+            cache: Arc::new(cache),
+        })
+    }
+
+    /// The decoded picture `href` (fitted into `fit=(w, h)` when given): a hit, or a load
+    /// (decoded without the GIL, or waited for if another thread is loading it).
+    #[pyo3(signature = (href, fit=None))]
+    fn bitmap(&self, py: Python<'_>, href: &str, fit: Option<(u32, u32)>) -> PyResult<Bitmap> {
+        let fit = fit_of(fit)?;
+        let c = &self.cache;
+        // A resident picture is a hit without giving up the GIL (which costs more than it).
+        if fit.is_none() {
+            if let Some(h) = c.bitmap_if_resident(href) {
+                return Ok(Bitmap::of(h));
+            }
+        }
+        let h = py
+            .detach(|| match fit {
+                None => c.bitmap(href),
+                Some((w, h)) => c.bitmap_fit(href, w, h),
+            })
+            .map_err(py_err)?;
+        Ok(Bitmap::of(h))
+    }
+
+    /// Decodes `hrefs` in the background (`loader.threads`), so later requests hit.
+    #[pyo3(signature = (hrefs, fit=None))]
+    fn prefetch(&self, hrefs: &Bound<'_, PyAny>, fit: Option<(u32, u32)>) -> PyResult<()> {
+        let fit = fit_of(fit)?;
+        let hrefs: Vec<String> = if let Ok(s) = hrefs.extract::<String>() {
+            vec![s]
+        } else {
+            hrefs
+                .try_iter()?
+                .map(|h| h.and_then(|h| h.extract::<String>()))
+                .collect::<PyResult<_>>()?
+        };
+        match fit {
+            None => self.cache.prefetch(hrefs),
+            Some((w, h)) => self.cache.prefetch_fit(hrefs, w, h),
+        }
+        .map_err(py_err)
+    }
+
+    /// Blocks (without the GIL) until every prefetch queued so far is done.
+    fn wait_prefetch(&self, py: Python<'_>) {
+        py.detach(|| self.cache.wait_prefetch())
+    }
+
+    /// Removes `href` (every size of it) from the cache (§3.5); whether anything was there.
+    fn remove(&self, href: &str) -> bool {
+        self.cache.remove(href)
+    }
+
+    /// Evicts unused entries of `tier` ("cpu") until it uses at most `size` (§3.6).
+    fn trim<'py>(
+        &self,
+        py: Python<'py>,
+        tier: &str,
+        size: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (t, b) = (tier_of(tier)?, size_of(size)?);
+        let s = self.cache.trim(t, b);
+        json(py, &serde_json::to_string(&s).expect("stats serialise"))
+    }
+
+    /// Sets the budget of `tier` ("cpu"): shrinking evicts at once (§3.7).
+    fn set_budget<'py>(
+        &self,
+        py: Python<'py>,
+        tier: &str,
+        size: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (t, b) = (tier_of(tier)?, size_of(size)?);
+        let s = self.cache.set_budget(t, b);
+        json(py, &serde_json::to_string(&s).expect("stats serialise"))
+    }
+
+    /// The §6 statistics as a dict (`entries=True` adds the entries).
+    #[pyo3(signature = (entries=false))]
+    fn stats<'py>(&self, py: Python<'py>, entries: bool) -> PyResult<Bound<'py, PyAny>> {
+        let c = &self.cache;
+        let s = py.detach(|| {
+            if entries {
+                c.stats_with_entries()
+            } else {
+                c.stats()
+            }
+        });
+        json(py, &s.to_json())
+    }
+
+    /// Opens the video `href` (stopped: the header only).
+    fn video(&self, py: Python<'_>, href: &str) -> PyResult<Video> {
+        let c = &self.cache;
+        let node = py.detach(|| c.video(href)).map_err(py_err)?;
+        Ok(Video {
+            node: Mutex::new(node),
+        })
+    }
+
+    /// Records every acquire and release to the trace file `path` (§7).
+    fn record_trace(&self, path: PathBuf) -> PyResult<()> {
+        self.cache.record_trace(&path).map_err(py_err)
+    }
+
+    /// Serves the control socket at `path` (§9), for `texcache stats --socket PATH`.
+    fn serve(&self, path: PathBuf) -> PyResult<()> {
+        self.cache.serve(&path).map_err(py_err)
+    }
+
+    /// The key `href` resolves to.
+    fn key(&self, href: &str) -> String {
+        self.cache.key(href).to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.cache.stats();
+        format!(
+            "<texcache.Cache cpu {} of {}, {} entries>",
+            ByteSize(s.cpu.used),
+            ByteSize(s.cpu.budget),
+            s.cpu.entries
+        )
+    }
+}
+
+/// Decodes the picture at `path` as the cache would (EXIF orientation, `fit`, `max_pixels`),
+/// without caching it: a new (h, w, 4) or (h, w) uint8 array.
+#[pyfunction]
+#[pyo3(signature = (path, fit=None, max_pixels=268_435_456, orientation=true))]
+fn decode_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    fit: Option<(u32, u32)>,
+    max_pixels: u64,
+    orientation: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let options = texcache::decode::DecodeOptions {
+        max_pixels,
+        orientation,
+        fit: fit_of(fit)?,
+    };
+    let href = path.display().to_string();
+    let bm = py
+        .detach(|| texcache::bitmap::load_file(&href, &path, None, &options))
+        .map_err(py_err)?;
+    let (w, h, bpp) = (
+        bm.width() as i64,
+        bm.height() as i64,
+        bm.bytes_per_pixel() as i64,
+    );
+    let (shape, strides) = layout(w, h, bpp);
+    let ptr = bm.pixels().as_ptr();
+    array(
+        py,
+        Pixels {
+            owner: Owner::Decoded(bm),
+            ptr,
+            shape,
+            strides,
+        },
+    )
+}
+
+/// The version of the texcache library inside.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _texcache(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Cache>()?;
+    m.add_class::<Bitmap>()?;
+    m.add_class::<Video>()?;
+    m.add_class::<Frame>()?;
+    m.add_class::<View>()?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_file, m)?)?;
+    let _ = PyList::empty(m.py());
+    Ok(())
+}

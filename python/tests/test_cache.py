@@ -1,0 +1,265 @@
+"""The Python package over the real library (SPEC §11): zero-copy views and their lifetimes,
+threads, every error class, and flat memory."""
+
+import gc
+import os
+import random
+import threading
+import weakref
+from collections import deque
+
+import numpy as np
+import pytest
+
+import texcache
+from conftest import picture, rss, write_png
+
+PHOTOS = ["kodim02", "kodim07", "kodim17", "kodim23", "Fantasy_Digital_Painting"]
+
+
+def test_arrays_are_the_rust_bitmaps_of_the_corpus_photos(corpus):
+    cache = texcache.Cache(mediadir=str(corpus / "photos"), cpu_budget="256 MiB")
+    for name in PHOTOS:
+        for ext in ("png", "jpg"):
+            href = f"{name}.{ext}"
+            bm = cache.bitmap(href)
+            a = np.asarray(bm)
+            assert a.dtype == np.uint8 and a.shape == (bm.height, bm.width, 4) == bm.shape
+            assert not a.flags.writeable, "views of cached pixels are read-only"
+            with pytest.raises(ValueError):
+                a[0, 0, 0] = 1
+            # The same pixels as the library decodes, through the cache or not.
+            assert np.array_equal(a, texcache.decode_file(corpus / "photos" / href))
+            # One array per view, all over the one cached copy.
+            assert np.asarray(bm).__array_interface__["data"][0] == a.__array_interface__["data"][0]
+            d = np.from_dlpack(bm)
+            assert np.array_equal(d, a) and d.ctypes.data == a.ctypes.data
+    s = cache.stats()["cpu"]
+    assert s["misses"] == 2 * len(PHOTOS) and s["entries"] == 2 * len(PHOTOS)
+
+
+def test_pngs_equal_pillow_when_it_is_installed(corpus):
+    Image = pytest.importorskip("PIL.Image")
+    cache = texcache.Cache(mediadir=str(corpus / "photos"))
+    for name in PHOTOS:
+        a = np.asarray(cache.bitmap(f"{name}.png"))
+        assert np.array_equal(a, np.asarray(Image.open(corpus / "photos" / f"{name}.png").convert("RGBA")))
+
+
+def test_refs_follow_the_views_exactly_and_views_outlive_the_cache(tmp_path):
+    write_png(tmp_path / "a.png", picture(1))
+    cache = texcache.Cache(mediadir=str(tmp_path))
+    bm = cache.bitmap("a.png")
+    assert bm.refs == 1
+    arrays = [np.asarray(bm) for _ in range(3)]
+    assert bm.refs == 4
+    t = np.from_dlpack(bm)
+    assert bm.refs == 5
+    view_of_view = arrays[0][10:20]  # a slice keeps its base, not a new hold
+    assert bm.refs == 5
+    del arrays[1]
+    gc.collect()
+    assert bm.refs == 4
+    del t
+    gc.collect()
+    assert bm.refs == 3
+    assert cache.stats()["cpu"]["in_use_entries"] == 1
+
+    # `with` releases the Bitmap's own hold; arrays keep theirs.
+    with cache.bitmap("a.png") as again:
+        inner = np.asarray(again)
+        assert again.refs == 5
+    assert not again.held and bm.refs == 4
+    with pytest.raises(ValueError, match="released"):
+        np.asarray(again)
+    ref = weakref.ref(again)
+    del again
+    gc.collect()
+    assert ref() is None and bm.refs == 4
+
+    expected = picture(1)
+    del bm
+    gc.collect()
+    # Only arrays hold the entry now, and they outlive the Cache object itself.
+    stats = cache.stats()["cpu"]
+    assert stats["in_use_entries"] == 1, stats
+    del cache
+    gc.collect()
+    for a in (arrays[0], arrays[1], inner, view_of_view):
+        assert a.base is not None
+    assert np.array_equal(arrays[0], expected) and np.array_equal(inner, expected)
+    assert np.array_equal(view_of_view, expected[10:20])
+    del arrays, inner, view_of_view
+    gc.collect()
+
+
+def test_the_entry_is_released_when_the_last_view_is_collected(tmp_path):
+    write_png(tmp_path / "a.png", picture(2))
+    cache = texcache.Cache(mediadir=str(tmp_path))
+    a = np.asarray(cache.bitmap("a.png"))
+    gc.collect()
+    assert cache.stats()["cpu"]["in_use"] == 64 * 64 * 4
+    del a
+    gc.collect()
+    s = cache.stats()["cpu"]
+    assert (s["in_use"], s["unused"]) == (0, 64 * 64 * 4)
+
+
+def test_eight_threads_share_one_cache(tmp_path):
+    for i in range(40):
+        write_png(tmp_path / f"p{i}.png", picture(i, 32, 32))
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    cache = texcache.Cache(mediadir=str(tmp_path), cpu_budget=20 * 32 * 32 * 4)
+    calls, failures, errors = [0] * 8, [0] * 8, []
+
+    def work(t):
+        rng = random.Random(t)
+        try:
+            for _ in range(1500):
+                href = "bad.png" if rng.random() < 0.05 else f"p{rng.randrange(40)}.png"
+                calls[t] += 1
+                try:
+                    a = np.asarray(cache.bitmap(href))
+                    assert a[0, 0].tolist() == picture(int(href[1:-4]), 32, 32)[0, 0].tolist()
+                except texcache.Corrupt as e:
+                    assert "bad.png" in str(e) and e.href == "bad.png"
+                    failures[t] += 1
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    s = cache.stats()["cpu"]
+    assert s["hits"] + s["misses"] + s["coalesced"] == sum(calls), s
+    # A failed load counts one failure, however many threads were waiting on it (§3.2).
+    assert 0 < s["failures"] <= sum(failures)
+    assert s["used"] <= s["budget"] and s["in_use"] == 0
+
+
+def test_every_error_class(tmp_path, corpus):
+    write_png(tmp_path / "big.png", picture(3))
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "notes.png").write_text("hello")
+    cache = texcache.Cache(mediadir=str(tmp_path), loader_max_pixels=1000, confine=True)
+    cases = [
+        ("missing.png", texcache.NotFound, FileNotFoundError),
+        ("folder.png", texcache.NotAFile, OSError),
+        ("notes.png", texcache.Unsupported, ValueError),
+        ("big.png", texcache.TooManyPixels, ValueError),
+        ("../outside.png", texcache.OutsideMediadir, PermissionError),
+    ]
+    for href, cls, builtin in cases:
+        with pytest.raises(cls) as e:
+            cache.bitmap(href)
+        assert isinstance(e.value, texcache.Error) and isinstance(e.value, builtin)
+        assert e.value.href == href and href in str(e.value)
+    with pytest.raises(texcache.Corrupt) as e:
+        texcache.Cache(mediadir=str(corpus / "png-faults")).bitmap("x_unexpected_eof.png")
+    assert "x_unexpected_eof.png" in str(e.value)
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.png"
+        write_png(locked, picture(4))
+        locked.chmod(0)
+        with pytest.raises(texcache.PermissionDenied):
+            texcache.Cache(mediadir=str(tmp_path)).bitmap("locked.png")
+    with pytest.raises(texcache.ConfigError, match="cpu.budgett"):
+        texcache.Cache(cpu_budgett=1)
+    with pytest.raises(texcache.ConfigError):
+        texcache.Cache(corpus / "nonexistent.toml")
+    with pytest.raises(texcache.Unsupported, match="x_not_a_video.mp4"):
+        texcache.Cache(mediadir=str(corpus / "video/encoded")).video("x_not_a_video.mp4")
+    # Holding every frame slot and asking for more is an error, not a wait for ever.
+    node = texcache.Cache(mediadir=str(corpus / "video"), video_queue_length=2).video(
+        "testsrc2_320x240_60f.y4m"
+    )
+    held = [node.next_frame(), node.next_frame()]
+    with pytest.raises(texcache.VideoError, match="drop one"):
+        node.next_frame()
+    del held
+    gc.collect()
+    assert node.next_frame().index == 2
+    with pytest.raises(ValueError, match="GPU tier"):
+        cache.trim("gpu", 0)
+    with pytest.raises(ValueError, match="fit"):
+        cache.bitmap("big.png", fit=(0, 10))
+
+
+def test_prefetch_remove_trim_set_budget_and_fit(tmp_path):
+    for i in range(4):
+        write_png(tmp_path / f"p{i}.png", picture(i))
+    cache = texcache.Cache(mediadir=str(tmp_path), cpu_budget="1 MiB")
+    cache.prefetch([f"p{i}.png" for i in range(4)])
+    cache.prefetch("p0.png", fit=(16, 16))
+    cache.wait_prefetch()
+    s = cache.stats()["cpu"]
+    assert s["misses"] == 5 and s["entries"] == 5
+    assert cache.bitmap("p1.png") and cache.stats()["cpu"]["hits"] == 1
+    thumb = cache.bitmap("p0.png", fit=(16, 16))
+    assert (thumb.width, thumb.height) == (16, 16)
+    assert cache.remove("p0.png")  # every size of it
+    # The thumbnail is still held: out of the index, counted until released (§3.5).
+    assert cache.stats()["cpu"]["entries"] == 4
+    del thumb
+    gc.collect()
+    assert cache.stats()["cpu"]["entries"] == 3
+    assert cache.trim("cpu", 64 * 64 * 4)["used"] == 64 * 64 * 4
+    assert cache.set_budget("cpu", "0 B")["used"] == 0
+    entries = cache.stats(entries=True)["entries"]
+    assert entries == []
+
+
+def test_video_frames_and_planes(corpus):
+    cache = texcache.Cache(mediadir=str(corpus / "video"), video_queue_length=3)
+    node = cache.video("testsrc2_320x240_60f.y4m")
+    times, planes = [], None
+    for frame in node:
+        times.append(frame.time)
+        if frame.index == 5:
+            planes = frame.planes()
+            rgb = frame.to_rgb()
+        if frame.index == 9:
+            break
+    y, u, v = planes
+    assert (y.shape, u.shape, v.shape, rgb.shape) == ((240, 320), (120, 160), (120, 160), (240, 320, 3))
+    assert not y.flags.writeable
+    assert times == pytest.approx([i / 30 for i in range(10)], abs=1e-6)
+    # The held planes keep their frame: one frame held while the node goes on.
+    del frame
+    gc.collect()
+    assert node.stats()["held_frames"] == 1
+    node.seek(1.0)
+    assert node.next_frame().time == pytest.approx(1.0, abs=1e-6)
+    del planes, y, u, v
+    gc.collect()
+    node.stop()
+    assert node.stats()["cpu_bytes"] == 0
+
+
+def test_memory_stays_flat_over_50000_acquires(tmp_path):
+    # 1024 pictures of 16 KiB: 16 MiB, four times the 4 MiB budget.
+    count, budget = 1024, 4 << 20
+    for i in range(count):
+        write_png(tmp_path / f"p{i}.png", picture(i))
+    cache = texcache.Cache(mediadir=str(tmp_path), cpu_budget=budget)
+    rng = random.Random(7)
+    held = deque(maxlen=4)
+    gc.collect()
+    base = rss()
+    at_10k = peak = 0
+    for n in range(1, 50_001):
+        held.append(np.asarray(cache.bitmap(f"p{rng.randrange(count)}.png")))
+        if n % 1000 == 0:
+            now = rss()
+            peak = max(peak, now)
+            if n == 10_000:
+                at_10k = now
+    end = rss()
+    s = cache.stats()["cpu"]
+    assert s["used"] <= budget and s["evictions"] > 30_000, s
+    held_bytes = len(held) * 64 * 64 * 4
+    assert peak - base <= budget + held_bytes + (32 << 20), (peak - base) >> 20
+    assert end - at_10k <= 4 << 20, f"RSS grew {(end - at_10k) >> 10} KiB from 10,000 to 50,000"
