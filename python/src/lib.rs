@@ -10,7 +10,8 @@
 //!   handle, so the array keeps the entry in use and its pixels alive however long it lives,
 //!   after the `Bitmap`, a `with` block or the `Cache` are gone; it is released when the array
 //!   is collected. Every array is one handle: the entry's `refs` follow the views exactly.
-//! - `__dlpack__` returns a capsule whose `DLManagedTensor` owns a handle clone the same way,
+//! - `__dlpack__` returns a capsule whose `DLManagedTensor` owns a handle clone the same way
+//!   (flagged read-only for consumers of DLPack 1.x, which ask with `max_version`),
 //!   freed by its deleter (which the consumer may call from any thread, without the GIL:
 //!   dropping a handle needs no Python).
 //!
@@ -324,6 +325,101 @@ fn dlpack_capsule(py: Python<'_>, pixels: Pixels) -> PyResult<Py<PyAny>> {
     }
 }
 
+/// DLPack 1.x's versioned tensor, which can say "read-only".
+#[repr(C)]
+struct DlManagedTensorVersioned {
+    version: [u32; 2],
+    manager_ctx: *mut c_void,
+    deleter: Option<unsafe extern "C" fn(*mut DlManagedTensorVersioned)>,
+    flags: u64,
+    dl_tensor: DlTensor,
+}
+const DLPACK_FLAG_READ_ONLY: u64 = 1;
+const DLTENSOR_VERSIONED: &CStr = c"dltensor_versioned";
+
+/// The versioned deleter.
+///
+/// # Safety
+/// `t` is a pointer made by [`dlpack_capsule_versioned`] and not deleted yet.
+unsafe extern "C" fn dl_delete_versioned(t: *mut DlManagedTensorVersioned) {
+    // SAFETY: both boxes were made by `dlpack_capsule_versioned` and are freed once, here.
+    unsafe {
+        drop(Box::from_raw((*t).manager_ctx as *mut Pixels));
+        drop(Box::from_raw(t));
+    }
+}
+
+/// The versioned capsule's destructor (see [`capsule_destructor`]).
+///
+/// # Safety
+/// Called by Python with the capsule, holding the GIL.
+unsafe extern "C" fn capsule_destructor_versioned(capsule: *mut pyo3::ffi::PyObject) {
+    // SAFETY: as for `capsule_destructor`, under the versioned name.
+    unsafe {
+        if pyo3::ffi::PyCapsule_IsValid(capsule, DLTENSOR_VERSIONED.as_ptr()) == 1 {
+            let t = pyo3::ffi::PyCapsule_GetPointer(capsule, DLTENSOR_VERSIONED.as_ptr())
+                as *mut DlManagedTensorVersioned;
+            if !t.is_null() {
+                dl_delete_versioned(t);
+            }
+        }
+    }
+}
+
+/// A "dltensor_versioned" capsule (DLPack 1.0) over `pixels`, flagged read-only, for
+/// consumers that ask for it (`max_version` ≥ (1, 0): numpy 2.1+, recent torch).
+fn dlpack_capsule_versioned(
+    py: Python<'_>,
+    pixels: Pixels,
+    read_only: bool,
+) -> PyResult<Py<PyAny>> {
+    let mut ctx = Box::new(pixels);
+    let tensor = Box::new(DlManagedTensorVersioned {
+        version: [1, 0],
+        manager_ctx: std::ptr::null_mut(),
+        deleter: Some(dl_delete_versioned),
+        flags: if read_only { DLPACK_FLAG_READ_ONLY } else { 0 },
+        dl_tensor: DlTensor {
+            data: ctx.ptr as *mut c_void,
+            device: DlDevice {
+                device_type: KDL_CPU,
+                device_id: 0,
+            },
+            ndim: ctx.shape.len() as i32,
+            dtype: DlDataType {
+                code: KDL_UINT,
+                bits: 8,
+                lanes: 1,
+            },
+            shape: ctx.shape.as_mut_ptr(),
+            strides: ctx.strides.as_mut_ptr(),
+            byte_offset: 0,
+        },
+    });
+    let t = Box::into_raw(tensor);
+    // SAFETY: as in `dlpack_capsule`.
+    unsafe {
+        (*t).manager_ctx = Box::into_raw(ctx) as *mut c_void;
+        let capsule = pyo3::ffi::PyCapsule_New(
+            t as *mut c_void,
+            DLTENSOR_VERSIONED.as_ptr(),
+            Some(capsule_destructor_versioned),
+        );
+        if capsule.is_null() {
+            dl_delete_versioned(t);
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Py::from_owned_ptr(py, capsule))
+    }
+}
+
+/// Whether a consumer's `max_version` allows DLPack 1.x.
+fn wants_versioned(max_version: Option<&Bound<'_, PyAny>>) -> bool {
+    max_version
+        .and_then(|v| v.extract::<(u32, u32)>().ok())
+        .is_some_and(|(major, _)| major >= 1)
+}
+
 /// A decoded picture held from the cache: `numpy.asarray(bm)` is a read-only (h, w, 4) or
 /// (h, w) uint8 array of its pixels, without a copy; `torch.from_dlpack(bm)` likewise. The
 /// entry is in use while the `Bitmap` or any array made from it lives. `with cache.bitmap(h)
@@ -425,13 +521,25 @@ impl Bitmap {
         dl_device: Option<Bound<'_, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
-        let _ = (stream, max_version, dl_device);
+        let _ = (stream, dl_device);
+        // A consumer that reads DLPack 1.x gets a read-only tensor of the cached pixels; an
+        // older one the unversioned tensor (which cannot say read-only), or a copy if it asks.
+        let versioned = wants_versioned(max_version.as_ref());
+        let h = self.hold()?;
         if copy == Some(true) {
-            let h = self.hold()?;
-            let p = Pixels::of_bitmap(h.clone());
-            return dlpack_capsule(py, Pixels::owned(h.pixels().to_vec(), p.shape));
+            let shape = Pixels::of_bitmap(h.clone()).shape;
+            let owned = Pixels::owned(h.pixels().to_vec(), shape);
+            return if versioned {
+                dlpack_capsule_versioned(py, owned, false)
+            } else {
+                dlpack_capsule(py, owned)
+            };
         }
-        dlpack_capsule(py, Pixels::of_bitmap(self.hold()?))
+        if versioned {
+            dlpack_capsule_versioned(py, Pixels::of_bitmap(h), true)
+        } else {
+            dlpack_capsule(py, Pixels::of_bitmap(h))
+        }
     }
     fn __dlpack_device__(&self) -> (i32, i32) {
         (KDL_CPU, 0)

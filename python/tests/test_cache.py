@@ -263,3 +263,33 @@ def test_memory_stays_flat_over_50000_acquires(tmp_path):
     held_bytes = len(held) * 64 * 64 * 4
     assert peak - base <= budget + held_bytes + (32 << 20), (peak - base) >> 20
     assert end - at_10k <= 4 << 20, f"RSS grew {(end - at_10k) >> 10} KiB from 10,000 to 50,000"
+
+
+def test_dlpack_is_read_only_for_dlpack_1_consumers_and_capsules_free_their_hold(tmp_path):
+    write_png(tmp_path / "a.png", picture(5))
+    cache = texcache.Cache(mediadir=str(tmp_path))
+    bm = cache.bitmap("a.png")
+    assert bm.__dlpack_device__() == (1, 0)
+    # Capsules nobody consumed still free their handle when collected.
+    caps = [bm.__dlpack__(max_version=(1, 0)), bm.__dlpack__()]
+    assert bm.refs == 3
+    del caps
+    gc.collect()
+    assert bm.refs == 1
+    d = np.from_dlpack(bm)
+    assert d.ctypes.data == np.asarray(bm).ctypes.data and not d.flags.writeable
+    with pytest.raises(ValueError):
+        d[0, 0, 0] = 1
+    if tuple(int(x) for x in np.__version__.split(".")[:2]) >= (2, 1):
+        copied = np.from_dlpack(bm, copy=True)
+        assert copied.flags.writeable and copied.ctypes.data != d.ctypes.data
+        assert np.array_equal(copied, d)
+
+
+def test_torch_reads_the_pixels_when_it_is_installed(tmp_path):
+    torch = pytest.importorskip("torch")
+    write_png(tmp_path / "a.png", picture(6))
+    bm = texcache.Cache(mediadir=str(tmp_path)).bitmap("a.png")
+    t = torch.from_dlpack(bm)
+    assert t.shape == (64, 64, 4) and t.dtype == torch.uint8
+    assert t.numpy().tolist() == picture(6).tolist()
