@@ -195,7 +195,7 @@ pub fn memory_svg(path: &Path, samples: &[Sample], title: &str, phases: &[Phase]
             )))
             .map_err(|x| e(&x))?;
         }
-        draw_lines(&mut c, lines, SeriesLabelPosition::UpperRight, &err)?;
+        draw_lines(&mut c, lines, SeriesLabelPosition::LowerRight, &err)?;
     }
     root.present().map_err(|x| e(&x))?;
     Ok(())
