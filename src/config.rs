@@ -357,11 +357,18 @@ impl Config {
         Ok((cfg, warnings))
     }
 
+    /// The file `TEXCACHE_CONFIG` names, if it is set and not empty.
+    pub fn env_file() -> Option<PathBuf> {
+        std::env::var_os("TEXCACHE_CONFIG")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+    }
+
     /// The file named by `TEXCACHE_CONFIG` if set, else the built-in defaults.
     pub fn from_env_or_default() -> Result<Config> {
-        match std::env::var_os("TEXCACHE_CONFIG") {
-            Some(f) if !f.is_empty() => Config::load(PathBuf::from(f)),
-            _ => Ok(Config::default()),
+        match Config::env_file() {
+            Some(f) => Config::load(f),
+            None => Ok(Config::default()),
         }
     }
 

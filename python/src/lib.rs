@@ -22,7 +22,7 @@
 
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 use std::ffi::{c_void, CStr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -248,7 +248,6 @@ struct DlManagedTensor {
 const KDL_CPU: i32 = 1;
 const KDL_UINT: u8 = 1;
 const DLTENSOR: &CStr = c"dltensor";
-const USED_DLTENSOR: &CStr = c"used_dltensor";
 
 /// The deleter a consumer calls when it is done: frees the tensor and the pixels' owner.
 ///
@@ -280,29 +279,34 @@ unsafe extern "C" fn capsule_destructor(capsule: *mut pyo3::ffi::PyObject) {
             }
         }
     }
-    let _ = USED_DLTENSOR;
+}
+
+/// The DLPack description of `ctx`: uint8 on the CPU; its shape and strides point into
+/// `ctx`'s own Vecs (DLPack counts strides in elements, which for uint8 are bytes).
+fn dl_tensor(ctx: &mut Pixels) -> DlTensor {
+    DlTensor {
+        data: ctx.ptr as *mut c_void,
+        device: DlDevice {
+            device_type: KDL_CPU,
+            device_id: 0,
+        },
+        ndim: ctx.shape.len() as i32,
+        dtype: DlDataType {
+            code: KDL_UINT,
+            bits: 8,
+            lanes: 1,
+        },
+        shape: ctx.shape.as_mut_ptr(),
+        strides: ctx.strides.as_mut_ptr(),
+        byte_offset: 0,
+    }
 }
 
 /// A "dltensor" capsule over `pixels` (uint8, on the CPU).
 fn dlpack_capsule(py: Python<'_>, pixels: Pixels) -> PyResult<Py<PyAny>> {
     let mut ctx = Box::new(pixels);
     let tensor = Box::new(DlManagedTensor {
-        dl_tensor: DlTensor {
-            data: ctx.ptr as *mut c_void,
-            device: DlDevice {
-                device_type: KDL_CPU,
-                device_id: 0,
-            },
-            ndim: ctx.shape.len() as i32,
-            dtype: DlDataType {
-                code: KDL_UINT,
-                bits: 8,
-                lanes: 1,
-            },
-            shape: ctx.shape.as_mut_ptr(),
-            strides: ctx.strides.as_mut_ptr(),
-            byte_offset: 0,
-        },
+        dl_tensor: dl_tensor(&mut ctx),
         manager_ctx: std::ptr::null_mut(),
         deleter: Some(dl_delete),
     });
@@ -379,22 +383,7 @@ fn dlpack_capsule_versioned(
         manager_ctx: std::ptr::null_mut(),
         deleter: Some(dl_delete_versioned),
         flags: if read_only { DLPACK_FLAG_READ_ONLY } else { 0 },
-        dl_tensor: DlTensor {
-            data: ctx.ptr as *mut c_void,
-            device: DlDevice {
-                device_type: KDL_CPU,
-                device_id: 0,
-            },
-            ndim: ctx.shape.len() as i32,
-            dtype: DlDataType {
-                code: KDL_UINT,
-                bits: 8,
-                lanes: 1,
-            },
-            shape: ctx.shape.as_mut_ptr(),
-            strides: ctx.strides.as_mut_ptr(),
-            byte_offset: 0,
-        },
+        dl_tensor: dl_tensor(&mut ctx),
     });
     let t = Box::into_raw(tensor);
     // SAFETY: as in `dlpack_capsule`.
@@ -1019,6 +1008,5 @@ fn _texcache(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<View>()?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(decode_file, m)?)?;
-    let _ = PyList::empty(m.py());
     Ok(())
 }

@@ -12,12 +12,7 @@ use texcache::{Config, Result};
 /// Loads `--config FILE`, else `TEXCACHE_CONFIG`, else the defaults; what in the file is
 /// probably a mistake is said on stderr ([`Config::load_checked`]).
 pub fn load_config(file: Option<&Path>) -> Result<Config> {
-    let file = match file {
-        Some(f) => Some(f.to_path_buf()),
-        None => std::env::var_os("TEXCACHE_CONFIG")
-            .filter(|f| !f.is_empty())
-            .map(std::path::PathBuf::from),
-    };
+    let file = file.map(Path::to_path_buf).or_else(Config::env_file);
     let Some(file) = file else {
         return Ok(Config::default());
     };
