@@ -348,8 +348,10 @@ mod model_tests {
     static AT_STARVING: AtomicUsize = AtomicUsize::new(usize::MAX);
     /// Executions in which the watched thread became starving.
     static STARVED: AtomicUsize = AtomicUsize::new(0);
-    std::thread_local! {
-        static WATCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    // Shuttle runs every task of an execution on one OS thread, so this must be shuttle's
+    // task-local, not `std::thread_local!` (which every task would share).
+    shuttle::thread_local! {
+        static WATCHED: std::cell::Cell<bool> = std::cell::Cell::new(false);
     }
 
     pub(super) fn on_starving() {
