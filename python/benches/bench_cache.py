@@ -8,6 +8,8 @@ and the median is reported, with ratios, since the ratios are what hold on a noi
 
 - hit: `np.asarray(cache.bitmap(h))` on a resident picture, against a `functools.lru_cache`
   around `np.asarray(Image.open(f).convert("RGBA"))` (which bounds entries, not bytes) on a hit;
+  and `cache.array(h)`, the same array in one call; and, for scale, what numpy alone spends
+  making an array through the buffer protocol (`np.asarray(memoryview(a))` of a numpy array);
 - cold: a first load of each corpus photo (`cache.bitmap` on a fresh cache, then `np.asarray`),
   against Pillow's `np.asarray(Image.open(f).convert("RGBA"))` and OpenCV's `cv2.imread`.
 """
@@ -55,9 +57,13 @@ def main():
     # The names, made once: each side's call gets its key ready-made.
     hit_href, hit_path = hit_file.name, str(hit_file)
     lru_load(hit_path)
-    results = {k: [] for k in ("hit", "lru hit", "cold", "pillow", "opencv")}
+    # numpy's own price for an array through the buffer protocol, of one of its own arrays.
+    held = lru_load(hit_path)
+    results = {k: [] for k in ("hit", "array hit", "buffer floor", "lru hit", "cold", "pillow", "opencv")}
     for _ in range(args.rounds):
         results["hit"].append(per_call(lambda: np.asarray(cache.bitmap(hit_href)), 20000))
+        results["array hit"].append(per_call(lambda: cache.array(hit_href), 20000))
+        results["buffer floor"].append(per_call(lambda: np.asarray(memoryview(held)), 20000))
         results["lru hit"].append(per_call(lambda: lru_load(hit_path), 20000))
 
         def cold():
@@ -74,6 +80,8 @@ def main():
     med = {k: statistics.median(v) for k, v in results.items() if v}
     print(f"photos: {len(files)} files of {PHOTOS} (kodim*, the 1488x1486 painting, ... as JPEG and PNG)")
     print(f"hit   texcache {med['hit']:9.0f} ns   lru_cache {med['lru hit']:9.0f} ns   texcache/lru_cache = {med['hit'] / med['lru hit']:.2f}x")
+    print(f"hit   cache.array {med['array hit']:6.0f} ns   lru_cache {med['lru hit']:9.0f} ns   texcache/lru_cache = {med['array hit'] / med['lru hit']:.2f}x")
+    print(f"floor np.asarray(memoryview(ndarray)) {med['buffer floor']:5.0f} ns = {med['buffer floor'] / med['lru hit']:.2f}x lru_cache (numpy's buffer-protocol path alone)")
     print(f"cold  texcache {med['cold'] / 1e6:9.2f} ms   Pillow    {med['pillow'] / 1e6:9.2f} ms   Pillow/texcache = {med['pillow'] / med['cold']:.2f}x faster")
     if "opencv" in med:
         print(f"cold  OpenCV   {med['opencv'] / 1e6:9.2f} ms   OpenCV/texcache = {med['opencv'] / med['cold']:.2f}x (above 1: texcache faster)")

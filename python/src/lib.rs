@@ -4,27 +4,31 @@
 //!
 //! # Zero copy, and why the views are safe
 //!
-//! Pixels leave the cache without a copy in two ways:
-//! - `numpy.asarray(bitmap)` calls `Bitmap.__array__`, which returns an array over a fresh
-//!   [`View`] (numpy's `__array_interface__`, read-only). The view owns a clone of the entry's
-//!   handle, so the array keeps the entry in use and its pixels alive however long it lives,
-//!   after the `Bitmap`, a `with` block or the `Cache` are gone; it is released when the array
-//!   is collected. Every array is one handle: the entry's `refs` follow the views exactly.
+//! Pixels leave the cache without a copy in three ways:
+//! - `numpy.asarray(bitmap)` (or `memoryview`, or any reader of buffers) goes through
+//!   `Bitmap.__getbuffer__`, the buffer protocol (in the stable ABI from Python 3.11, which
+//!   the one abi3 wheel targets): a read-only view of the entry's pixels. Every export holds a
+//!   reference to the `Bitmap` (`view.obj`) and is counted in `Bitmap::exports`; the `Bitmap`
+//!   keeps its handle while it is not released or any export lives, so the pointer handed out
+//!   is valid until `__releasebuffer__` of that export. `release()` drops the handle at once
+//!   when nothing is exported, else the last `__releasebuffer__` does.
+//! - `Cache.array` returns an array made with numpy's C API over a fresh [`View`] that owns a
+//!   clone of the entry's handle, released when the array (and every view of it) is collected.
 //! - `__dlpack__` returns a capsule whose `DLManagedTensor` owns a handle clone the same way
 //!   (flagged read-only for consumers of DLPack 1.x, which ask with `max_version`),
 //!   freed by its deleter (which the consumer may call from any thread, without the GIL:
 //!   dropping a handle needs no Python).
 //!
 //! The pixels a view points at are the entry's, immutable while any handle lives (the cache
-//! never writes a resident bitmap), so the pointer handed out is valid exactly as long as the
-//! owner it travels with. The buffer protocol itself is not used: the stable ABI of Python 3.9
-//! (`abi3-py39`, one wheel for every CPython from 3.9) does not have it.
+//! never writes a resident bitmap), so every pointer handed out is valid exactly as long as
+//! the owner it travels with.
 
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::ffi::{c_void, CStr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use texcache::video::{Frame as RsFrame, VideoNode};
 use texcache::{BitmapHandle, ByteSize, Error, PixelFormat, TierKind};
@@ -410,35 +414,90 @@ fn wants_versioned(max_version: Option<&Bound<'_, PyAny>>) -> bool {
 }
 
 /// A decoded picture held from the cache: `numpy.asarray(bm)` is a read-only (h, w, 4) or
-/// (h, w) uint8 array of its pixels, without a copy; `torch.from_dlpack(bm)` likewise. The
-/// entry is in use while the `Bitmap` or any array made from it lives. `with cache.bitmap(h)
-/// as bm:` releases the `Bitmap`'s own hold at the block's end (arrays keep theirs).
-#[pyclass(weakref, module = "texcache._texcache")]
+/// (h, w) uint8 array of its pixels, without a copy (the buffer protocol, as `memoryview(bm)`
+/// is); `torch.from_dlpack(bm)` likewise. The entry is in use while the `Bitmap` or any array
+/// made from it lives. `with cache.bitmap(h) as bm:` releases the `Bitmap`'s hold at the
+/// block's end, or, when arrays of it still live, when the last of them is collected.
+#[pyclass(frozen, weakref, module = "texcache._texcache")]
 struct Bitmap {
+    /// The entry's handle; `None` once released and no export is left. Locked only to take
+    /// it away or to clone it (DLPack, `refs`): exports read `pixels`.
     handle: Mutex<Option<BitmapHandle>>,
+    /// Buffers exported and not yet released (arrays and memoryviews alive). Read and written
+    /// only with the GIL held (the buffer slots, `release`, getters: the package is built for
+    /// GIL-holding CPython), so a load and a store make a count no other thread interleaves;
+    /// atomics only so that the class is `Sync`.
+    exports: AtomicUsize,
+    /// `release()` was called: no new views, and the handle goes with the last export. Like
+    /// `exports`, touched only with the GIL held.
+    released: AtomicBool,
+    /// The entry's pixels: valid while `handle` is `Some`, which it is while not released or
+    /// while an export lives.
+    pixels: *const u8,
     width: u32,
     height: u32,
     format: &'static str,
+    /// The buffer protocol's shape and strides (bytes), of (h, w, 4) or (h, w); read by
+    /// consumers through the `Py_buffer` while an export lives (which keeps this object).
+    shape: [pyo3::ffi::Py_ssize_t; 3],
+    strides: [pyo3::ffi::Py_ssize_t; 3],
     /// The entry's key (an `Arc` clone: no allocation on a hit); shown as a string on demand.
     key: texcache::Key,
 }
 
+// SAFETY: `pixels` is only read, and only while the handle that keeps the entry's immutable
+// pixels alive is held (see the field); everything else is Send + Sync.
+unsafe impl Send for Bitmap {}
+// SAFETY: as above.
+unsafe impl Sync for Bitmap {}
+
 impl Bitmap {
     fn of(h: BitmapHandle) -> Bitmap {
+        let (w, ht, bpp) = (h.width() as isize, h.height() as isize, h.bytes_per_pixel() as isize);
+        let (shape, strides) = if bpp == 1 {
+            ([ht, w, 0], [w, 1, 0])
+        } else {
+            ([ht, w, bpp], [w * bpp, bpp, 1])
+        };
         Bitmap {
             width: h.width(),
             height: h.height(),
             format: h.format().name(),
+            shape,
+            strides,
             key: h.key().clone(),
+            pixels: h.pixels().as_ptr(),
+            exports: AtomicUsize::new(0),
+            released: AtomicBool::new(false),
             handle: Mutex::new(Some(h)),
         }
     }
-    fn hold(&self) -> PyResult<BitmapHandle> {
+    fn handle(&self) -> std::sync::MutexGuard<'_, Option<BitmapHandle>> {
         self.handle
             .lock()
             .expect("never poisoned: no code panics holding it")
-            .clone()
-            .ok_or_else(|| PyValueError::new_err(format!("{}: the bitmap was released", self.key)))
+    }
+    /// A clone of the handle, unless released.
+    fn hold(&self) -> PyResult<BitmapHandle> {
+        match &*self.handle() {
+            Some(h) if !self.released.load(Relaxed) => Ok(h.clone()),
+            _ => Err(self.released_error()),
+        }
+    }
+    fn released_error(&self) -> PyErr {
+        PyValueError::new_err(format!("{}: the bitmap was released", self.key))
+    }
+    /// Drops the handle if released and no export is left (whoever sees that last).
+    fn drop_if_unheld(&self) {
+        let gone = {
+            let mut handle = self.handle();
+            if self.released.load(Relaxed) && self.exports.load(Relaxed) == 0 {
+                handle.take()
+            } else {
+                None
+            }
+        };
+        drop(gone);
     }
 }
 
@@ -473,17 +532,92 @@ impl Bitmap {
             PyTuple::new(py, [self.height, self.width, 4])
         }
     }
-    /// Live handles of the entry (this `Bitmap`, its arrays, other holders).
+    /// Live handles of the entry: this `Bitmap` (while it or an array of it holds the
+    /// entry), its DLPack capsules and tensors, other holders.
     #[getter]
     fn refs(&self) -> PyResult<usize> {
-        // Less the clone made to ask.
-        Ok(self.hold()?.refs() - 1)
+        match &*self.handle() {
+            Some(h) => Ok(h.refs()),
+            None => Err(self.released_error()),
+        }
     }
-    /// Whether this `Bitmap` still holds the entry.
+    /// Whether this `Bitmap` still holds the entry for itself (not released).
     #[getter]
     fn held(&self) -> bool {
-        self.handle.lock().expect("never poisoned").is_some()
+        !self.released.load(Relaxed)
     }
+    /// Arrays and memoryviews of the pixels alive now.
+    #[getter]
+    fn exports(&self) -> usize {
+        self.exports.load(Relaxed)
+    }
+    /// The buffer protocol: a read-only view of the cached pixels, unsigned bytes, C order.
+    /// The export holds the `Bitmap` (`view.obj`), and through it the entry.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::ffi::c_int,
+    ) -> PyResult<()> {
+        use pyo3::exceptions::PyBufferError;
+        use pyo3::ffi;
+        let me = slf.get();
+        if view.is_null() {
+            return Err(PyBufferError::new_err("the view is null"));
+        }
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err(format!(
+                "{}: the cached pixels are read-only (copy them to write)",
+                me.key
+            )));
+        }
+        if me.released.load(Relaxed) {
+            return Err(me.released_error());
+        }
+        // Under the GIL (see `exports`): no locked instruction needed.
+        me.exports.store(me.exports.load(Relaxed) + 1, Relaxed);
+        let ndim = if me.format == PixelFormat::Gray8.name() { 2 } else { 3 };
+        // SAFETY (the buffer's rules): `view` is the consumer's to fill (checked non-null).
+        // `pixels` is the entry's, which nobody writes and which stay alive while `handle`
+        // does: the export counted above keeps it until `__releasebuffer__`, and `view.obj`
+        // (a new reference) keeps this object, whose `shape` and `strides` the view points
+        // into, alive as long. `format` is a static C string.
+        unsafe {
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).buf = me.pixels as *mut c_void;
+            (*view).len = me.strides[0] * me.shape[0];
+            (*view).readonly = 1;
+            (*view).itemsize = 1;
+            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+                c"B".as_ptr() as *mut std::ffi::c_char
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).ndim = ndim;
+            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+                me.shape.as_ptr() as *mut ffi::Py_ssize_t
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+                me.strides.as_ptr() as *mut ffi::Py_ssize_t
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {
+        let left = self.exports.load(Relaxed) - 1;
+        self.exports.store(left, Relaxed);
+        if left == 0 && self.released.load(Relaxed) {
+            self.drop_if_unheld();
+        }
+    }
+    /// numpy asks for this only when the buffer protocol fails, as it does for a released
+    /// `Bitmap` (and numpy would otherwise make a 0-d object array of it): the same array,
+    /// or the error that says why not.
     #[pyo3(signature = (dtype=None, copy=None))]
     fn __array__<'py>(
         &self,
@@ -533,9 +667,11 @@ impl Bitmap {
     fn __dlpack_device__(&self) -> (i32, i32) {
         (KDL_CPU, 0)
     }
-    /// Releases this `Bitmap`'s hold on the entry (arrays made from it keep theirs).
+    /// Releases this `Bitmap`'s hold on the entry: at once, or when the last array or
+    /// memoryview of it is collected. DLPack tensors keep their own holds.
     fn release(&self) {
-        self.handle.lock().expect("never poisoned").take();
+        self.released.store(true, Relaxed);
+        self.drop_if_unheld();
     }
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
@@ -783,6 +919,25 @@ struct Cache {
     cache: Arc<texcache::Cache>,
 }
 
+impl Cache {
+    /// A hit, or a load without the GIL (§3.1).
+    fn acquire(&self, py: Python<'_>, href: &str, fit: Option<(u32, u32)>) -> PyResult<BitmapHandle> {
+        let fit = fit_of(fit)?;
+        let c = &self.cache;
+        // A resident picture is a hit without giving up the GIL (which costs more than it).
+        if fit.is_none() {
+            if let Some(h) = c.bitmap_if_resident(href) {
+                return Ok(h);
+            }
+        }
+        py.detach(|| match fit {
+            None => c.bitmap(href),
+            Some((w, h)) => c.bitmap_fit(href, w, h),
+        })
+        .map_err(py_err)
+    }
+}
+
 #[pymethods]
 impl Cache {
     #[new]
@@ -836,21 +991,20 @@ impl Cache {
     /// (decoded without the GIL, or waited for if another thread is loading it).
     #[pyo3(signature = (href, fit=None))]
     fn bitmap(&self, py: Python<'_>, href: &str, fit: Option<(u32, u32)>) -> PyResult<Bitmap> {
-        let fit = fit_of(fit)?;
-        let c = &self.cache;
-        // A resident picture is a hit without giving up the GIL (which costs more than it).
-        if fit.is_none() {
-            if let Some(h) = c.bitmap_if_resident(href) {
-                return Ok(Bitmap::of(h));
-            }
-        }
-        let h = py
-            .detach(|| match fit {
-                None => c.bitmap(href),
-                Some((w, h)) => c.bitmap_fit(href, w, h),
-            })
-            .map_err(py_err)?;
-        Ok(Bitmap::of(h))
+        self.acquire(py, href, fit).map(Bitmap::of)
+    }
+
+    /// `numpy.asarray(cache.bitmap(href, fit))` in one call, without the `Bitmap` and the
+    /// buffer protocol between: a read-only array of the cached pixels whose base holds the
+    /// entry until the array (and every view of it) is collected. The fastest hit.
+    #[pyo3(signature = (href, fit=None))]
+    fn array<'py>(
+        &self,
+        py: Python<'py>,
+        href: &str,
+        fit: Option<(u32, u32)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        array(py, Pixels::of_bitmap(self.acquire(py, href, fit)?))
     }
 
     /// Decodes `hrefs` in the background (`loader.threads`), so later requests hit.

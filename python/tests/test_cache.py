@@ -1,6 +1,7 @@
 """The Python package over the real library (SPEC §11): zero-copy views and their lifetimes,
 threads, every error class, and flat memory."""
 
+import ctypes
 import gc
 import os
 import random
@@ -46,51 +47,86 @@ def test_pngs_equal_pillow_when_it_is_installed(corpus):
         assert np.array_equal(a, np.asarray(Image.open(corpus / "photos" / f"{name}.png").convert("RGBA")))
 
 
-def test_refs_follow_the_views_exactly_and_views_outlive_the_cache(tmp_path):
+def in_use(cache):
+    return cache.stats()["cpu"]["in_use_entries"]
+
+
+def test_the_hold_follows_the_views_exactly_and_views_outlive_the_cache(tmp_path):
     write_png(tmp_path / "a.png", picture(1))
     cache = texcache.Cache(mediadir=str(tmp_path))
     bm = cache.bitmap("a.png")
-    assert bm.refs == 1
+    assert bm.refs == 1 and bm.exports == 0
+    # Arrays and memoryviews are exports of the Bitmap (the buffer protocol): they keep the
+    # Bitmap, and so its one handle; DLPack tensors hold handles of their own.
     arrays = [np.asarray(bm) for _ in range(3)]
-    assert bm.refs == 4
+    m = memoryview(bm)
+    assert bm.refs == 1 and bm.exports == 4
+    assert m.readonly and m.shape == (64, 64, 4) and m.format == "B"
+    with pytest.raises(TypeError, match="not writable"):
+        ctypes.c_char.from_buffer(bm)  # a writable buffer
     t = np.from_dlpack(bm)
-    assert bm.refs == 5
-    view_of_view = arrays[0][10:20]  # a slice keeps its base, not a new hold
-    assert bm.refs == 5
-    del arrays[1]
+    assert bm.refs == 2
+    view_of_view = arrays[0][10:20]  # a slice keeps its base, not a new export
+    assert bm.exports == 4
+    del arrays[1], m
     gc.collect()
-    assert bm.refs == 4
+    assert bm.exports == 2
     del t
     gc.collect()
-    assert bm.refs == 3
-    assert cache.stats()["cpu"]["in_use_entries"] == 1
+    assert bm.refs == 1 and in_use(cache) == 1
 
-    # `with` releases the Bitmap's own hold; arrays keep theirs.
+    # `with` releases the Bitmap's own hold at the block's end; its arrays keep the entry
+    # until the last of them is collected.
     with cache.bitmap("a.png") as again:
         inner = np.asarray(again)
-        assert again.refs == 5
-    assert not again.held and bm.refs == 4
+        assert again.refs == 2
+    assert not again.held and again.exports == 1 and bm.refs == 2
     with pytest.raises(ValueError, match="released"):
         np.asarray(again)
     ref = weakref.ref(again)
     del again
     gc.collect()
-    assert ref() is None and bm.refs == 4
+    assert ref() is not None, "inner's export keeps the released Bitmap"
+    assert bm.refs == 2
+    with cache.bitmap("a.png") as released_at_once:
+        pass
+    assert bm.refs == 2, "a Bitmap without exports lets go at the block's end"
+    del released_at_once
 
     expected = picture(1)
     del bm
     gc.collect()
     # Only arrays hold the entry now, and they outlive the Cache object itself.
-    stats = cache.stats()["cpu"]
-    assert stats["in_use_entries"] == 1, stats
+    assert in_use(cache) == 1
     del cache
     gc.collect()
     for a in (arrays[0], arrays[1], inner, view_of_view):
         assert a.base is not None
     assert np.array_equal(arrays[0], expected) and np.array_equal(inner, expected)
     assert np.array_equal(view_of_view, expected[10:20])
-    del arrays, inner, view_of_view
+    del inner
     gc.collect()
+    assert ref() is None, "the last export gone, the released Bitmap is collected"
+    del arrays, view_of_view
+    gc.collect()
+
+
+def test_the_array_call_is_held_until_its_last_view_is_collected(tmp_path):
+    write_png(tmp_path / "a.png", picture(3))
+    cache = texcache.Cache(mediadir=str(tmp_path))
+    a = cache.array("a.png")
+    assert np.array_equal(a, picture(3)) and not a.flags.writeable
+    assert a.ctypes.data == np.asarray(cache.bitmap("a.png")).ctypes.data
+    part = a[5:9]
+    del a
+    gc.collect()
+    assert in_use(cache) == 1
+    del part
+    gc.collect()
+    assert in_use(cache) == 0
+    assert cache.array("a.png", fit=(16, 16)).shape == (16, 16, 4)
+    with pytest.raises(texcache.NotFound, match="missing.png"):
+        cache.array("missing.png")
 
 
 def test_the_entry_is_released_when_the_last_view_is_collected(tmp_path):
