@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Texture};
 use crate::history::{History, Sample};
 use crate::key::{Key, Resolver};
-use crate::prefetch::Prefetch;
+use crate::prefetch::{Job, Prefetch};
+use crate::request::Request;
 use crate::pressure::PressureLevel;
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
@@ -508,7 +509,7 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into(), None)))
+        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Cpu, h.into(), None)))
     }
 
     #[cfg(feature = "gpu")]
@@ -520,7 +521,7 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into(), None)))
+        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Gpu, h.into(), None)))
     }
 
     /// Like [`Cache::prefetch`], for pictures fitted into a `width`x`height` box (§1): the
@@ -531,7 +532,7 @@ impl Cache {
         S: Into<String>,
     {
         let fit = Some((width, height));
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Cpu, h.into(), fit)))
+        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Cpu, h.into(), fit)))
     }
 
     #[cfg(feature = "gpu")]
@@ -542,13 +543,54 @@ impl Cache {
         S: Into<String>,
     {
         let fit = Some((width, height));
-        self.queue_prefetch(hrefs.into_iter().map(|h| (TierKind::Gpu, h.into(), fit)))
+        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Gpu, h.into(), fit)))
     }
 
-    fn queue_prefetch(
-        &self,
-        jobs: impl Iterator<Item = (TierKind, String, Option<(u32, u32)>)>,
-    ) -> Result<()> {
+    /// Asks for the bitmap of `href` (fitted into `fit`, if given) without blocking: a
+    /// [`Request`] ready at once with the handle when it is resident (a hit, which allocates
+    /// nothing), else pending while a loader thread (`loader.threads`, the prefetch pool)
+    /// loads it. See [`crate::request`].
+    pub fn request_bitmap(&self, href: &str, fit: Option<(u32, u32)>) -> Request<BitmapHandle> {
+        if let Some(hit) = self.inner.resident(&self.inner.cpu, href, fit) {
+            return Request::ready(Ok(hit));
+        }
+        let (request, promise) = Request::pending(href);
+        self.queue_request(Box::new(move |cache: &Cache| {
+            let outcome = match fit {
+                None => cache.bitmap(promise.href()),
+                Some((w, h)) => cache.bitmap_fit(promise.href(), w, h),
+            };
+            promise.fulfil(outcome);
+        }));
+        request
+    }
+
+    #[cfg(feature = "gpu")]
+    /// Asks for the texture of `href` (fitted into `fit`, if given) without blocking, as
+    /// [`Cache::request_bitmap`] does for bitmaps: ready at once on a GPU hit, else pending
+    /// while a loader thread decodes (through the CPU tier, §3.8) and uploads it.
+    pub fn request_texture(&self, href: &str, fit: Option<(u32, u32)>) -> Request<TextureHandle> {
+        if let Some(hit) = self.inner.resident(&self.inner.gpu, href, fit) {
+            return Request::ready(Ok(hit));
+        }
+        let (request, promise) = Request::pending(href);
+        self.queue_request(Box::new(move |cache: &Cache| {
+            let outcome = match fit {
+                None => cache.texture(promise.href()),
+                Some((w, h)) => cache.texture_fit(promise.href(), w, h),
+            };
+            promise.fulfil(outcome);
+        }));
+        request
+    }
+
+    /// Queues a request's load. If no loader thread can start, the job is dropped unrun and
+    /// its promise tells the request ([`Error::Cancelled`]).
+    fn queue_request(&self, run: Box<dyn FnOnce(&Cache) + Send>) {
+        let _ = self.queue_prefetch(std::iter::once(Job::Request(run)));
+    }
+
+    fn queue_prefetch(&self, jobs: impl Iterator<Item = Job>) -> Result<()> {
         let threads = self.inner.config.lock().loader.threads;
         self.inner.prefetch.queue(&self.downgrade(), threads, jobs)
     }
@@ -701,6 +743,27 @@ impl Cache {
 }
 
 impl Inner {
+    /// A hit on `href` (fitted into `fit`) in `tier` if it is resident, counted as one;
+    /// never loads. Allocates nothing for a normal href.
+    fn resident<R: crate::tier::Resource>(
+        &self,
+        tier: &Tier<R>,
+        href: &str,
+        fit: Option<(u32, u32)>,
+    ) -> Option<Handle<R>> {
+        match fit {
+            None => tier
+                .get_resident_as(href, true)
+                .or_else(|| self.resolver.with_lookup(href, |l| tier.get_resident_as(l, true))),
+            Some(fit) => {
+                self.any_fitted.store(true, Ordering::Relaxed);
+                self.resolver.with_lookup(href, |lookup| {
+                    with_fitted_lookup(lookup, fit, |fitted| tier.get_resident_as(fitted, true))
+                })
+            }
+        }
+    }
+
     #[cfg(feature = "gpu")]
     fn gpu_device(&self, href: &str) -> Result<Arc<Gpu>> {
         let mut device = self.device.lock();

@@ -157,6 +157,13 @@ pub enum Error {
         /// The operating system's error.
         source: Arc<std::io::Error>,
     },
+    /// A non-blocking request ([`crate::request::Request`]) whose load never ran: the cache
+    /// shut down (its last clone dropped) before a loader thread took it up.
+    #[error("{href}: the request was dropped before it loaded (the cache shut down)")]
+    Cancelled {
+        /// The href as the caller gave it.
+        href: String,
+    },
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
     #[error("{href}: {detail}")]
     Video {
@@ -182,6 +189,7 @@ impl Error {
             | Error::Gpu { href, .. }
             | Error::GpuOutOfMemory { href, .. }
             | Error::LoadPanicked { href, .. }
+            | Error::Cancelled { href }
             | Error::Video { href, .. } => Some(href),
             Error::Config { .. }
             | Error::Trace { .. }

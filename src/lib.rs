@@ -39,7 +39,7 @@
 //! [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the node
 //! texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
 //! time), [`pressure`] (budgets sized to the machine, memory given back under pressure),
-//! [`control`] (the control socket),
+//! [`control`] (the control socket), [`request`] (non-blocking loads),
 //! [`trace`] (trace files, replay and recording).
 //!
 //! Cargo features: `gpu` (on by default) is the GPU tier, texture upload and video textures,
@@ -64,6 +64,7 @@ pub mod key;
 mod prefetch;
 pub mod pressure;
 pub mod probe;
+pub mod request;
 #[doc(hidden)]
 pub mod samples;
 pub mod stats;
@@ -78,6 +79,7 @@ pub use bitmap::Bitmap;
 pub use cache::TextureHandle;
 pub use cache::{BitmapHandle, Cache};
 pub use config::Config;
+pub use request::Request;
 pub use error::{Error, Result};
 #[cfg(feature = "gpu")]
 pub use gpu::{Gpu, Texture};

@@ -4,19 +4,26 @@
 //! The threads start on the first job, share one queue, and hold the cache only weakly (a
 //! [`WeakCache`] upgraded for the length of one job), so they never keep it alive; closing the
 //! queue, which the cache does when it shuts down, ends them once they finish their current
-//! image. Each job acquires through the cache's public API and drops the handle at once, so the
-//! entry stays cached as unused, ready for a hit; failures are counted there, not reported.
+//! image. A prefetch job acquires through the cache's public API and drops the handle at once,
+//! so the entry stays cached as unused, ready for a hit; failures are counted there, not
+//! reported. A request job (a [`crate::request::Request`] that was not a hit) acquires the same
+//! way and hands the outcome, handle or error, to its request.
 
-use crate::cache::WeakCache;
+use crate::cache::{Cache, WeakCache};
 use crate::error::{Error, Result};
 use crate::tier::TierKind;
 use parking_lot::{Condvar, Mutex};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-/// One href to acquire ahead, in one tier.
-/// A tier, an href, and the box of a fitted request.
-type Job = (TierKind, String, Option<(u32, u32)>);
+/// What a loader thread does.
+pub(crate) enum Job {
+    /// Acquire an href ahead, in one tier (fitted into a box), and let go of it.
+    Prefetch(TierKind, String, Option<(u32, u32)>),
+    /// Acquire for a pending request and hand it the outcome (the closure owns the request's
+    /// promise; dropped unrun, the promise tells the request it was cancelled).
+    Request(Box<dyn FnOnce(&Cache) + Send>),
+}
 
 /// The queue and the count of jobs not finished yet.
 pub(crate) struct Prefetch {
@@ -119,8 +126,16 @@ impl Prefetch {
 fn worker(rx: &Mutex<mpsc::Receiver<Job>>, cache: &WeakCache, pending: &Pending) {
     loop {
         let job = rx.lock().recv();
-        let Ok((tier, href, fit)) = job else { return };
+        let Ok(job) = job else { return };
         let Some(cache) = cache.upgrade() else { return };
+        let (tier, href, fit) = match job {
+            Job::Prefetch(tier, href, fit) => (tier, href, fit),
+            Job::Request(run) => {
+                run(&cache);
+                pending.done();
+                continue;
+            }
+        };
         // Handles are dropped at once: the entries stay cached as unused.
         let _ = match (tier, fit) {
             (TierKind::Cpu, None) => cache.bitmap(&href).map(drop),

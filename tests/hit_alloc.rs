@@ -10,8 +10,16 @@ mod counting;
 #[global_allocator]
 static ALLOCATOR: counting::Counting = counting::Counting;
 
+/// The count is the whole process's: one test at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn hits_allocate_nothing_however_the_href_is_spelled() {
+    let _alone = alone();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("sub")).unwrap();
     common::png(tmp.path(), "a.png", 4, 4);
@@ -48,6 +56,7 @@ fn hits_allocate_nothing_however_the_href_is_spelled() {
 
 #[test]
 fn fitted_hits_allocate_nothing_either() {
+    let _alone = alone();
     let tmp = tempfile::tempdir().unwrap();
     common::png(tmp.path(), "a.png", 40, 30);
     let mut cfg = texcache::Config::default();
@@ -75,4 +84,29 @@ fn fitted_hits_allocate_nothing_either() {
         "{s:?}"
     );
     assert_eq!(allocations, 0, "allocations during 2,000 fitted hits");
+}
+
+#[test]
+fn ready_requests_allocate_nothing() {
+    let _alone = alone();
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "a.png", 40, 30);
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = tmp.path().into();
+    cfg.stats.history_interval_ms = 0;
+    let cache = texcache::Cache::new(cfg).unwrap();
+    drop(cache.bitmap("a.png").unwrap());
+    drop(cache.bitmap_fit("a.png", 16, 16).unwrap());
+    for _ in 0..2000 {
+        drop(cache.request_bitmap("a.png", None).try_get());
+        drop(cache.request_bitmap("./a.png", Some((16, 16))).try_get());
+    }
+    let before = counting::allocations();
+    for _ in 0..1000 {
+        let mut r = cache.request_bitmap("a.png", None);
+        assert!(std::hint::black_box(r.try_get()).is_some());
+        let mut r = cache.request_bitmap("./a.png", Some((16, 16)));
+        assert!(std::hint::black_box(r.try_get()).is_some());
+    }
+    assert_eq!(counting::allocations() - before, 0, "allocations during 2,000 ready requests");
 }
