@@ -12,7 +12,7 @@ mod mipmap;
 mod texture;
 
 pub use mipmap::{level_count, texture_bytes};
-pub use texture::{live_textures, read_back, read_back_level, read_back_raw, Texture};
+pub use texture::{live_textures, read_back, read_back_level, read_back_raw, Texture, TextureWatch};
 
 use crate::config::Backend;
 use crate::error::{Error, Result};
@@ -27,6 +27,9 @@ pub struct Gpu {
     lost: Arc<AtomicBool>,
     /// Built on the first mipmapped upload.
     mipmapper: OnceLock<mipmap::Mipmapper>,
+    /// RGBA textures are made viewable as `Rgba8Unorm` too (the adapter can reinterpret
+    /// formats: `DownlevelFlags::VIEW_FORMATS`); see [`Texture::gamma_view`].
+    pub(crate) gamma_views: bool,
 }
 
 impl Gpu {
@@ -49,7 +52,30 @@ impl Gpu {
             adapter: adapter.into(),
             lost,
             mipmapper: OnceLock::new(),
+            gamma_views: false,
         }
+    }
+
+    /// [`Gpu::from_device`] for a device of `adapter`, which says what the device can do:
+    /// where the adapter can reinterpret texture formats, RGBA textures can then also be
+    /// sampled as stored bytes ([`Texture::gamma_view`]), as renderers that blend in gamma
+    /// space (egui) need.
+    pub fn from_adapter_device(
+        adapter: &wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> Gpu {
+        let info = adapter.get_info();
+        let mut gpu = Gpu::from_device(
+            device,
+            queue,
+            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+        );
+        gpu.gamma_views = adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::VIEW_FORMATS);
+        gpu
     }
 
     /// Opens the best adapter of `backend` and creates a device on it.
@@ -86,11 +112,7 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| err(format!("cannot create a device on {}: {e}", info.name)))?;
-        Ok(Gpu::from_device(
-            device,
-            queue,
-            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
-        ))
+        Ok(Gpu::from_adapter_device(&adapter, device, queue))
     }
 
     /// A description of the adapter.

@@ -19,6 +19,37 @@ pub struct Texture {
     format: PixelFormat,
     bytes: u64,
     gpu: Arc<Gpu>,
+    /// What [`TextureWatch`]es watch: gone when the texture is.
+    alive: Arc<()>,
+}
+
+/// Tells whether a texture still exists (cached or held), without keeping it: for code that
+/// keeps something made from a texture's view (a bind group, a UI toolkit's registration)
+/// after letting go of its handle, to learn when the cache has evicted it.
+///
+/// ```no_run
+/// # fn main() -> texcache::Result<()> {
+/// let cache = texcache::Cache::with_defaults();
+/// let texture = cache.texture("cat.png")?;
+/// let watch = texture.watch();
+/// drop(texture);                 // unused now: the cache may evict it
+/// if !watch.is_alive() {
+///     // evicted: free what was made from its view
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TextureWatch(std::sync::Weak<()>);
+
+impl TextureWatch {
+    /// Whether the texture still exists.
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+    /// Whether this watches `texture` (and not another texture of the same href).
+    pub fn watches(&self, texture: &Texture) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&texture.alive))
+    }
 }
 
 impl Texture {
@@ -36,6 +67,22 @@ impl Texture {
     pub fn view(&self) -> &wgpu::TextureView {
         &self.view
     }
+    /// A view that samples the stored bytes as they are (`Rgba8Unorm`, no sRGB decoding), for
+    /// renderers that blend in gamma space and expect their textures so (egui's); `None` for a
+    /// gray texture, or where the device cannot reinterpret formats (wgpu's GL backend, or a
+    /// [`Gpu::from_device`] that was not told: use [`Gpu::from_adapter_device`]). The rules of
+    /// [`Texture::view`] hold for it too.
+    pub fn gamma_view(&self) -> Option<wgpu::TextureView> {
+        let reinterpretable = self.gpu.gamma_views
+            && self.texture.format() == wgpu::TextureFormat::Rgba8UnormSrgb;
+        reinterpretable.then(|| {
+            self.texture.create_view(&wgpu::TextureViewDescriptor {
+                label: Some("texcache gamma view"),
+                format: Some(wgpu::TextureFormat::Rgba8Unorm),
+                ..Default::default()
+            })
+        })
+    }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.texture.width()
@@ -51,6 +98,10 @@ impl Texture {
     /// The device it lives on.
     pub fn gpu(&self) -> &Arc<Gpu> {
         &self.gpu
+    }
+    /// A [`TextureWatch`] on this texture.
+    pub fn watch(&self) -> TextureWatch {
+        TextureWatch(Arc::downgrade(&self.alive))
     }
 
     /// Mip levels (1 without mipmaps).
@@ -120,7 +171,11 @@ impl Texture {
             dimension: wgpu::TextureDimension::D2,
             format,
             usage,
-            view_formats: &[],
+            view_formats: if gpu.gamma_views && format == wgpu::TextureFormat::Rgba8UnormSrgb {
+                &[wgpu::TextureFormat::Rgba8Unorm]
+            } else {
+                &[]
+            },
         });
         gpu.queue.write_texture(
             wgpu::TexelCopyTextureInfo {
@@ -181,6 +236,7 @@ impl Texture {
             format: bitmap.format(),
             bytes,
             gpu: gpu.clone(),
+            alive: Arc::new(()),
         })
     }
 }
