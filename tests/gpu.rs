@@ -576,3 +576,29 @@ fn a_resident_texture_never_waits_for_another_upload() {
     let s = tier.stats();
     assert_eq!((s.hits, s.misses, s.entries), (1, 2, 2));
 }
+
+#[test]
+fn a_watch_sees_its_texture_evicted_and_vulkan_gives_a_gamma_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "a.png", 16, 8);
+    let Some(cache) = common::gpu_cache(tmp.path(), 1 << 20, 1 << 20, false) else {
+        return;
+    };
+    let t = cache.texture("a.png").unwrap();
+    let watch = t.watch();
+    assert!(watch.is_alive() && watch.watches(&t));
+    drop(t);
+    assert!(watch.is_alive(), "unused but resident");
+    let again = cache.texture("a.png").unwrap();
+    assert!(watch.watches(&again), "a hit is the very texture");
+    drop(again);
+    assert!(cache.remove("a.png"));
+    assert!(!watch.is_alive(), "removed: the texture is gone");
+    let reloaded = cache.texture("a.png").unwrap();
+    assert!(!watch.watches(&reloaded), "a new upload is another texture");
+    // Vulkan (lavapipe here) can view the sRGB texture as its stored bytes.
+    let view = reloaded.gamma_view();
+    if cache.gpu().unwrap().adapter().contains("Vulkan") {
+        assert!(view.is_some(), "{}", cache.gpu().unwrap().adapter());
+    }
+}

@@ -3,78 +3,12 @@
 //! grid shows the right thumbnails, scrolling 1,000 of them stays inside the GPU budget with
 //! a bounded number of egui textures, and a bad file is egui's error, not a panic.
 
-#[path = "../examples/photo_browser/browser.rs"]
-mod browser;
+mod common;
 
+use common::{browser, cache, harness, render_state, settle};
 use egui::load::{LoadError, SizeHint, TextureLoader};
 use egui::TextureOptions;
-use egui_kittest::Harness;
-use std::path::Path;
 use std::sync::Arc;
-
-/// The render state every test draws with, or `None` where the user opted out of GPU tests.
-pub fn render_state() -> Option<egui_wgpu::RenderState> {
-    let made = std::panic::catch_unwind(|| {
-        egui_kittest::wgpu::create_render_state(
-            egui_kittest::wgpu::default_wgpu_setup(),
-            egui_wgpu::RendererOptions::PREDICTABLE,
-        )
-    });
-    match made {
-        Ok(rs) => Some(rs),
-        Err(_) if std::env::var("TEXCACHE_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
-            eprintln!("TEXCACHE_SKIP_GPU_TESTS=1: skipping a GPU test");
-            None
-        }
-        Err(_) => panic!(
-            "the egui tests need a wgpu adapter (install one, e.g. `apt-get install \
-             mesa-vulkan-drivers`, or set TEXCACHE_SKIP_GPU_TESTS=1 to skip GPU tests)"
-        ),
-    }
-}
-
-fn cache(dir: &Path, gpu_budget: u64, cpu_budget: u64) -> texcache::Cache {
-    let mut cfg = texcache::Config::default();
-    cfg.mediadir = dir.into();
-    cfg.gpu.budget.0 = gpu_budget;
-    cfg.cpu.budget.0 = cpu_budget;
-    cfg.loader.threads = 2;
-    texcache::Cache::new(cfg).unwrap()
-}
-
-/// A harness drawing the browser over `names` of `cache`, with the loader installed.
-fn harness(
-    rs: &egui_wgpu::RenderState,
-    cache: texcache::Cache,
-    names: &[String],
-    size: egui::Vec2,
-) -> Harness<'static, browser::Browser> {
-    let loader = texcache_egui::Loader::bound(cache.clone(), rs);
-    let b = browser::Browser::new(cache, loader.clone(), names);
-    let harness = Harness::builder()
-        .with_size(size)
-        .with_pixels_per_point(1.0)
-        .allow_missing_glyphs()
-        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs.clone()))
-        .build_ui_state(|ui, b: &mut browser::Browser| b.ui(ui), b);
-    harness.ctx.add_texture_loader(loader);
-    harness
-}
-
-/// Passes until every image on screen is loaded: a pass, then waiting for the loader threads
-/// (the requests' loads), again, until a pass starts none.
-fn settle(h: &mut Harness<'_, browser::Browser>) {
-    for _ in 0..50 {
-        h.step();
-        let cache = h.state().cache.clone();
-        cache.wait_prefetch();
-        if h.state().loader.stats().pending == 0 {
-            h.step();
-            return;
-        }
-    }
-    panic!("images still pending after 50 passes: {:?}", h.state().loader.stats());
-}
 
 #[test]
 fn the_grid_shows_each_pictures_fitted_thumbnail() {
@@ -101,9 +35,10 @@ fn the_grid_shows_each_pictures_fitted_thumbnail() {
             for x in 2..158u32 {
                 let p = image.get_pixel(x0 + x, y0 + y).0;
                 let at = ((y * 160 + x) * 4) as usize;
-                for c in 0..3 {
-                    diff += (p[c] as i32 - thumb.pixels()[at + c] as i32).unsigned_abs() as u64;
-                    diff_other += (p[c] as i32 - other.pixels()[at + c] as i32).unsigned_abs() as u64;
+                let (want, other) = (&thumb.pixels()[at..at + 3], &other.pixels()[at..at + 3]);
+                for ((&p, &w), &o) in p[..3].iter().zip(want).zip(other) {
+                    diff += (p as i32 - w as i32).unsigned_abs() as u64;
+                    diff_other += (p as i32 - o as i32).unsigned_abs() as u64;
                 }
                 n += 3;
             }
@@ -190,4 +125,62 @@ fn a_bad_file_is_eguis_error_not_a_panic() {
     settle(&mut h);
     assert_eq!(h.state().loader.stats().failed, 1, "bad.png loads once fixed and forgotten");
     let _ = Arc::strong_count(&h.state().loader);
+}
+
+#[test]
+fn a_click_opens_the_picture_at_window_size_and_m_shows_the_memory_panel() {
+    let Some(rs) = render_state() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let names = texcache::samples::write_pictures(tmp.path(), 4, 1600, 1200, false).unwrap();
+    let cache = cache(tmp.path(), 64 << 20, 64 << 20);
+    let mut h = harness(&rs, cache.clone(), &names, egui::vec2(720.0, 560.0));
+    settle(&mut h);
+    let (i, rect) = h.state().drawn[1];
+    let pos = rect.center();
+    h.hover_at(pos);
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    h.step(); // the click: the grid's pass sets `open`, the next one draws the picture
+    settle(&mut h);
+    assert_eq!(h.state().open, Some(i), "the click opened picture {i}");
+    // The picture at the size of the window: its texture fitted into the central panel, far
+    // smaller than the 1600x1200 file, and the thumbnails let go.
+    let textures: Vec<(u32, u32, u64)> = cache
+        .stats_with_entries()
+        .entries
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            texcache::stats::Entry::Cached(e) if e.tier == "gpu" => Some((e.width, e.height, e.refs)),
+            _ => None,
+        })
+        .collect();
+    let (w, ht, _) = *textures
+        .iter()
+        .find(|t| t.2 > 0)
+        .unwrap_or_else(|| panic!("one texture held: {textures:?} {:?}", h.state().loader.stats()));
+    assert!((640..=720).contains(&w) && ht == w * 3 / 4, "{w}x{ht}: {textures:?}");
+    assert_eq!(textures.iter().filter(|t| t.2 > 0).count(), 1, "{textures:?}");
+    h.render().expect("the viewer renders");
+
+    h.key_press(egui::Key::M);
+    h.step();
+    settle(&mut h);
+    assert!(h.state().show_memory);
+    cache.sample_history();
+    settle(&mut h);
+    let image = h.render().expect("the memory panel renders");
+    if let Some(p) = std::env::var_os("TEXCACHE_EGUI_SNAPSHOT") {
+        image.save(p).unwrap();
+    }
+    h.key_press(egui::Key::Escape);
+    h.step();
+    settle(&mut h);
+    assert_eq!(h.state().open, None, "Escape closes the picture");
 }
