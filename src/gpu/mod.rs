@@ -30,6 +30,8 @@ pub struct Gpu {
     /// RGBA textures are made viewable as `Rgba8Unorm` too (the adapter can reinterpret
     /// formats: `DownlevelFlags::VIEW_FORMATS`); see [`Texture::gamma_view`].
     pub(crate) gamma_views: bool,
+    /// Gray8 bitmaps upload as RGBA textures (see [`Gpu::with_gray_as_rgba`]).
+    pub(crate) gray_as_rgba: bool,
 }
 
 impl Gpu {
@@ -53,7 +55,16 @@ impl Gpu {
             lost,
             mipmapper: OnceLock::new(),
             gamma_views: false,
+            gray_as_rgba: false,
         }
+    }
+
+    /// Uploads Gray8 bitmaps as RGBA textures (gray in R, G and B, opaque; counted at 4 bytes
+    /// a pixel), for renderers that sample every texture as RGBA (egui), where an `R8Unorm`
+    /// texture would draw red. Without it they are `R8Unorm` (1 byte a pixel).
+    pub fn with_gray_as_rgba(mut self) -> Gpu {
+        self.gray_as_rgba = true;
+        self
     }
 
     /// [`Gpu::from_device`] for a device of `adapter`, which says what the device can do:

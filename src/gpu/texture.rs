@@ -134,9 +134,18 @@ impl Texture {
                 "the device was lost; bind the cache to a new device".into(),
             ));
         }
-        let (format, bpp) = match bitmap.format() {
-            PixelFormat::Gray8 => (wgpu::TextureFormat::R8Unorm, 1),
-            _ => (wgpu::TextureFormat::Rgba8UnormSrgb, 4),
+        let expand = gpu.gray_as_rgba && bitmap.format() == PixelFormat::Gray8;
+        let (format, bpp, pixel_format) = match bitmap.format() {
+            PixelFormat::Gray8 if !expand => (wgpu::TextureFormat::R8Unorm, 1, PixelFormat::Gray8),
+            _ => (wgpu::TextureFormat::Rgba8UnormSrgb, 4, PixelFormat::Rgba8),
+        };
+        // Gray expanded for `Gpu::with_gray_as_rgba`: one buffer for this upload.
+        let expanded: Vec<u8>;
+        let pixels = if expand {
+            expanded = bitmap.pixels().iter().flat_map(|&g| [g, g, g, 255]).collect();
+            &expanded[..]
+        } else {
+            bitmap.pixels()
         };
         let size = wgpu::Extent3d {
             width: bitmap.width(),
@@ -184,7 +193,7 @@ impl Texture {
                 origin: wgpu::Origin3d::ZERO,
                 aspect: wgpu::TextureAspect::All,
             },
-            bitmap.pixels(),
+            pixels,
             wgpu::TexelCopyBufferLayout {
                 offset: 0,
                 bytes_per_row: Some(size.width * bpp),
@@ -233,7 +242,7 @@ impl Texture {
         Ok(Texture {
             texture,
             view,
-            format: bitmap.format(),
+            format: pixel_format,
             bytes,
             gpu: gpu.clone(),
             alive: Arc::new(()),

@@ -218,14 +218,17 @@ struct Shown {
 impl Loader {
     /// A loader over `cache` that registers textures with `render_state`'s renderer, with the
     /// cache bound ([`Cache::bind_gpu`]) to a [`texcache::Gpu`] made from the render state's
-    /// device and queue, so that the GPU tier's textures are egui's to draw. Add it to a
+    /// device and queue, so that the GPU tier's textures are egui's to draw (gray pictures
+    /// uploaded as RGBA: [`texcache::Gpu::with_gray_as_rgba`]). Add it to a
     /// context with `ctx.add_texture_loader` ([`install`] does both).
     pub fn bound(cache: Cache, render_state: &egui_wgpu::RenderState) -> Arc<Loader> {
+        // egui samples every texture as RGBA: gray pictures go up as RGBA too.
         let gpu = texcache::Gpu::from_adapter_device(
             &render_state.adapter,
             render_state.device.clone(),
             render_state.queue.clone(),
-        );
+        )
+        .with_gray_as_rgba();
         cache.bind_gpu(Arc::new(gpu));
         Arc::new(Loader {
             cache,

@@ -184,3 +184,30 @@ fn a_click_opens_the_picture_at_window_size_and_m_shows_the_memory_panel() {
     settle(&mut h);
     assert_eq!(h.state().open, None, "Escape closes the picture");
 }
+
+#[test]
+fn a_gray_picture_is_drawn_gray() {
+    let Some(rs) = render_state() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let gray = image::GrayImage::from_fn(320, 240, |x, y| image::Luma([((x + y) / 3) as u8]));
+    gray.save(tmp.path().join("gray.png")).unwrap();
+    let cache = cache(tmp.path(), 8 << 20, 8 << 20);
+    let mut h = harness(&rs, cache.clone(), &["gray.png".to_string()], egui::vec2(400.0, 300.0));
+    settle(&mut h);
+    let image = h.render().expect("rendered");
+    let (_, rect) = h.state().drawn[0];
+    let thumb = cache.bitmap_fit("gray.png", 160, 120).unwrap();
+    assert_eq!(thumb.format(), texcache::PixelFormat::Gray8);
+    let (x0, y0) = (rect.min.x.round() as u32, rect.min.y.round() as u32);
+    let mut diff = 0u64;
+    for y in 2..118u32 {
+        for x in 2..158u32 {
+            let [r, g, b, _] = image.get_pixel(x0 + x, y0 + y).0;
+            assert!(r.abs_diff(g) <= 1 && g.abs_diff(b) <= 1, "({x}, {y}) is {r},{g},{b}: not gray");
+            diff += g.abs_diff(thumb.pixels()[(y * 160 + x) as usize]) as u64;
+        }
+    }
+    let mean = diff as f64 / (116.0 * 156.0);
+    assert!(mean < 2.0, "mean difference {mean:.2} from the fitted gray bitmap");
+    assert_eq!(cache.stats().gpu.used, 160 * 120 * 4, "uploaded as RGBA");
+}
