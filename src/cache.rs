@@ -12,8 +12,8 @@ use crate::gpu::{Gpu, Texture};
 use crate::history::{History, Sample};
 use crate::key::{Key, Resolver};
 use crate::prefetch::{Job, Prefetch};
-use crate::request::Request;
 use crate::pressure::PressureLevel;
+use crate::request::Request;
 use crate::stats::{self, ProcessStats, Stats, TierStats};
 use crate::tier::{Handle, Tier, TierKind};
 use crate::trace::record::Recorder;
@@ -509,7 +509,11 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Cpu, h.into(), None)))
+        self.queue_prefetch(
+            hrefs
+                .into_iter()
+                .map(|h| Job::Prefetch(TierKind::Cpu, h.into(), None)),
+        )
     }
 
     #[cfg(feature = "gpu")]
@@ -521,7 +525,11 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Gpu, h.into(), None)))
+        self.queue_prefetch(
+            hrefs
+                .into_iter()
+                .map(|h| Job::Prefetch(TierKind::Gpu, h.into(), None)),
+        )
     }
 
     /// Like [`Cache::prefetch`], for pictures fitted into a `width`x`height` box (§1): the
@@ -532,7 +540,11 @@ impl Cache {
         S: Into<String>,
     {
         let fit = Some((width, height));
-        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Cpu, h.into(), fit)))
+        self.queue_prefetch(
+            hrefs
+                .into_iter()
+                .map(|h| Job::Prefetch(TierKind::Cpu, h.into(), fit)),
+        )
     }
 
     #[cfg(feature = "gpu")]
@@ -543,7 +555,11 @@ impl Cache {
         S: Into<String>,
     {
         let fit = Some((width, height));
-        self.queue_prefetch(hrefs.into_iter().map(|h| Job::Prefetch(TierKind::Gpu, h.into(), fit)))
+        self.queue_prefetch(
+            hrefs
+                .into_iter()
+                .map(|h| Job::Prefetch(TierKind::Gpu, h.into(), fit)),
+        )
     }
 
     /// Asks for the bitmap of `href` (fitted into `fit`, if given) without blocking: a
@@ -752,9 +768,10 @@ impl Inner {
         fit: Option<(u32, u32)>,
     ) -> Option<Handle<R>> {
         match fit {
-            None => tier
-                .get_resident_as(href, true)
-                .or_else(|| self.resolver.with_lookup(href, |l| tier.get_resident_as(l, true))),
+            None => tier.get_resident_as(href, true).or_else(|| {
+                self.resolver
+                    .with_lookup(href, |l| tier.get_resident_as(l, true))
+            }),
             Some(fit) => {
                 self.any_fitted.store(true, Ordering::Relaxed);
                 self.resolver.with_lookup(href, |lookup| {

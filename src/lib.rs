@@ -79,11 +79,11 @@ pub use bitmap::Bitmap;
 pub use cache::TextureHandle;
 pub use cache::{BitmapHandle, Cache};
 pub use config::Config;
-pub use request::Request;
 pub use error::{Error, Result};
 #[cfg(feature = "gpu")]
 pub use gpu::{Gpu, Texture};
 pub use key::Key;
+pub use request::Request;
 pub use stats::{PixelFormat, Stats, TierStats};
 pub use tier::{Handle, TierKind};
 pub use units::ByteSize;

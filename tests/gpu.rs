@@ -614,11 +614,19 @@ fn gray_pictures_upload_as_rgba_when_the_gpu_asks() {
     let mut cfg = texcache::Config::default();
     cfg.mediadir = tmp.path().into();
     let cache = texcache::Cache::new(cfg).unwrap();
-    let gpu = texcache::Gpu::open(texcache::config::Backend::Auto).unwrap().with_gray_as_rgba();
+    let gpu = texcache::Gpu::open(texcache::config::Backend::Auto)
+        .unwrap()
+        .with_gray_as_rgba();
     cache.bind_gpu(Arc::new(gpu));
     let t = cache.texture("g.png").unwrap();
     assert_eq!(cache.bitmap("g.png").unwrap().format(), PixelFormat::Gray8);
-    assert_eq!((t.format(), t.texture().format()), (PixelFormat::Rgba8, texcache::wgpu::TextureFormat::Rgba8UnormSrgb));
+    assert_eq!(
+        (t.format(), t.texture().format()),
+        (
+            PixelFormat::Rgba8,
+            texcache::wgpu::TextureFormat::Rgba8UnormSrgb
+        )
+    );
     assert_eq!(cache.stats().gpu.used, 20 * 10 * 4);
     let expected: Vec<u8> = gray.as_raw().iter().flat_map(|&g| [g, g, g, 255]).collect();
     assert_eq!(read_back(&t).unwrap(), expected);

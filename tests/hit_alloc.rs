@@ -108,5 +108,9 @@ fn ready_requests_allocate_nothing() {
         let mut r = cache.request_bitmap("./a.png", Some((16, 16)));
         assert!(std::hint::black_box(r.try_get()).is_some());
     }
-    assert_eq!(counting::allocations() - before, 0, "allocations during 2,000 ready requests");
+    assert_eq!(
+        counting::allocations() - before,
+        0,
+        "allocations during 2,000 ready requests"
+    );
 }

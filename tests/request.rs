@@ -4,9 +4,9 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::future::Future;
 use std::task::{Context, Poll, Wake, Waker};
 
 fn cache(dir: &std::path::Path) -> texcache::Cache {
@@ -58,10 +58,16 @@ fn fitted_requests_are_their_own_entries() {
     let tmp = tempfile::tempdir().unwrap();
     common::png(tmp.path(), "wide.png", 300, 200);
     let cache = cache(tmp.path());
-    let thumb = cache.request_bitmap("wide.png", Some((64, 64))).wait().unwrap();
+    let thumb = cache
+        .request_bitmap("wide.png", Some((64, 64)))
+        .wait()
+        .unwrap();
     assert_eq!((thumb.width(), thumb.height()), (64, 43));
     assert!(cache.request_bitmap("wide.png", Some((64, 64))).is_ready());
-    assert!(!cache.request_bitmap("wide.png", None).is_ready(), "the full size is not resident");
+    assert!(
+        !cache.request_bitmap("wide.png", None).is_ready(),
+        "the full size is not resident"
+    );
     cache.wait_prefetch();
     assert_eq!(cache.stats().cpu.used, 64 * 43 * 4 + 300 * 200 * 4);
 }
@@ -72,7 +78,9 @@ fn a_bad_file_is_the_loads_typed_error_naming_the_href() {
     std::fs::write(tmp.path().join("bad.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let cache = cache(tmp.path());
     match cache.request_bitmap("bad.png", None).wait() {
-        Err(e @ texcache::Error::Corrupt { .. }) => assert!(e.to_string().contains("bad.png"), "{e}"),
+        Err(e @ texcache::Error::Corrupt { .. }) => {
+            assert!(e.to_string().contains("bad.png"), "{e}")
+        }
         other => panic!("expected Corrupt, got {other:?}"),
     }
     match cache.request_bitmap("missing.png", Some((8, 8))).wait() {

@@ -453,7 +453,11 @@ unsafe impl Sync for Bitmap {}
 
 impl Bitmap {
     fn of(h: BitmapHandle) -> Bitmap {
-        let (w, ht, bpp) = (h.width() as isize, h.height() as isize, h.bytes_per_pixel() as isize);
+        let (w, ht, bpp) = (
+            h.width() as isize,
+            h.height() as isize,
+            h.bytes_per_pixel() as isize,
+        );
         let (shape, strides) = if bpp == 1 {
             ([ht, w, 0], [w, 1, 0])
         } else {
@@ -575,7 +579,11 @@ impl Bitmap {
         }
         // Under the GIL (see `exports`): no locked instruction needed.
         me.exports.store(me.exports.load(Relaxed) + 1, Relaxed);
-        let ndim = if me.format == PixelFormat::Gray8.name() { 2 } else { 3 };
+        let ndim = if me.format == PixelFormat::Gray8.name() {
+            2
+        } else {
+            3
+        };
         // SAFETY (the buffer's rules): `view` is the consumer's to fill (checked non-null).
         // `pixels` is the entry's, which nobody writes and which stay alive while `handle`
         // does: the export counted above keeps it until `__releasebuffer__`, and `view.obj`
@@ -921,7 +929,12 @@ struct Cache {
 
 impl Cache {
     /// A hit, or a load without the GIL (§3.1).
-    fn acquire(&self, py: Python<'_>, href: &str, fit: Option<(u32, u32)>) -> PyResult<BitmapHandle> {
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        href: &str,
+        fit: Option<(u32, u32)>,
+    ) -> PyResult<BitmapHandle> {
         let fit = fit_of(fit)?;
         let c = &self.cache;
         // A resident picture is a hit without giving up the GIL (which costs more than it).

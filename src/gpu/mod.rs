@@ -12,7 +12,9 @@ mod mipmap;
 mod texture;
 
 pub use mipmap::{level_count, texture_bytes};
-pub use texture::{live_textures, read_back, read_back_level, read_back_raw, Texture, TextureWatch};
+pub use texture::{
+    live_textures, read_back, read_back_level, read_back_raw, Texture, TextureWatch,
+};
 
 use crate::config::Backend;
 use crate::error::{Error, Result};

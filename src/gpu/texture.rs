@@ -73,8 +73,8 @@ impl Texture {
     /// [`Gpu::from_device`] that was not told: use [`Gpu::from_adapter_device`]). The rules of
     /// [`Texture::view`] hold for it too.
     pub fn gamma_view(&self) -> Option<wgpu::TextureView> {
-        let reinterpretable = self.gpu.gamma_views
-            && self.texture.format() == wgpu::TextureFormat::Rgba8UnormSrgb;
+        let reinterpretable =
+            self.gpu.gamma_views && self.texture.format() == wgpu::TextureFormat::Rgba8UnormSrgb;
         reinterpretable.then(|| {
             self.texture.create_view(&wgpu::TextureViewDescriptor {
                 label: Some("texcache gamma view"),
@@ -142,7 +142,11 @@ impl Texture {
         // Gray expanded for `Gpu::with_gray_as_rgba`: one buffer for this upload.
         let expanded: Vec<u8>;
         let pixels = if expand {
-            expanded = bitmap.pixels().iter().flat_map(|&g| [g, g, g, 255]).collect();
+            expanded = bitmap
+                .pixels()
+                .iter()
+                .flat_map(|&g| [g, g, g, 255])
+                .collect();
             &expanded[..]
         } else {
             bitmap.pixels()

@@ -41,8 +41,8 @@
 use egui::load::{LoadError, SizeHint, SizedTexture, TextureLoadResult, TexturePoll};
 use egui::mutex::Mutex;
 use egui::{TextureFilter, TextureId, TextureOptions, TextureWrapMode, Vec2};
-use std::borrow::Cow;
 use hashbrown::{Equivalent, HashMap};
+use std::borrow::Cow;
 use std::sync::Arc;
 use texcache::gpu::TextureWatch;
 use texcache::{Cache, Request, TextureHandle};
@@ -118,7 +118,11 @@ fn percent_decoded(path: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -198,7 +202,10 @@ impl KeyRef<'_> {
 
 enum Entry {
     /// A loader thread is loading it.
-    Pending { request: Request<TextureHandle>, pass: u64 },
+    Pending {
+        request: Request<TextureHandle>,
+        pass: u64,
+    },
     /// Registered with egui's renderer; held while drawn in the current pass.
     Shown(Shown),
     /// Its load failed: the message, until `forget`.
@@ -308,7 +315,9 @@ impl Loader {
             }
             Some(Err(e)) => {
                 let message = e.to_string();
-                state.entries.insert(key.owned(), Entry::Failed(message.clone()));
+                state
+                    .entries
+                    .insert(key.owned(), Entry::Failed(message.clone()));
                 Err(LoadError::Loading(message))
             }
             None => {
@@ -390,7 +399,8 @@ impl egui::load::TextureLoader for Loader {
                 // Not drawn last pass. Still resident, as the watch tells, it is a hit on the
                 // very texture registered; evicted, its registration goes and it loads anew.
                 if shown.watch.is_alive() {
-                    if let Some(Ok(texture)) = self.cache.request_texture(&href, key.fit).try_get() {
+                    if let Some(Ok(texture)) = self.cache.request_texture(&href, key.fit).try_get()
+                    {
                         if shown.watch.watches(&texture) {
                             shown.handle = Some(texture);
                             shown.pass = pass;
@@ -404,7 +414,10 @@ impl egui::load::TextureLoader for Loader {
                 state.entries.remove(&key);
                 self.settle(ctx, &key, &href, pass, &mut state)
             }
-            Entry::Pending { request, pass: seen } => match request.try_get() {
+            Entry::Pending {
+                request,
+                pass: seen,
+            } => match request.try_get() {
                 None => {
                     *seen = pass;
                     Ok(TexturePoll::Pending { size: None })

@@ -16,7 +16,9 @@ use egui::TextureOptions;
 
 #[test]
 fn loading_what_is_on_screen_again_allocates_nothing() {
-    let Some(rs) = common::render_state() else { return };
+    let Some(rs) = common::render_state() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let names = texcache::samples::write_pictures(tmp.path(), 20, 320, 240, false).unwrap();
     let mut cfg = texcache::Config::default();
@@ -26,10 +28,19 @@ fn loading_what_is_on_screen_again_allocates_nothing() {
     let mut h = common::harness(&rs, cache.clone(), &names, egui::vec2(720.0, 560.0));
     common::settle(&mut h);
     let loader = h.state().loader.clone();
-    let uris: Vec<String> = h.state().drawn.iter().map(|&(i, _)| h.state().uris[i].clone()).collect();
+    let uris: Vec<String> = h
+        .state()
+        .drawn
+        .iter()
+        .map(|&(i, _)| h.state().uris[i].clone())
+        .collect();
     assert!(uris.len() >= 8);
     // What egui's Image asks for a thumbnail fitted to exactly 160x120 points at 1 pixel a point.
-    let hint = SizeHint::Size { width: 160, height: 120, maintain_aspect_ratio: true };
+    let hint = SizeHint::Size {
+        width: 160,
+        height: 120,
+        maintain_aspect_ratio: true,
+    };
     let options = TextureOptions::default();
     let load_all = || {
         for uri in &uris {
@@ -45,8 +56,16 @@ fn loading_what_is_on_screen_again_allocates_nothing() {
     for _ in 0..100 {
         load_all();
     }
-    assert_eq!(counting::allocations() - before, 0, "drawn again: allocations");
-    assert_eq!(cache.stats().gpu.hits, hits, "drawn again: answered by the loader alone");
+    assert_eq!(
+        counting::allocations() - before,
+        0,
+        "drawn again: allocations"
+    );
+    assert_eq!(
+        cache.stats().gpu.hits,
+        hits,
+        "drawn again: answered by the loader alone"
+    );
 
     // A pass that does not draw them lets go (they stay resident), then asked again: cache
     // hits on the textures egui has registered. Warmed up first: the tier's release queue
@@ -67,7 +86,15 @@ fn loading_what_is_on_screen_again_allocates_nothing() {
     for _ in 0..100 {
         let_go_and_ask();
     }
-    assert_eq!(counting::allocations() - before, 0, "let go and asked again: allocations");
+    assert_eq!(
+        counting::allocations() - before,
+        0,
+        "let go and asked again: allocations"
+    );
     assert_eq!(cache.stats().gpu.hits, hits + 100 * uris.len() as u64);
-    assert_eq!(loader.stats().registered, registered, "the same registrations, reused");
+    assert_eq!(
+        loader.stats().registered,
+        registered,
+        "the same registrations, reused"
+    );
 }

@@ -19,16 +19,24 @@ fn the_grid_shows_each_pictures_fitted_thumbnail() {
     let mut h = harness(&rs, cache.clone(), &names, egui::vec2(720.0, 560.0));
     settle(&mut h);
     let image = h.render().expect("rendered");
-    if let Some(p) = std::env::var_os("TEXCACHE_EGUI_SNAPSHOT") { image.save(p).unwrap(); }
+    if let Some(p) = std::env::var_os("TEXCACHE_EGUI_SNAPSHOT") {
+        image.save(p).unwrap();
+    }
     let drawn = h.state().drawn.clone();
     assert!(drawn.len() >= 8, "thumbnails on screen: {}", drawn.len());
     for &(i, rect) in &drawn {
-        assert_eq!((rect.width(), rect.height()), (160.0, 120.0), "thumbnail {i}");
+        assert_eq!(
+            (rect.width(), rect.height()),
+            (160.0, 120.0),
+            "thumbnail {i}"
+        );
         let thumb = cache.bitmap_fit(&names[i], 160, 120).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (160, 120));
         // The rendered pixels against the fitted bitmap texcache decoded (the texture's
         // source), and against the next picture's, which they must not resemble.
-        let other = cache.bitmap_fit(&names[(i + 1) % names.len()], 160, 120).unwrap();
+        let other = cache
+            .bitmap_fit(&names[(i + 1) % names.len()], 160, 120)
+            .unwrap();
         let (mut diff, mut diff_other, mut n) = (0u64, 0u64, 0u64);
         let (x0, y0) = (rect.min.x.round() as u32, rect.min.y.round() as u32);
         for y in 2..118u32 {
@@ -44,12 +52,24 @@ fn the_grid_shows_each_pictures_fitted_thumbnail() {
             }
         }
         let (mean, mean_other) = (diff as f64 / n as f64, diff_other as f64 / n as f64);
-        assert!(mean < 2.0, "thumbnail {i}: mean difference {mean:.2} from its fitted bitmap");
-        assert!(mean_other > 10.0 * mean.max(0.5), "thumbnail {i} looks like {}: {mean_other:.2}", i + 1);
+        assert!(
+            mean < 2.0,
+            "thumbnail {i}: mean difference {mean:.2} from its fitted bitmap"
+        );
+        assert!(
+            mean_other > 10.0 * mean.max(0.5),
+            "thumbnail {i} looks like {}: {mean_other:.2}",
+            i + 1
+        );
     }
     // Thumbnails cost thumbnail bytes: every texture is 160x120.
     let s = cache.stats();
-    assert_eq!(s.gpu.used, drawn.len() as u64 * 160 * 120 * 4, "{:?}", s.gpu);
+    assert_eq!(
+        s.gpu.used,
+        drawn.len() as u64 * 160 * 120 * 4,
+        "{:?}",
+        s.gpu
+    );
     assert_eq!(h.state().loader.stats().held, drawn.len());
 }
 
@@ -66,14 +86,19 @@ fn scrolling_a_thousand_thumbnails_stays_inside_the_gpu_budget() {
     h.state_mut().thumb = egui::vec2(160.0, 120.0);
     settle(&mut h);
     let on_screen = h.state().drawn.len();
-    let (mut max_registered, mut max_used, mut y, mut seen) = (0, 0, 0.0, std::collections::HashSet::new());
+    let (mut max_registered, mut max_used, mut y, mut seen) =
+        (0, 0, 0.0, std::collections::HashSet::new());
     while !seen.contains(&(names.len() - 1)) {
         assert!(y < 1e6, "the grid never reached its last thumbnail");
         h.state_mut().scroll_to = Some(y);
         settle(&mut h);
         let s = cache.stats();
         let l = h.state().loader.stats();
-        assert!(s.gpu.used <= budget, "GPU tier over budget at y={y}: {:?}", s.gpu);
+        assert!(
+            s.gpu.used <= budget,
+            "GPU tier over budget at y={y}: {:?}",
+            s.gpu
+        );
         assert_eq!(l.held, h.state().drawn.len(), "held = drawn at y={y}");
         max_registered = max_registered.max(l.registered);
         max_used = max_used.max(s.gpu.used);
@@ -86,7 +111,10 @@ fn scrolling_a_thousand_thumbnails_stays_inside_the_gpu_budget() {
     // Registered egui textures: those resident in the cache (at most the budget's worth),
     // plus at most one pass of evicted ones not yet noticed.
     let bound = (budget / thumb_bytes) as usize + on_screen;
-    assert!(max_registered <= bound, "registered {max_registered} > {bound}");
+    assert!(
+        max_registered <= bound,
+        "registered {max_registered} > {bound}"
+    );
     assert!(h.state().loader.stats().freed_after_eviction > 800);
     eprintln!("1,000 thumbnails: GPU peak {max_used} of {budget} bytes, at most {max_registered} egui textures");
 }
@@ -102,28 +130,51 @@ fn a_bad_file_is_eguis_error_not_a_panic() {
     let cache = cache(tmp.path(), 8 << 20, 8 << 20);
     let mut h = harness(&rs, cache.clone(), &names, egui::vec2(720.0, 400.0));
     settle(&mut h);
-    h.render().expect("a frame with a broken image still renders");
+    h.render()
+        .expect("a frame with a broken image still renders");
     let l = h.state().loader.stats();
     assert_eq!((l.failed, l.held), (2, 3), "{l:?}");
-    let hint = SizeHint::Size { width: 160, height: 120, maintain_aspect_ratio: true };
-    match h.state().loader.load(&h.ctx, "texcache://bad.png", TextureOptions::default(), hint) {
-        Err(LoadError::Loading(m)) => assert!(m.contains("bad.png") && m.contains("corrupt"), "{m}"),
+    let hint = SizeHint::Size {
+        width: 160,
+        height: 120,
+        maintain_aspect_ratio: true,
+    };
+    match h.state().loader.load(
+        &h.ctx,
+        "texcache://bad.png",
+        TextureOptions::default(),
+        hint,
+    ) {
+        Err(LoadError::Loading(m)) => {
+            assert!(m.contains("bad.png") && m.contains("corrupt"), "{m}")
+        }
         other => panic!("expected egui's loading error, got {:?}", other.map(|_| ())),
     }
-    match h.ctx.try_load_texture("texcache://missing.jpg", TextureOptions::default(), hint) {
-        Err(LoadError::Loading(m)) => assert!(m.contains("missing.jpg") && m.contains("not found"), "{m}"),
+    match h
+        .ctx
+        .try_load_texture("texcache://missing.jpg", TextureOptions::default(), hint)
+    {
+        Err(LoadError::Loading(m)) => {
+            assert!(m.contains("missing.jpg") && m.contains("not found"), "{m}")
+        }
         other => panic!("expected egui's loading error, got {:?}", other.map(|_| ())),
     }
     // Another scheme is left to egui's other loaders.
     assert!(matches!(
-        h.state().loader.load(&h.ctx, "bytes://logo.png", TextureOptions::default(), hint),
+        h.state()
+            .loader
+            .load(&h.ctx, "bytes://logo.png", TextureOptions::default(), hint),
         Err(LoadError::NotSupported)
     ));
     // forget: the entry goes, and the next pass loads from the file again.
     std::fs::copy(tmp.path().join(&names[0]), tmp.path().join("bad.png")).unwrap();
     h.ctx.forget_image("texcache://bad.png");
     settle(&mut h);
-    assert_eq!(h.state().loader.stats().failed, 1, "bad.png loads once fixed and forgotten");
+    assert_eq!(
+        h.state().loader.stats().failed,
+        1,
+        "bad.png loads once fixed and forgotten"
+    );
     let _ = Arc::strong_count(&h.state().loader);
 }
 
@@ -157,16 +208,27 @@ fn a_click_opens_the_picture_at_window_size_and_m_shows_the_memory_panel() {
         .unwrap()
         .into_iter()
         .filter_map(|e| match e {
-            texcache::stats::Entry::Cached(e) if e.tier == "gpu" => Some((e.width, e.height, e.refs)),
+            texcache::stats::Entry::Cached(e) if e.tier == "gpu" => {
+                Some((e.width, e.height, e.refs))
+            }
             _ => None,
         })
         .collect();
-    let (w, ht, _) = *textures
-        .iter()
-        .find(|t| t.2 > 0)
-        .unwrap_or_else(|| panic!("one texture held: {textures:?} {:?}", h.state().loader.stats()));
-    assert!((640..=720).contains(&w) && ht == w * 3 / 4, "{w}x{ht}: {textures:?}");
-    assert_eq!(textures.iter().filter(|t| t.2 > 0).count(), 1, "{textures:?}");
+    let (w, ht, _) = *textures.iter().find(|t| t.2 > 0).unwrap_or_else(|| {
+        panic!(
+            "one texture held: {textures:?} {:?}",
+            h.state().loader.stats()
+        )
+    });
+    assert!(
+        (640..=720).contains(&w) && ht == w * 3 / 4,
+        "{w}x{ht}: {textures:?}"
+    );
+    assert_eq!(
+        textures.iter().filter(|t| t.2 > 0).count(),
+        1,
+        "{textures:?}"
+    );
     h.render().expect("the viewer renders");
 
     h.key_press(egui::Key::M);
@@ -192,7 +254,12 @@ fn a_gray_picture_is_drawn_gray() {
     let gray = image::GrayImage::from_fn(320, 240, |x, y| image::Luma([((x + y) / 3) as u8]));
     gray.save(tmp.path().join("gray.png")).unwrap();
     let cache = cache(tmp.path(), 8 << 20, 8 << 20);
-    let mut h = harness(&rs, cache.clone(), &["gray.png".to_string()], egui::vec2(400.0, 300.0));
+    let mut h = harness(
+        &rs,
+        cache.clone(),
+        &["gray.png".to_string()],
+        egui::vec2(400.0, 300.0),
+    );
     settle(&mut h);
     let image = h.render().expect("rendered");
     let (_, rect) = h.state().drawn[0];
@@ -203,11 +270,17 @@ fn a_gray_picture_is_drawn_gray() {
     for y in 2..118u32 {
         for x in 2..158u32 {
             let [r, g, b, _] = image.get_pixel(x0 + x, y0 + y).0;
-            assert!(r.abs_diff(g) <= 1 && g.abs_diff(b) <= 1, "({x}, {y}) is {r},{g},{b}: not gray");
+            assert!(
+                r.abs_diff(g) <= 1 && g.abs_diff(b) <= 1,
+                "({x}, {y}) is {r},{g},{b}: not gray"
+            );
             diff += g.abs_diff(thumb.pixels()[(y * 160 + x) as usize]) as u64;
         }
     }
     let mean = diff as f64 / (116.0 * 156.0);
-    assert!(mean < 2.0, "mean difference {mean:.2} from the fitted gray bitmap");
+    assert!(
+        mean < 2.0,
+        "mean difference {mean:.2} from the fitted gray bitmap"
+    );
     assert_eq!(cache.stats().gpu.used, 160 * 120 * 4, "uploaded as RGBA");
 }

@@ -34,7 +34,11 @@ pub const GAP: f32 = 8.0;
 
 impl Browser {
     /// A browser over the hrefs `names` of `cache`'s mediadir.
-    pub fn new(cache: texcache::Cache, loader: Arc<texcache_egui::Loader>, names: &[String]) -> Browser {
+    pub fn new(
+        cache: texcache::Cache,
+        loader: Arc<texcache_egui::Loader>,
+        names: &[String],
+    ) -> Browser {
         Browser {
             cache,
             loader,
@@ -74,7 +78,14 @@ impl Browser {
                     texcache::ByteSize(s.cpu.budget),
                     self.loader.stats().registered,
                 ));
-                if ui.button(if self.show_memory { "hide memory (M)" } else { "memory (M)" }).clicked() {
+                if ui
+                    .button(if self.show_memory {
+                        "hide memory (M)"
+                    } else {
+                        "memory (M)"
+                    })
+                    .clicked()
+                {
                     self.show_memory = !self.show_memory;
                 }
             });
@@ -126,7 +137,11 @@ impl Browser {
             .fit_to_exact_size(size)
             .maintain_aspect_ratio(true)
             .sense(egui::Sense::click());
-        if ui.centered_and_justified(|ui| ui.add(image)).inner.clicked() {
+        if ui
+            .centered_and_justified(|ui| ui.add(image))
+            .inner
+            .clicked()
+        {
             self.open = None;
         }
     }
@@ -135,7 +150,10 @@ impl Browser {
         let history = self.cache.history();
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let series = |f: fn(&texcache::history::Sample) -> u64| -> PlotPoints<'static> {
-            history.iter().map(|s| [s.t_ms as f64 / 1000.0, mib(f(s))]).collect()
+            history
+                .iter()
+                .map(|s| [s.t_ms as f64 / 1000.0, mib(f(s))])
+                .collect()
         };
         ui.heading("memory over time (MiB)");
         Plot::new("texcache-memory")
@@ -144,15 +162,24 @@ impl Browser {
             .x_axis_label("seconds")
             .show(ui, |plot| {
                 plot.line(Line::new("CPU tier used", series(|s| s.cpu_used)));
-                plot.line(Line::new("CPU budget", series(|s| s.cpu_budget)).style(egui_plot::LineStyle::dashed_loose()));
+                plot.line(
+                    Line::new("CPU budget", series(|s| s.cpu_budget))
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
                 plot.line(Line::new("GPU tier used", series(|s| s.gpu_used)));
-                plot.line(Line::new("GPU budget", series(|s| s.gpu_budget)).style(egui_plot::LineStyle::dashed_loose()));
+                plot.line(
+                    Line::new("GPU budget", series(|s| s.gpu_budget))
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
                 plot.line(Line::new("process RSS", series(|s| s.rss)));
             });
         ui.separator();
         ui.heading("stats");
         egui::ScrollArea::horizontal().show(ui, |ui| {
-            ui.add(egui::Label::new(egui::RichText::new(self.cache.stats().to_string()).monospace()).extend());
+            ui.add(
+                egui::Label::new(egui::RichText::new(self.cache.stats().to_string()).monospace())
+                    .extend(),
+            );
         });
     }
 }

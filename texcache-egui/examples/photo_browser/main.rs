@@ -15,8 +15,9 @@ mod browser;
 
 use std::path::PathBuf;
 
-
-const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "tga", "qoi"];
+const EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "tga", "qoi",
+];
 
 fn main() -> eframe::Result {
     let mut args = std::env::args().skip(1);
@@ -41,7 +42,10 @@ fn main() -> eframe::Result {
         }
         None => {
             let d = std::env::temp_dir().join("texcache-photo-browser");
-            eprintln!("photo_browser: making 600 pictures in {} (once)", d.display());
+            eprintln!(
+                "photo_browser: making 600 pictures in {} (once)",
+                d.display()
+            );
             let names = texcache::samples::write_pictures(&d, 600, 640, 480, true)
                 .unwrap_or_else(|e| fail(&e.to_string()));
             (d, names)
@@ -88,7 +92,8 @@ impl eframe::App for App {
         self.0.ui(ui);
         if self.0.show_memory {
             // The graph moves while it is shown.
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(250));
         }
     }
 }
@@ -112,4 +117,3 @@ fn fail(message: &str) -> ! {
     eprintln!("photo_browser: {message}");
     std::process::exit(1)
 }
-

@@ -51,7 +51,9 @@ pub fn harness(
         .with_size(size)
         .with_pixels_per_point(1.0)
         .allow_missing_glyphs()
-        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs.clone()))
+        .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(
+            rs.clone(),
+        ))
         .build_ui_state(|ui, b: &mut browser::Browser| b.ui(ui), b);
     harness.ctx.add_texture_loader(loader);
     harness
@@ -68,6 +70,8 @@ pub fn settle(h: &mut Harness<'_, browser::Browser>) {
         let cache = h.state().cache.clone();
         cache.wait_prefetch();
     }
-    panic!("images still pending after 50 passes: {:?}", h.state().loader.stats());
+    panic!(
+        "images still pending after 50 passes: {:?}",
+        h.state().loader.stats()
+    );
 }
-
