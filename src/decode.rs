@@ -21,6 +21,7 @@ pub(crate) fn is_picture(href: &str, head: &[u8]) -> bool {
     head.starts_with(&[0xFF, 0xD8, 0xFF])
         || head.starts_with(b"\x89PNG\r\n\x1a\n")
         || sniff(href, head).is_some_and(|f| f.reading_enabled())
+        || (cfg!(feature = "ffmpeg") && crate::avif::is_avif(head))
 }
 
 /// The format of an encoded picture: from its signature, else (TGA only: it has none) from
@@ -323,6 +324,11 @@ fn decode_stored(
         if let Some(decoded) = decode_png(href, bytes, max_pixels)? {
             return Ok(decoded);
         }
+    }
+    if crate::avif::is_avif(bytes) {
+        let (bitmap, exif) = crate::avif::decode(href, bytes, max_pixels)?;
+        let orientation = Orientation::from_exif(exif).filter(|&o| o != Orientation::NoTransforms);
+        return Ok((bitmap, orientation));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes));
     if let Some(format) = sniff(href, bytes) {

@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+mod avif;
 pub mod bitmap;
 pub mod cache;
 pub mod config;

@@ -104,11 +104,76 @@ fn icons_gray_tiffs_and_lossy_jpegs() {
     }
 }
 
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn avif_decodes_through_ffmpegs_av1_decoder_within_its_loss() {
+    let b = decode(&corpus("formats/kodim23.avif")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (b.width(), b.height(), b.format()),
+        (768, 512, PixelFormat::Rgba8)
+    );
+    assert!(b.pixels().chunks_exact(4).all(|p| p[3] == 255), "opaque");
+    let db = psnr(b.pixels(), &kodim23());
+    assert!(
+        db > 30.0,
+        "kodim23.avif: {db:.1} dB from the PNG it was written from"
+    );
+    // Fitted, as any format: decoded, then resized into the box.
+    let options = texcache::decode::DecodeOptions {
+        fit: Some((200, 200)),
+        ..texcache::decode::DecodeOptions::new(1 << 28)
+    };
+    let path = corpus("formats/kodim23.avif");
+    let small = texcache::bitmap::load_file("kodim23.avif", &path, None, &options).unwrap();
+    assert_eq!((small.width(), small.height()), (200, 133));
+}
+
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn damaged_avif_files_are_typed_errors() {
+    let good = std::fs::read(corpus("formats/kodim23.avif")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut.avif");
+    for len in [40, good.len() / 3, good.len() - 100] {
+        std::fs::write(&cut, &good[..len]).unwrap();
+        match decode(&cut) {
+            Err(e @ (Error::Corrupt { .. } | Error::Unsupported { .. })) => {
+                assert!(e.to_string().contains("cut.avif"), "{e}")
+            }
+            other => panic!("cut at {len}: {:?}", other.map(|b| (b.width(), b.height()))),
+        }
+    }
+    // The picture's bytes overwritten: the decoder's error or a damaged picture, never a panic.
+    let mut noisy = good.clone();
+    let n = noisy.len();
+    for (i, b) in noisy[n / 2..n / 2 + 512].iter_mut().enumerate() {
+        *b ^= (i * 37) as u8;
+    }
+    std::fs::write(&cut, &noisy).unwrap();
+    let _ = decode(&cut);
+    // Every byte of the container's boxes (the first 400) changed in turn: typed errors or a
+    // picture, never a panic or a read past the file.
+    for i in 0..400.min(good.len()) {
+        let mut bad = good.clone();
+        bad[i] ^= 0xA5;
+        match texcache::decode::decode(
+            "bad.avif",
+            &bad,
+            &texcache::decode::DecodeOptions::new(1 << 28),
+        ) {
+            Ok(b) => assert!(b.width() > 0 && b.height() > 0),
+            Err(e) => assert!(e.href() == Some("bad.avif"), "{e}"),
+        }
+    }
+}
+
+#[cfg(not(feature = "ffmpeg"))]
 #[test]
 fn avif_says_what_this_build_lacks() {
     match decode(&corpus("formats/kodim23.avif")) {
         Err(e @ Error::Unsupported { .. }) => {
-            assert!(e.to_string().contains("kodim23.avif"), "{e}")
+            let m = e.to_string();
+            assert!(m.contains("kodim23.avif") && m.contains("ffmpeg"), "{m}")
         }
         other => panic!("{:?}", other.map(|b| (b.width(), b.height()))),
     }

@@ -211,7 +211,7 @@ pub struct Ffmpeg {
 // (see the module's rules); FFmpeg's contexts may be used from any one thread at a time.
 unsafe impl Send for Ffmpeg {}
 
-fn ff_error(code: c_int) -> String {
+pub(crate) fn ff_error(code: c_int) -> String {
     let mut buf = [0 as c_char; 128];
     // SAFETY: `buf` is writable for its length; av_strerror always terminates it.
     unsafe {
@@ -223,7 +223,7 @@ fn ff_error(code: c_int) -> String {
 /// Sets FFmpeg's log level to quiet once, unless the application chose one: FFmpeg would
 /// otherwise print every damaged packet to the process's stderr. Errors reach the caller as
 /// typed errors and counts instead. `TEXCACHE_FFMPEG_LOG=1` keeps FFmpeg's messages.
-fn quiet_logs() {
+pub(crate) fn quiet_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: plain global getters and setters of libavutil.

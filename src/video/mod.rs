@@ -7,7 +7,7 @@
 //! - `texture.rs`: the node's one texture and the WGSL that samples YUV planes as RGB.
 
 #[cfg(feature = "ffmpeg")]
-mod ffmpeg;
+pub(crate) mod ffmpeg;
 #[cfg(feature = "ffmpeg")]
 pub(crate) use ffmpeg::encode;
 mod node;
