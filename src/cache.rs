@@ -567,18 +567,10 @@ impl Cache {
     /// nothing), else pending while a loader thread (`loader.threads`, the prefetch pool)
     /// loads it. See [`crate::request`].
     pub fn request_bitmap(&self, href: &str, fit: Option<(u32, u32)>) -> Request<BitmapHandle> {
-        if let Some(hit) = self.inner.resident(&self.inner.cpu, href, fit) {
-            return Request::ready(Ok(hit));
-        }
-        let (request, promise) = Request::pending(href);
-        self.queue_request(Box::new(move |cache: &Cache| {
-            let outcome = match fit {
-                None => cache.bitmap(promise.href()),
-                Some((w, h)) => cache.bitmap_fit(promise.href(), w, h),
-            };
-            promise.fulfil(outcome);
-        }));
-        request
+        self.request(&self.inner.cpu, href, fit, |cache, href, fit| match fit {
+            None => cache.bitmap(href),
+            Some((w, h)) => cache.bitmap_fit(href, w, h),
+        })
     }
 
     #[cfg(feature = "gpu")]
@@ -586,15 +578,27 @@ impl Cache {
     /// [`Cache::request_bitmap`] does for bitmaps: ready at once on a GPU hit, else pending
     /// while a loader thread decodes (through the CPU tier, §3.8) and uploads it.
     pub fn request_texture(&self, href: &str, fit: Option<(u32, u32)>) -> Request<TextureHandle> {
-        if let Some(hit) = self.inner.resident(&self.inner.gpu, href, fit) {
+        self.request(&self.inner.gpu, href, fit, |cache, href, fit| match fit {
+            None => cache.texture(href),
+            Some((w, h)) => cache.texture_fit(href, w, h),
+        })
+    }
+
+    /// A request in `tier`: ready on a hit, else `load` (the blocking acquire) queued for a
+    /// loader thread, its outcome handed to the request.
+    fn request<R: crate::tier::Resource + Send + Sync + 'static>(
+        &self,
+        tier: &Tier<R>,
+        href: &str,
+        fit: Option<(u32, u32)>,
+        load: fn(&Cache, &str, Option<(u32, u32)>) -> Result<Handle<R>>,
+    ) -> Request<Handle<R>> {
+        if let Some(hit) = self.inner.resident(tier, href, fit) {
             return Request::ready(Ok(hit));
         }
         let (request, promise) = Request::pending(href);
         self.queue_request(Box::new(move |cache: &Cache| {
-            let outcome = match fit {
-                None => cache.texture(promise.href()),
-                Some((w, h)) => cache.texture_fit(promise.href(), w, h),
-            };
+            let outcome = load(cache, promise.href(), fit);
             promise.fulfil(outcome);
         }));
         request

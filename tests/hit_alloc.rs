@@ -17,6 +17,14 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A cache over `dir` with no sampler thread allocating beside the test.
+fn quiet_cache(dir: &std::path::Path) -> texcache::Cache {
+    let mut cfg = texcache::Config::default();
+    cfg.mediadir = dir.into();
+    cfg.stats.history_interval_ms = 0;
+    texcache::Cache::new(cfg).unwrap()
+}
+
 #[test]
 fn hits_allocate_nothing_however_the_href_is_spelled() {
     let _alone = alone();
@@ -24,10 +32,7 @@ fn hits_allocate_nothing_however_the_href_is_spelled() {
     std::fs::create_dir(tmp.path().join("sub")).unwrap();
     common::png(tmp.path(), "a.png", 4, 4);
     common::png(&tmp.path().join("sub"), "b.png", 3, 3);
-    let mut cfg = texcache::Config::default();
-    cfg.mediadir = tmp.path().into();
-    cfg.stats.history_interval_ms = 0; // no sampler thread allocating beside the test
-    let cache = texcache::Cache::new(cfg).unwrap();
+    let cache = quiet_cache(tmp.path());
     let absolute = tmp.path().join("sub/./b.png").to_str().unwrap().to_string();
     let hrefs = [
         "a.png",
@@ -59,10 +64,7 @@ fn fitted_hits_allocate_nothing_either() {
     let _alone = alone();
     let tmp = tempfile::tempdir().unwrap();
     common::png(tmp.path(), "a.png", 40, 30);
-    let mut cfg = texcache::Config::default();
-    cfg.mediadir = tmp.path().into();
-    cfg.stats.history_interval_ms = 0;
-    let cache = texcache::Cache::new(cfg).unwrap();
+    let cache = quiet_cache(tmp.path());
     for _ in 0..2000 {
         drop(cache.bitmap_fit("a.png", 16, 16).unwrap());
         drop(cache.bitmap_fit("./a.png", 8, 8).unwrap());
@@ -91,10 +93,7 @@ fn ready_requests_allocate_nothing() {
     let _alone = alone();
     let tmp = tempfile::tempdir().unwrap();
     common::png(tmp.path(), "a.png", 40, 30);
-    let mut cfg = texcache::Config::default();
-    cfg.mediadir = tmp.path().into();
-    cfg.stats.history_interval_ms = 0;
-    let cache = texcache::Cache::new(cfg).unwrap();
+    let cache = quiet_cache(tmp.path());
     drop(cache.bitmap("a.png").unwrap());
     drop(cache.bitmap_fit("a.png", 16, 16).unwrap());
     for _ in 0..2000 {
