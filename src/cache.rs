@@ -152,6 +152,9 @@ impl WeakCache {
     }
 }
 
+/// The blocking acquire a request's loader thread runs: the cache, the href, the fit.
+type BlockingAcquire<R> = fn(&Cache, &str, Option<(u32, u32)>) -> Result<Handle<R>>;
+
 impl Cache {
     /// A cache configured by `config`.
     pub fn new(mut config: Config) -> Result<Cache> {
@@ -591,7 +594,7 @@ impl Cache {
         tier: &Tier<R>,
         href: &str,
         fit: Option<(u32, u32)>,
-        load: fn(&Cache, &str, Option<(u32, u32)>) -> Result<Handle<R>>,
+        load: BlockingAcquire<R>,
     ) -> Request<Handle<R>> {
         if let Some(hit) = self.inner.resident(tier, href, fit) {
             return Request::ready(Ok(hit));
