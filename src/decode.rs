@@ -1,12 +1,13 @@
 //! Decoding: encoded image bytes into the [`Bitmap`] the CPU tier holds (§2).
 //!
 //! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha. JPEG goes to
-//! zune-jpeg and PNG of up to 8 bits to the `png` crate, each straight into the bitmap's
-//! buffer; everything else through `image`. The header is read first and images with more than
-//! `loader.max_pixels` pixels are refused before any pixel memory is allocated; every failure is
-//! a typed [`Error`] naming the href: `Unsupported` for formats (and variants) no decoder here
-//! reads, `Corrupt` with the decoder's message for damaged data, `TooManyPixels` with the
-//! dimensions.
+//! libjpeg-turbo with the `turbojpeg` feature ([`crate::turbojpeg`]), else to zune-jpeg, and
+//! PNG of up to 8 bits to the `png` crate, each straight into the bitmap's buffer; AVIF to
+//! FFmpeg ([`crate::avif`]); everything else through `image`. The header is read first and
+//! images with more than `loader.max_pixels` pixels are refused before any pixel memory is
+//! allocated; every failure is a typed [`Error`] naming the href: `Unsupported` for formats
+//! (and variants) no decoder here reads, `Corrupt` with the decoder's message for damaged
+//! data, `TooManyPixels` with the dimensions.
 
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
@@ -142,10 +143,10 @@ fn decode_caught(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<De
 }
 
 /// A fitted decode (§1, §2a): the picture upright, scaled down into the box with a filter.
-/// Baseline and progressive YCbCr or gray JPEGs decode at 1/2, 1/4 or 1/8 scale (DCT scaling,
-/// `jpeg-decoder`) to the smallest size at least the fitted one, so the full-size picture
-/// never exists; everything else decodes at full size first (dropped as soon as it is
-/// resized).
+/// JPEGs decode at 1/2, 1/4 or 1/8 scale (DCT scaling: libjpeg-turbo's with the `turbojpeg`
+/// feature, else `jpeg-decoder`'s for baseline and progressive YCbCr or gray ones) to the
+/// smallest size at least the fitted one, so the full-size picture never exists; everything
+/// else decodes at full size first (dropped as soon as it is resized).
 fn decode_fitted(
     href: &str,
     bytes: &[u8],
@@ -200,10 +201,75 @@ fn fitted_stored_size(
 /// A picture decoded smaller than stored: the bitmap, its orientation, its full stored size.
 type Scaled = (Bitmap, Option<Orientation>, (u32, u32));
 
-/// A JPEG decoded at the smallest DCT scale (1/8, 1/4, 1/2, 1) that is at least its fitted
-/// size: the bitmap, its orientation and its full stored size. `None` for the JPEGs this path
-/// leaves to [`decode_jpeg`] (CMYK, YCCK, RGB-coded, damaged headers, the variants no decoder
-/// here reads), which then decode at full size.
+/// A JPEG decoded by libjpeg-turbo at the smallest IDCT scale (1/8, 1/4, 1/2, 1) that is at
+/// least its fitted size: the bitmap, its orientation and its full stored size.
+#[cfg(feature = "turbojpeg")]
+fn jpeg_scaled(
+    href: &str,
+    bytes: &[u8],
+    options: &DecodeOptions,
+    fit: (u32, u32),
+) -> Result<Option<Scaled>> {
+    jpeg_turbo(href, bytes, options.max_pixels, |full, orientation| {
+        fitted_stored_size(full, orientation.filter(|_| options.orientation), fit)
+    })
+    .map(Some)
+}
+
+/// A JPEG through libjpeg-turbo ([`crate::turbojpeg`]), decoded at the smallest IDCT scale at
+/// least the size `at_least` asks for (given the full stored size and the orientation): the
+/// bitmap, its orientation and its full stored size. Variants libjpeg-turbo does not read
+/// (lossless, hierarchical, 12-bit) are `Unsupported`; a file cut short inside its first scan
+/// is `Corrupt`.
+#[cfg(feature = "turbojpeg")]
+fn jpeg_turbo(
+    href: &str,
+    bytes: &[u8],
+    max_pixels: u64,
+    at_least: impl FnOnce((u32, u32), Option<Orientation>) -> (u32, u32),
+) -> Result<Scaled> {
+    use crate::turbojpeg::{Colorspace, Decompressor};
+    if let Some(variant) = unsupported_jpeg(bytes) {
+        return Err(Error::Unsupported {
+            href: href.into(),
+            detail: format!("{variant} JPEG (libjpeg-turbo does not implement it)"),
+        });
+    }
+    let mut dec = Decompressor::new(href)?;
+    let header = dec.header(bytes)?;
+    let full = (header.width, header.height);
+    check_pixels(href, full.0, full.1, max_pixels)?;
+    if cut_in_first_scan(bytes) {
+        return Err(Error::Corrupt {
+            href: href.into(),
+            detail: "truncated: the file ends inside the first scan".into(),
+        });
+    }
+    let orientation = exif_orientation(jpeg_exif(bytes));
+    let (w, h) = Decompressor::scaled_size(&header, at_least(full, orientation));
+    let (format, channels) = match header.colorspace {
+        Colorspace::Gray => (PixelFormat::Gray8, 1),
+        _ => (PixelFormat::Rgba8, 4),
+    };
+    let mut pixels = vec![0u8; w as usize * h as usize * channels];
+    dec.decode(bytes, &header, (w, h), &mut pixels)?;
+    Ok((Bitmap::new(w, h, format, pixels), orientation, full))
+}
+
+/// The EXIF block (TIFF header first) of a JPEG's first `Exif` APP1 segment.
+#[cfg(feature = "turbojpeg")]
+fn jpeg_exif(b: &[u8]) -> Option<&[u8]> {
+    jpeg_segments(b)
+        .take_while(|&(m, ..)| m != 0xDA && m != 0)
+        .filter(|&(m, ..)| m == 0xE1)
+        .find_map(|(_, start, end)| b.get(start + 4..end)?.strip_prefix(b"Exif\0\0"))
+}
+
+/// A JPEG decoded by `jpeg-decoder` at the smallest DCT scale (1/8, 1/4, 1/2, 1) that is at
+/// least its fitted size: the bitmap, its orientation and its full stored size. `None` for the
+/// JPEGs this path leaves to [`decode_jpeg`] (CMYK, YCCK, RGB-coded, damaged headers, the
+/// variants no decoder here reads), which then decode at full size.
+#[cfg(not(feature = "turbojpeg"))]
 fn jpeg_scaled(
     href: &str,
     bytes: &[u8],
@@ -377,11 +443,19 @@ fn decode_stored(
     Ok((bitmap, orientation))
 }
 
+/// JPEG through libjpeg-turbo at full size ([`jpeg_turbo`]).
+#[cfg(feature = "turbojpeg")]
+fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Option<Orientation>)> {
+    let (bitmap, orientation, _) = jpeg_turbo(href, bytes, max_pixels, |full, _| full)?;
+    Ok((bitmap, orientation))
+}
+
 /// JPEG goes straight to zune-jpeg (the decoder `image` uses too), writing RGBA (or gray)
 /// straight into the bitmap's buffer with no conversion copy. It runs in its lenient mode, so
 /// that what libjpeg-turbo tolerates (junk between segments, odd segment lengths) decodes, with
 /// one check of its own first: a file cut short inside its first scan is `Corrupt`, not a
 /// silently grey picture ([`cut_in_first_scan`]).
+#[cfg(not(feature = "turbojpeg"))]
 fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Option<Orientation>)> {
     // Segments zune-jpeg refuses and libjpeg-turbo skips: a copy without them (rare).
     if let Some(variant) = unsupported_jpeg(bytes) {
@@ -514,7 +588,7 @@ fn unsupported_jpeg(b: &[u8]) -> Option<&'static str> {
     let (m, at, _) = jpeg_segments(b)
         .find(|&(m, ..)| matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC))?;
     match m {
-        0xC9..=0xCB | 0xCD..=0xCF => Some("an arithmetic-coded"),
+        0xC9..=0xCB | 0xCD..=0xCF if !cfg!(feature = "turbojpeg") => Some("an arithmetic-coded"),
         0xC3 => Some("a lossless"),
         0xC5..=0xC7 => Some("a hierarchical"),
         _ if b.get(at + 4).is_some_and(|&p| p != 8) => Some("a 12-bit (or 16-bit)"),
@@ -526,6 +600,7 @@ fn unsupported_jpeg(b: &[u8]) -> Option<&'static str> {
 /// are too short to hold what they are (a length under 2; an Adobe APP14 under its 12 bytes),
 /// which libjpeg-turbo skips and zune-jpeg refuses; `None` when there are none (the usual case:
 /// nothing is copied).
+#[cfg(not(feature = "turbojpeg"))]
 fn repair_jpeg_header(b: &[u8]) -> Option<Vec<u8>> {
     let short = |m: u8, start: usize, end: usize| match m {
         0xEE => end - start < 2 + 2 + 12,
@@ -566,6 +641,7 @@ fn cut_in_first_scan(b: &[u8]) -> bool {
 
 /// Expands `n` RGB pixels at the start of `buf` (which holds `4 n` bytes) to RGBA, opaque, in
 /// place: from the last pixel back, so no pixel is overwritten before it is read.
+#[cfg(not(feature = "turbojpeg"))]
 fn rgb_to_rgba_in_place(buf: &mut [u8], n: usize) {
     for i in (0..n).rev() {
         let (s, d) = (3 * i, 4 * i);

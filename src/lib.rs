@@ -72,6 +72,8 @@ pub mod stats;
 mod sync;
 pub mod tier;
 pub mod trace;
+#[cfg(feature = "turbojpeg")]
+mod turbojpeg;
 pub mod units;
 pub mod video;
 

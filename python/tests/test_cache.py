@@ -39,12 +39,15 @@ def test_arrays_are_the_rust_bitmaps_of_the_corpus_photos(corpus):
     assert s["misses"] == 2 * len(PHOTOS) and s["entries"] == 2 * len(PHOTOS)
 
 
-def test_pngs_equal_pillow_when_it_is_installed(corpus):
+def test_pngs_and_jpegs_equal_pillow_when_it_is_installed(corpus):
+    # JPEGs too: the package decodes them with libjpeg-turbo, as Pillow does.
     Image = pytest.importorskip("PIL.Image")
     cache = texcache.Cache(mediadir=str(corpus / "photos"))
     for name in PHOTOS:
-        a = np.asarray(cache.bitmap(f"{name}.png"))
-        assert np.array_equal(a, np.asarray(Image.open(corpus / "photos" / f"{name}.png").convert("RGBA")))
+        for ext in ("png", "jpg"):
+            a = np.asarray(cache.bitmap(f"{name}.{ext}"))
+            want = np.asarray(Image.open(corpus / "photos" / f"{name}.{ext}").convert("RGBA"))
+            assert np.array_equal(a, want), f"{name}.{ext}"
 
 
 def in_use(cache):

@@ -1,0 +1,318 @@
+//! JPEG through libjpeg-turbo (feature `turbojpeg`): the pixels libjpeg-turbo, and so Pillow,
+//! browsers and most image tools, give for a JPEG.
+//!
+//! Why a system library: zune-jpeg (the pure-Rust default) rounds its chroma upsampling and
+//! colour conversion differently from libjpeg-turbo, and on 4:2:0 photos its pixels differ by
+//! up to 4 levels. With this feature every JPEG goes through libjpeg-turbo's TurboJPEG API
+//! (`libturbojpeg`, 2.0 or newer): its accurate integer IDCT, its fancy (triangle) upsampling
+//! and its colour conversion, SIMD where the CPU has it, scaled by 1/2, 1/4 or 1/8 in the IDCT
+//! for fitted decodes, and arithmetic-coded files too. What libjpeg-turbo tolerates with a
+//! warning (junk between segments, odd segment lengths, data cut short after the first scan)
+//! decodes; its fatal errors are `Corrupt` with its message.
+//!
+//! CMYK and YCCK files come out of libjpeg-turbo as CMYK (Adobe's inverted convention, as
+//! every CMYK JPEG in practice stores them) and are converted to RGB here the way Pillow
+//! converts them.
+//!
+//! # Soundness
+//!
+//! The one `unsafe` in this module is the calls into `libturbojpeg`. They are sound because:
+//!
+//! 1. A [`Decompressor`] owns its `tjhandle` alone (it is neither `Send` nor `Sync`, made in
+//!    [`Decompressor::new`] and destroyed once in `Drop`); TurboJPEG handles are used by one
+//!    thread at a time, which ownership gives.
+//! 2. Every input pointer is a live slice's, with that slice's length; TurboJPEG reads no
+//!    further than the length it is given and keeps no pointer past the call.
+//! 3. The output buffer is a `&mut [u8]` of at least `pitch * height` bytes for the size that
+//!    TurboJPEG will write: the size asked for is checked before the call to be the one
+//!    TurboJPEG picks for it by its own rule (the first of its scaling factors whose scaled
+//!    size fits), so it writes exactly that size.
+//! 4. Errors are TurboJPEG's own: it catches libjpeg's `longjmp` inside the library, so no
+//!    jump or unwind ever crosses a Rust frame.
+
+use crate::error::{Error, Result};
+use std::ffi::{c_char, c_int, c_uchar, c_ulong, c_void, CStr};
+
+mod ffi {
+    use super::*;
+
+    pub type Handle = *mut c_void;
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct ScalingFactor {
+        pub num: c_int,
+        pub denom: c_int,
+    }
+
+    pub const TJPF_RGBA: c_int = 7;
+    pub const TJPF_GRAY: c_int = 6;
+    pub const TJPF_CMYK: c_int = 11;
+    pub const TJCS_RGB: c_int = 0;
+    pub const TJCS_YCBCR: c_int = 1;
+    pub const TJCS_GRAY: c_int = 2;
+    pub const TJCS_CMYK: c_int = 3;
+    pub const TJCS_YCCK: c_int = 4;
+    pub const TJFLAG_ACCURATEDCT: c_int = 4096;
+    pub const TJFLAG_LIMITSCANS: c_int = 32768;
+    pub const TJERR_WARNING: c_int = 0;
+
+    #[link(name = "turbojpeg")]
+    extern "C" {
+        pub fn tjInitDecompress() -> Handle;
+        pub fn tjDestroy(handle: Handle) -> c_int;
+        pub fn tjDecompressHeader3(
+            handle: Handle,
+            jpeg: *const c_uchar,
+            len: c_ulong,
+            width: *mut c_int,
+            height: *mut c_int,
+            subsamp: *mut c_int,
+            colorspace: *mut c_int,
+        ) -> c_int;
+        pub fn tjGetScalingFactors(count: *mut c_int) -> *mut ScalingFactor;
+        #[allow(clippy::too_many_arguments)]
+        pub fn tjDecompress2(
+            handle: Handle,
+            jpeg: *const c_uchar,
+            len: c_ulong,
+            dst: *mut c_uchar,
+            width: c_int,
+            pitch: c_int,
+            height: c_int,
+            pixel_format: c_int,
+            flags: c_int,
+        ) -> c_int;
+        pub fn tjGetErrorStr2(handle: Handle) -> *mut c_char;
+        pub fn tjGetErrorCode(handle: Handle) -> c_int;
+    }
+}
+
+/// How a JPEG's samples are coded, from its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Colorspace {
+    Gray,
+    Rgb,
+    YCbCr,
+    /// CMYK or YCCK: decoded to CMYK, then converted to RGB.
+    Cmyk,
+}
+
+/// What a JPEG's header says.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Header {
+    pub width: u32,
+    pub height: u32,
+    pub colorspace: Colorspace,
+}
+
+/// One TurboJPEG decompressor (see the module's soundness rules).
+pub(crate) struct Decompressor {
+    handle: ffi::Handle,
+    href: String,
+}
+
+impl Drop for Decompressor {
+    fn drop(&mut self) {
+        // SAFETY: rule 1: the handle is ours, made non-null in `new`, destroyed only here.
+        unsafe { ffi::tjDestroy(self.handle) };
+    }
+}
+
+impl Decompressor {
+    /// A decompressor for the JPEG at `href` (named in its errors).
+    pub(crate) fn new(href: &str) -> Result<Decompressor> {
+        // SAFETY: no arguments; a null result is handled below.
+        let handle = unsafe { ffi::tjInitDecompress() };
+        if handle.is_null() {
+            return Err(Error::Corrupt {
+                href: href.into(),
+                detail: "libjpeg-turbo could not make a decompressor (out of memory)".into(),
+            });
+        }
+        Ok(Decompressor {
+            handle,
+            href: href.into(),
+        })
+    }
+
+    /// libjpeg-turbo's message for the last failure, as a `Corrupt` error naming the href.
+    fn error(&self) -> Error {
+        // SAFETY: rule 1; TurboJPEG returns a NUL-terminated string it owns (per handle),
+        // copied out here before the handle is used again.
+        let message = unsafe { CStr::from_ptr(ffi::tjGetErrorStr2(self.handle)) };
+        Error::Corrupt {
+            href: self.href.clone(),
+            detail: format!("libjpeg-turbo: {}", message.to_string_lossy()),
+        }
+    }
+
+    /// Whether the last call's failure was only warnings (libjpeg-turbo went on).
+    fn warned(&self) -> bool {
+        // SAFETY: rule 1.
+        unsafe { ffi::tjGetErrorCode(self.handle) == ffi::TJERR_WARNING }
+    }
+
+    /// The JPEG's size and colour coding.
+    pub(crate) fn header(&mut self, jpeg: &[u8]) -> Result<Header> {
+        let (mut w, mut h, mut subsamp, mut cs) = (0, 0, 0, 0);
+        // SAFETY: rules 1 and 2; the four outputs are live locals.
+        let rc = unsafe {
+            ffi::tjDecompressHeader3(
+                self.handle,
+                jpeg.as_ptr(),
+                jpeg.len() as c_ulong,
+                &mut w,
+                &mut h,
+                &mut subsamp,
+                &mut cs,
+            )
+        };
+        // What libjpeg-turbo only warns about (junk between segments, say) is read past.
+        if rc != 0 && !self.warned() {
+            return Err(self.error());
+        }
+        if w <= 0 || h <= 0 {
+            return Err(Error::Corrupt {
+                href: self.href.clone(),
+                detail: format!("libjpeg-turbo: the header says {w}x{h}"),
+            });
+        }
+        let colorspace = match cs {
+            ffi::TJCS_GRAY => Colorspace::Gray,
+            ffi::TJCS_RGB => Colorspace::Rgb,
+            ffi::TJCS_YCBCR => Colorspace::YCbCr,
+            ffi::TJCS_CMYK | ffi::TJCS_YCCK => Colorspace::Cmyk,
+            other => {
+                return Err(Error::Unsupported {
+                    href: self.href.clone(),
+                    detail: format!("JPEG colour space {other} (libjpeg-turbo)"),
+                })
+            }
+        };
+        Ok(Header {
+            width: w as u32,
+            height: h as u32,
+            colorspace,
+        })
+    }
+
+    /// The smallest size at least `at_least` that libjpeg-turbo's IDCT scales `header`'s
+    /// picture to, among 1/8, 1/4, 1/2 and 1 (the scales whose IDCTs libjpeg-turbo has in
+    /// SIMD); the full size when no smaller scale is large enough.
+    pub(crate) fn scaled_size(header: &Header, at_least: (u32, u32)) -> (u32, u32) {
+        [8, 4, 2]
+            .into_iter()
+            .map(|denom| {
+                let f = ffi::ScalingFactor { num: 1, denom };
+                (scaled(header.width, f), scaled(header.height, f))
+            })
+            .find(|&(w, h)| w >= at_least.0 && h >= at_least.1)
+            .unwrap_or((header.width, header.height))
+    }
+
+    /// The size TurboJPEG decodes `header`'s picture at when asked for `bounds`: its own rule,
+    /// the first of its scaling factors (largest first) whose scaled size fits.
+    fn size_decoded(header: &Header, bounds: (u32, u32)) -> (u32, u32) {
+        let mut count = 0;
+        // SAFETY: TurboJPEG returns a pointer to its static table of `count` factors.
+        let factors = unsafe {
+            let p = ffi::tjGetScalingFactors(&mut count);
+            if p.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p, count.max(0) as usize)
+            }
+        };
+        factors
+            .iter()
+            .map(|&f| (scaled(header.width, f), scaled(header.height, f)))
+            .find(|&(w, h)| w <= bounds.0 && h <= bounds.1)
+            .unwrap_or((0, 0))
+    }
+
+    /// Decodes the JPEG at `size` (one of [`scaled_size`](Self::scaled_size)'s answers, or the
+    /// full size) into `out`: RGBA for colour pictures (CMYK converted), one byte a pixel for
+    /// gray ones. `out` must hold exactly that many bytes.
+    pub(crate) fn decode(
+        &mut self,
+        jpeg: &[u8],
+        header: &Header,
+        size: (u32, u32),
+        out: &mut [u8],
+    ) -> Result<()> {
+        let (format, channels) = match header.colorspace {
+            Colorspace::Gray => (ffi::TJPF_GRAY, 1),
+            Colorspace::Rgb | Colorspace::YCbCr => (ffi::TJPF_RGBA, 4),
+            Colorspace::Cmyk => (ffi::TJPF_CMYK, 4),
+        };
+        let too_big = || Error::TooManyPixels {
+            href: self.href.clone(),
+            width: size.0,
+            height: size.1,
+            max: (i32::MAX / 4) as u64,
+        };
+        let pitch = size.0.checked_mul(channels).ok_or_else(too_big)?;
+        let (Ok(w), Ok(h), Ok(p)) = (
+            c_int::try_from(size.0),
+            c_int::try_from(size.1),
+            c_int::try_from(pitch),
+        ) else {
+            return Err(too_big());
+        };
+        // Rule 3: the buffer holds what TurboJPEG writes at this size, and the size is one
+        // TurboJPEG picks itself for these bounds.
+        let need = pitch as usize * size.1 as usize;
+        assert_eq!(out.len(), need, "output buffer for {}x{}", size.0, size.1);
+        assert_eq!(
+            Self::size_decoded(header, size),
+            size,
+            "not a size TurboJPEG decodes {}x{} at",
+            header.width,
+            header.height
+        );
+        // SAFETY: rules 1 to 4: `out` holds `pitch * h` bytes, checked above.
+        let rc = unsafe {
+            ffi::tjDecompress2(
+                self.handle,
+                jpeg.as_ptr(),
+                jpeg.len() as c_ulong,
+                out.as_mut_ptr(),
+                w,
+                p,
+                h,
+                format,
+                ffi::TJFLAG_ACCURATEDCT | ffi::TJFLAG_LIMITSCANS,
+            )
+        };
+        if rc != 0 && !self.warned() {
+            return Err(self.error());
+        }
+        if header.colorspace == Colorspace::Cmyk {
+            inverted_cmyk_to_rgba(out);
+        }
+        Ok(())
+    }
+}
+
+/// TurboJPEG's `TJSCALED`: a dimension scaled by a factor, rounded up.
+fn scaled(d: u32, f: ffi::ScalingFactor) -> u32 {
+    (d as u64 * f.num as u64).div_ceil(f.denom as u64) as u32
+}
+
+/// Converts Adobe-inverted CMYK pixels (as libjpeg-turbo gives them) to opaque RGBA in place,
+/// with Pillow's arithmetic (`CMYK;I` read, then `convert("RGB")`): with `k` the stored black,
+/// each channel is `k - k (255 - c) / 255`, divided by 255 with rounding.
+fn inverted_cmyk_to_rgba(pixels: &mut [u8]) {
+    let muldiv255 = |a: u32, b: u32| {
+        let t = a * b + 128;
+        ((t >> 8) + t) >> 8
+    };
+    for px in pixels.chunks_exact_mut(4) {
+        let k = px[3] as u32;
+        for c in &mut px[..3] {
+            *c = (k - muldiv255(255 - *c as u32, k)) as u8;
+        }
+        px[3] = 255;
+    }
+}
