@@ -94,6 +94,12 @@ fn compare(
     (max, differ)
 }
 
+/// `img` as a binary PPM, which `cjpeg` reads.
+fn write_ppm(path: &Path, img: &image::RgbImage) {
+    let header = format!("P6\n{} {}\n255\n", img.width(), img.height());
+    std::fs::write(path, [header.as_bytes(), img.as_raw()].concat()).unwrap();
+}
+
 fn decode(path: &Path, options: &DecodeOptions) -> texcache::Bitmap {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     texcache::bitmap::load_file(&name, path, None, options).unwrap_or_else(|e| panic!("{e}"))
@@ -173,8 +179,7 @@ fn jpegs_of_every_kind_libjpeg_turbo_writes_decode_to_its_pixels() {
     for &(w, h) in &sizes {
         let crop = image::imageops::crop_imm(&src, 300, 200, w.min(768), h.min(512)).to_image();
         let ppm = tmp.path().join(format!("{w}x{h}.ppm"));
-        let header = format!("P6\n{} {}\n255\n", crop.width(), crop.height());
-        std::fs::write(&ppm, [header.as_bytes(), crop.as_raw()].concat()).unwrap();
+        write_ppm(&ppm, &crop);
         for (kind, args) in kinds {
             let jpg = tmp.path().join(format!("{kind}_{w}x{h}.jpg"));
             let mut a = args.to_vec();
@@ -350,4 +355,50 @@ fn damaged_jpegs_are_pictures_or_typed_errors() {
         pictures > 100 && errors > 10,
         "{pictures} pictures, {errors} errors"
     );
+}
+
+#[test]
+fn a_progressive_jpeg_of_more_than_500_scans_is_refused() {
+    // Each scan of a progressive JPEG can make a decoder go over the whole picture again;
+    // libjpeg-turbo's guard (TurboJPEG's `TJFLAG_LIMITSCANS`, `djpeg -maxscans`) stops at 500.
+    // A progressive file with its last scan (an AC refinement) repeated up to 600 scans is
+    // refused; repeated up to 400, it decodes (libjpeg-turbo warns of the odd progression).
+    let tmp = tempfile::tempdir().unwrap();
+    let ppm = tmp.path().join("upright.ppm");
+    write_ppm(
+        &ppm,
+        &image::open(common::corpus().join("orientation/upright.png"))
+            .unwrap()
+            .to_rgb8(),
+    );
+    let jpg = tool("cjpeg", &["-progressive", ppm.to_str().unwrap()]);
+    let sos: Vec<usize> = (0..jpg.len() - 1)
+        .filter(|&i| jpg[i] == 0xFF && jpg[i + 1] == 0xDA)
+        .collect();
+    assert!(
+        jpg.ends_with(&[0xFF, 0xD9]) && sos.len() > 5,
+        "{} scans",
+        sos.len()
+    );
+    let last = &jpg[*sos.last().unwrap()..jpg.len() - 2];
+    for (name, scans) in [("many.jpg", 600), ("fewer.jpg", 400)] {
+        let mut v = jpg[..jpg.len() - 2].to_vec();
+        for _ in sos.len()..scans {
+            v.extend_from_slice(last);
+        }
+        v.extend_from_slice(&[0xFF, 0xD9]);
+        let decoded = texcache::decode::decode(name, &v, &as_stored());
+        if scans > 500 {
+            match decoded {
+                Err(e @ texcache::Error::Corrupt { .. }) => {
+                    let m = e.to_string();
+                    assert!(m.contains(name) && m.contains("500"), "{m}")
+                }
+                other => panic!("{name}: {:?}", other.map(|b| b.width())),
+            }
+        } else {
+            let b = decoded.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((b.width(), b.height()), (384, 256), "{name}");
+        }
+    }
 }
