@@ -16,7 +16,8 @@
 //!
 //! # Soundness
 //!
-//! The one `unsafe` in this module is the calls into `libturbojpeg`. They are sound because:
+//! Every `unsafe` block in this module is a call into `libturbojpeg` (or a read of what it
+//! returns). They are sound because:
 //!
 //! 1. A [`Decompressor`] owns its `tjhandle` alone (it is neither `Send` nor `Sync`, made in
 //!    [`Decompressor::new`] and destroyed once in `Drop`); TurboJPEG handles are used by one
@@ -29,6 +30,9 @@
 //!    size fits), so it writes exactly that size.
 //! 4. Errors are TurboJPEG's own: it catches libjpeg's `longjmp` inside the library, so no
 //!    jump or unwind ever crosses a Rust frame.
+//! 5. What TurboJPEG returns by pointer is read as it documents it: the error string (owned by
+//!    the handle) is copied before the handle is used again, and the scaling-factor table is a
+//!    static array of the length it reports.
 
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_uchar, c_ulong, c_void, CStr};
@@ -138,8 +142,7 @@ impl Decompressor {
 
     /// libjpeg-turbo's message for the last failure, as a `Corrupt` error naming the href.
     fn error(&self) -> Error {
-        // SAFETY: rule 1; TurboJPEG returns a NUL-terminated string it owns (per handle),
-        // copied out here before the handle is used again.
+        // SAFETY: rules 1 and 5.
         let message = unsafe { CStr::from_ptr(ffi::tjGetErrorStr2(self.handle)) };
         Error::Corrupt {
             href: self.href.clone(),
@@ -215,7 +218,7 @@ impl Decompressor {
     /// the first of its scaling factors (largest first) whose scaled size fits.
     fn size_decoded(header: &Header, bounds: (u32, u32)) -> (u32, u32) {
         let mut count = 0;
-        // SAFETY: TurboJPEG returns a pointer to its static table of `count` factors.
+        // SAFETY: rule 5.
         let factors = unsafe {
             let p = ffi::tjGetScalingFactors(&mut count);
             if p.is_null() {
