@@ -1,9 +1,9 @@
 //! Decoding: encoded image bytes into the [`Bitmap`] the CPU tier holds (§2).
 //!
 //! Decoded bitmaps are RGBA8, or Gray8 for grayscale sources without alpha. JPEG goes to
-//! libjpeg-turbo with the `turbojpeg` feature ([`crate::turbojpeg`]), else to zune-jpeg, and
+//! libjpeg-turbo with the `turbojpeg` feature (`src/turbojpeg.rs`), else to zune-jpeg, and
 //! PNG of up to 8 bits to the `png` crate, each straight into the bitmap's buffer; AVIF to
-//! FFmpeg ([`crate::avif`]); everything else through `image`. The header is read first and
+//! FFmpeg (`src/avif.rs`); everything else through `image`. The header is read first and
 //! images with more than `loader.max_pixels` pixels are refused before any pixel memory is
 //! allocated; every failure is a typed [`Error`] naming the href: `Unsupported` for formats
 //! (and variants) no decoder here reads, `Corrupt` with the decoder's message for damaged
