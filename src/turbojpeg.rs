@@ -249,30 +249,27 @@ impl Decompressor {
             Colorspace::Rgb | Colorspace::YCbCr => (ffi::TJPF_RGBA, 4),
             Colorspace::Cmyk => (ffi::TJPF_CMYK, 4),
         };
-        let too_big = || Error::TooManyPixels {
-            href: self.href.clone(),
-            width: size.0,
-            height: size.1,
-            max: (i32::MAX / 4) as u64,
-        };
-        let pitch = size.0.checked_mul(channels).ok_or_else(too_big)?;
-        let (Ok(w), Ok(h), Ok(p)) = (
-            c_int::try_from(size.0),
-            c_int::try_from(size.1),
-            c_int::try_from(pitch),
-        ) else {
-            return Err(too_big());
-        };
-        // Rule 3: the buffer holds what TurboJPEG writes at this size, and the size is one
-        // TurboJPEG picks itself for these bounds.
-        let need = pitch as usize * size.1 as usize;
-        assert_eq!(out.len(), need, "output buffer for {}x{}", size.0, size.1);
+        // Rule 3: the size is one TurboJPEG picks itself for these bounds (so at most twice the
+        // header's, whose dimensions are 16-bit: every product below fits a `c_int`), and the
+        // buffer holds what TurboJPEG writes at it.
         assert_eq!(
             Self::size_decoded(header, size),
             size,
             "not a size TurboJPEG decodes {}x{} at",
             header.width,
             header.height
+        );
+        let (w, h, pitch) = (
+            size.0 as c_int,
+            size.1 as c_int,
+            (size.0 * channels) as c_int,
+        );
+        assert_eq!(
+            out.len(),
+            pitch as usize * h as usize,
+            "output buffer for {}x{}",
+            size.0,
+            size.1
         );
         // SAFETY: rules 1 to 4: `out` holds `pitch * h` bytes, checked above.
         let rc = unsafe {
@@ -282,7 +279,7 @@ impl Decompressor {
                 jpeg.len() as c_ulong,
                 out.as_mut_ptr(),
                 w,
-                p,
+                pitch,
                 h,
                 format,
                 ffi::TJFLAG_ACCURATEDCT | ffi::TJFLAG_LIMITSCANS,

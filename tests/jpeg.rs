@@ -94,6 +94,11 @@ fn compare(
     (max, differ)
 }
 
+/// A corpus picture as RGB8.
+fn corpus_rgb(sub: &str) -> image::RgbImage {
+    image::open(common::corpus().join(sub)).unwrap().to_rgb8()
+}
+
 /// `img` as a binary PPM, which `cjpeg` reads.
 fn write_ppm(path: &Path, img: &image::RgbImage) {
     let header = format!("P6\n{} {}\n255\n", img.width(), img.height());
@@ -148,9 +153,7 @@ fn every_corpus_jpeg_decodes_to_libjpeg_turbos_pixels() {
 #[test]
 fn jpegs_of_every_kind_libjpeg_turbo_writes_decode_to_its_pixels() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = image::open(common::corpus().join("photos/kodim23.png"))
-        .unwrap()
-        .to_rgb8();
+    let src = corpus_rgb("photos/kodim23.png");
     let kinds: &[(&str, &[&str])] = &[
         ("420", &["-sample", "2x2"]),
         ("422", &["-sample", "2x1"]),
@@ -281,9 +284,7 @@ fn ycck_jpeg(cmyk: &[u8], w: u32, h: u32) -> Vec<u8> {
 #[test]
 fn ycck_and_cmyk_without_an_adobe_marker_decode_to_libjpeg_turbos_pixels() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = image::open(common::corpus().join("photos/kodim23.png"))
-        .unwrap()
-        .to_rgb8();
+    let src = corpus_rgb("photos/kodim23.png");
     let (w, h) = src.dimensions();
     // Inverted CMYK samples (Adobe's convention) varying in all four channels (the corpus's
     // CMYK file has no black: Pillow's RGB-to-CMYK conversion leaves K at 0).
@@ -365,12 +366,7 @@ fn a_progressive_jpeg_of_more_than_500_scans_is_refused() {
     // refused; repeated up to 400, it decodes (libjpeg-turbo warns of the odd progression).
     let tmp = tempfile::tempdir().unwrap();
     let ppm = tmp.path().join("upright.ppm");
-    write_ppm(
-        &ppm,
-        &image::open(common::corpus().join("orientation/upright.png"))
-            .unwrap()
-            .to_rgb8(),
-    );
+    write_ppm(&ppm, &corpus_rgb("orientation/upright.png"));
     let jpg = tool("cjpeg", &["-progressive", ppm.to_str().unwrap()]);
     let sos: Vec<usize> = (0..jpg.len() - 1)
         .filter(|&i| jpg[i] == 0xFF && jpg[i + 1] == 0xDA)
