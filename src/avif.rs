@@ -244,6 +244,10 @@ fn property<'a>(href: &'a str, p: &mut Primary<'a>, kind: &[u8; 4], body: &'a [u
 }
 
 /// Where the bytes of item `id` are (`iloc`): in the file, or in the meta box's `idat`.
+///
+/// Every offset and length is checked arithmetic: the item's extents must lie inside their
+/// source and add up to at most its length, so what the decoder is handed is never more than
+/// the file holds. The other items' extents are stepped over whole, without reading them.
 fn locate<'a>(
     href: &'a str,
     file: &'a [u8],
@@ -256,23 +260,23 @@ fn locate<'a>(
     let sizes = r.u16()?;
     let (offset_size, length_size) = ((sizes >> 12) as usize, (sizes >> 8 & 15) as usize);
     let (base_size, index_size) = ((sizes >> 4 & 15) as usize, (sizes & 15) as usize);
+    if [offset_size, length_size, base_size, index_size]
+        .iter()
+        .any(|&s| s > 8)
+    {
+        return Err(corrupt(href, "an item location field wider than 8 bytes (iloc)"));
+    }
+    let index_size = if v == 1 || v == 2 { index_size } else { 0 };
+    let extent_size = index_size + offset_size + length_size;
     let count = if v < 2 { r.u16()? as u32 } else { r.u32()? };
     for _ in 0..count {
         let item = if v < 2 { r.u16()? as u32 } else { r.u32()? };
         let method = if v == 1 || v == 2 { r.u16()? & 15 } else { 0 };
         r.u16()?; // data reference index
         let base = r.uint(base_size)?;
-        let extents = r.u16()?;
-        let mut out = Vec::with_capacity(extents as usize);
-        for _ in 0..extents {
-            if (v == 1 || v == 2) && index_size > 0 {
-                r.uint(index_size)?;
-            }
-            let offset = base + r.uint(offset_size)?;
-            let length = r.uint(length_size)?;
-            out.push((offset, length));
-        }
+        let extents = r.u16()? as usize;
         if item != id {
+            r.take(extents * extent_size)?;
             continue;
         }
         let source: &'a [u8] = match method {
@@ -285,22 +289,38 @@ fn locate<'a>(
                 ))
             }
         };
-        return out
-            .into_iter()
-            .map(|(offset, length)| {
-                let start = usize::try_from(offset).ok();
-                let end = start.and_then(|s| s.checked_add(usize::try_from(length).ok()?));
-                match (start, end) {
-                    // A length of 0 is "to the end".
-                    (Some(s), _) if length == 0 && s <= source.len() => Ok(&source[s..]),
-                    (Some(s), Some(e)) if e <= source.len() => Ok(&source[s..e]),
-                    _ => Err(corrupt(
+        let outside = || corrupt(href, "the picture's data runs past the end of the file");
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for _ in 0..extents {
+            r.uint(index_size)?;
+            let offset = base.checked_add(r.uint(offset_size)?).ok_or_else(outside)?;
+            let length = r.uint(length_size)?;
+            let start = usize::try_from(offset)
+                .ok()
+                .filter(|&s| s <= source.len())
+                .ok_or_else(outside)?;
+            // A length of 0 is "to the end".
+            let end = match length {
+                0 => source.len(),
+                n => usize::try_from(n)
+                    .ok()
+                    .and_then(|n| start.checked_add(n))
+                    .filter(|&e| e <= source.len())
+                    .ok_or_else(outside)?,
+            };
+            total = total
+                .checked_add(end - start)
+                .filter(|&t| t <= source.len())
+                .ok_or_else(|| {
+                    corrupt(
                         href,
-                        "the picture's data runs past the end of the file",
-                    )),
-                }
-            })
-            .collect();
+                        "the picture's extents add up to more than the file holds",
+                    )
+                })?;
+            out.push(&source[start..end]);
+        }
+        return Ok(out);
     }
     Err(corrupt(href, "the primary item has no location"))
 }
@@ -316,6 +336,127 @@ impl Primary<'_> {
             Some(_) => [4, 5, 2, 7][a],
         }
     }
+}
+
+/// The largest frame an AV1 stream's sequence header allows (`max_frame_width_minus_1 + 1`,
+/// `max_frame_height_minus_1 + 1`), from the first sequence header OBU in `obus` (the `av1C`
+/// record's configuration OBUs, or the item's data). Read before decoding so that a picture
+/// whose `ispe` understates it is refused before the decoder allocates a frame. `None` when no
+/// complete sequence header is found (the decoder then reports what is wrong).
+pub(crate) fn max_frame_size(obus: &[u8]) -> Option<(u32, u32)> {
+    let mut data = obus;
+    while !data.is_empty() {
+        let header = *data.first()?;
+        let kind = (header >> 3) & 15;
+        let extension = header & 4 != 0;
+        let has_size = header & 2 != 0;
+        let mut at = 1 + extension as usize;
+        let size = if has_size {
+            let (size, n) = leb128(data.get(at..)?)?;
+            at += n;
+            usize::try_from(size).ok()?
+        } else {
+            data.len().checked_sub(at)?
+        };
+        let body = data.get(at..at.checked_add(size)?)?;
+        if kind == 1 {
+            return sequence_header_size(body);
+        }
+        data = &data[at + size..];
+    }
+    None
+}
+
+/// An AV1 `leb128()`: the value and the bytes it took.
+fn leb128(data: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in data.iter().take(8).enumerate() {
+        value |= ((b & 0x7F) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// A most-significant-bit-first reader of an OBU's payload.
+struct Bits<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Bits<'_> {
+    /// `f(n)`: `n` bits (at most 32).
+    fn f(&mut self, n: u32) -> Option<u32> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let byte = *self.data.get(self.at / 8)?;
+            v = v << 1 | ((byte >> (7 - self.at % 8)) & 1) as u32;
+            self.at += 1;
+        }
+        Some(v)
+    }
+    /// `uvlc()`, skipped.
+    fn skip_uvlc(&mut self) -> Option<()> {
+        let mut zeros = 0;
+        while self.f(1)? == 0 {
+            zeros += 1;
+        }
+        if zeros < 32 {
+            self.f(zeros)?;
+        }
+        Some(())
+    }
+}
+
+/// `sequence_header_obu()` (AV1 §5.5) read up to the maximum frame size.
+fn sequence_header_size(body: &[u8]) -> Option<(u32, u32)> {
+    let mut b = Bits { data: body, at: 0 };
+    let _profile = b.f(3)?;
+    let _still = b.f(1)?;
+    let reduced = b.f(1)? == 1;
+    if reduced {
+        b.f(5)?; // seq_level_idx[0]
+    } else {
+        let mut decoder_model = false;
+        let mut buffer_delay_bits = 0;
+        if b.f(1)? == 1 {
+            // timing_info()
+            b.f(32)?;
+            b.f(32)?;
+            if b.f(1)? == 1 {
+                b.skip_uvlc()?;
+            }
+            decoder_model = b.f(1)? == 1;
+            if decoder_model {
+                buffer_delay_bits = b.f(5)? + 1;
+                b.f(32)?;
+                b.f(5)?;
+                b.f(5)?;
+            }
+        }
+        let initial_display_delay = b.f(1)? == 1;
+        let operating_points = b.f(5)? + 1;
+        for _ in 0..operating_points {
+            b.f(12)?; // operating_point_idc
+            if b.f(5)? > 7 {
+                b.f(1)?; // seq_tier
+            }
+            if decoder_model && b.f(1)? == 1 {
+                b.f(buffer_delay_bits)?;
+                b.f(buffer_delay_bits)?;
+                b.f(1)?;
+            }
+            if initial_display_delay && b.f(1)? == 1 {
+                b.f(4)?;
+            }
+        }
+    }
+    let width_bits = b.f(4)? + 1;
+    let height_bits = b.f(4)? + 1;
+    let w = b.f(width_bits)? as u64 + 1;
+    let h = b.f(height_bits)? as u64 + 1;
+    Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
 }
 
 #[cfg(feature = "ffmpeg")]
@@ -379,7 +520,19 @@ mod ffmpeg {
         if let Some((w, h)) = item.size {
             crate::decode::check_pixels(href, w, h, max_pixels)?;
         }
+        // The stream's own limit, which `ispe` may understate: from the configuration OBUs,
+        // else from the item's first bytes.
+        let first = item.data.iter().find(|d| !d.is_empty()).copied().unwrap_or(&[]);
+        let stream = super::max_frame_size(item.av1c.get(4..).unwrap_or(&[]))
+            .or_else(|| super::max_frame_size(first));
+        if let Some((w, h)) = stream {
+            crate::decode::check_pixels(href, w, h, max_pixels)?;
+        }
+        // `locate` checked that the extents add up to at most the file's length.
         let data_len: usize = item.data.iter().map(|d| d.len()).sum();
+        let too_big = || corrupt(href, "the picture's data is larger than FFmpeg takes");
+        let data_len = c_int::try_from(data_len).map_err(|_| too_big())?;
+        let extradata_len = c_int::try_from(item.av1c.len()).map_err(|_| too_big())?;
         let failed = |what: &str, code: c_int| corrupt(href, format!("{what}: {}", ff_error(code)));
         let mut o = Objects {
             ctx: ptr::null_mut(),
@@ -416,12 +569,15 @@ mod ffmpeg {
             }
             ptr::copy_nonoverlapping(item.av1c.as_ptr(), extradata, item.av1c.len());
             (*o.ctx).extradata = extradata;
-            (*o.ctx).extradata_size = item.av1c.len() as c_int;
+            (*o.ctx).extradata_size = extradata_len;
+            // The decoder's own limit too (libdav1d's frame size limit; every decoder's
+            // buffer allocation), for streams whose later frames grow past the header.
+            (*o.ctx).max_pixels = i64::try_from(max_pixels).unwrap_or(i64::MAX);
             let r = ff::avcodec_open2(o.ctx, codec, ptr::null_mut());
             if r < 0 {
                 return Err(failed("cannot open the AV1 decoder", r));
             }
-            let r = ff::av_new_packet(o.pkt, data_len as c_int);
+            let r = ff::av_new_packet(o.pkt, data_len);
             if r < 0 {
                 return Err(failed("cannot hold the picture's data", r));
             }

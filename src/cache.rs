@@ -20,7 +20,7 @@ use crate::trace::record::Recorder;
 use crate::video::{self, VideoNode};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -90,20 +90,40 @@ pub struct Cache {
 /// shutdown (the trace's last lines, the socket file's removal) would run on that thread,
 /// where a process that exits right after dropping its cache would cut it off. So the shutdown
 /// runs here, when the application's last clone drops, before `drop` returns.
+///
+/// In a child forked from the process that made the cache, the owner also holds the child's
+/// own cache (see [`crate::fork`]), made on the first use there.
 struct Owner {
     inner: Weak<Inner>,
+    /// The cache of a forked child (a leaked `Box<Arc<Inner>>`), or null. Replaced only when
+    /// the process generation changes, so a reference to the one before stays valid (that one
+    /// is the parent's and is never freed in the child).
+    forked: AtomicPtr<Arc<Inner>>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        let forked = *self.forked.get_mut();
+        // SAFETY: a non-null `forked` came from `Box::into_raw` in `Cache::forked` and is
+        // dropped only here; one made in another generation (an ancestor's) is left alone.
+        if !forked.is_null() && unsafe { (*forked).is_ours() } {
+            let child = unsafe { Box::from_raw(forked) };
+            child.shut_down();
+        }
         if let Some(inner) = self.inner.upgrade() {
-            inner.shut_down();
+            if inner.is_ours() {
+                inner.shut_down();
+            }
         }
     }
 }
 
 pub(crate) struct Inner {
+    /// The process generation this cache was made in ([`crate::fork`]).
+    born: u64,
     config: Mutex<Config>,
+    /// The config this cache was made with (for a forked child's cache, see `forked`).
+    made_with: Config,
     resolver: Resolver,
     /// Canonical mediadir when `confine` is on.
     confine_root: Option<PathBuf>,
@@ -172,46 +192,12 @@ impl Cache {
         } else {
             None
         };
-        let inner = Inner {
-            resolver,
-            confine_root,
-            max_pixels: AtomicU64::new(config.loader.max_pixels),
-            orientation: config.loader.orientation.into(),
-            any_fitted: false.into(),
-            cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
-            gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
-            #[cfg(feature = "gpu")]
-            device: Mutex::new(None),
-            videos: Mutex::new(Vec::new()),
-            control: Mutex::new(None),
-            recorder: Mutex::new(None),
-            history: Arc::new(History::new(config.stats.history_length)),
-            prefetch: Prefetch::new(),
-            pressure: PressureCounters::default(),
-            config: Mutex::new(config),
-        };
-        let (stats, pressure) = {
-            let cfg = inner.config.lock();
-            (cfg.stats.clone(), cfg.pressure.clone())
-        };
-        let inner = Arc::new(inner);
-        let watcher = if pressure.trim {
-            let weak: Weak<dyn crate::pressure::Trimmable> = Arc::downgrade(&inner) as _;
-            crate::pressure::watch(
-                weak,
-                crate::pressure::Thresholds {
-                    some_ms: pressure.some_ms,
-                    full_ms: pressure.full_ms,
-                    window_ms: pressure.window_ms,
-                },
-            )
-        } else {
-            "off (pressure.trim = false)".into()
-        };
-        let _ = inner.pressure.watcher.set(watcher);
+        let stats = config.stats.clone();
+        let inner = Inner::start(config, resolver, confine_root);
         let cache = Cache {
             _owner: Some(Arc::new(Owner {
                 inner: Arc::downgrade(&inner),
+                forked: AtomicPtr::new(std::ptr::null_mut()),
             })),
             inner,
         };
@@ -221,38 +207,63 @@ impl Cache {
         if !stats.socket.as_os_str().is_empty() {
             cache.serve(&stats.socket)?;
         }
-        if stats.history_interval_ms > 0 && stats.history_length > 0 {
-            cache.start_sampler(Duration::from_millis(stats.history_interval_ms))?;
-        }
+        Inner::start_sampling(&cache.inner)?;
         Ok(cache)
     }
 
-    /// Starts the thread that samples the memory history every `period`; it sleeps in
-    /// between and ends with the cache.
-    fn start_sampler(&self, period: Duration) -> Result<()> {
-        let weak = Arc::downgrade(&self.inner);
-        let history = self.inner.history.clone();
-        let spawned = std::thread::Builder::new()
-            .name("texcache-history".into())
-            .spawn(move || loop {
-                // The cache is held only while sampling, never while sleeping.
-                let Some(inner) = weak.upgrade() else { return };
-                Cache::from_inner(inner).sample_history();
-                if !history.sleep(period) {
-                    return;
+    /// The cache this handle works on: the one it was made with, or, in a child forked since
+    /// (the application's own clones only), the child's own ([`crate::fork`]).
+    #[inline]
+    fn inner(&self) -> &Arc<Inner> {
+        if self.inner.is_ours() {
+            return &self.inner;
+        }
+        self.forked()
+    }
+
+    /// The child's own cache, made on first use after a fork (see [`Owner`]).
+    #[cold]
+    fn forked(&self) -> &Arc<Inner> {
+        let Some(owner) = &self._owner else {
+            // A clone of texcache's own threads, which do not exist in a child.
+            return &self.inner;
+        };
+        loop {
+            let current = owner.forked.load(Ordering::Acquire);
+            // SAFETY: a non-null pointer is a leaked `Box<Arc<Inner>>` that is freed only by
+            // `Owner::drop` (which `&self` rules out) and never freed while replaced.
+            if !current.is_null() && unsafe { (*current).is_ours() } {
+                return unsafe { &*current };
+            }
+            let parent: &Inner = if current.is_null() {
+                &self.inner
+            } else {
+                // SAFETY: as above.
+                unsafe { &*current }
+            };
+            let child = Box::into_raw(Box::new(parent.forked()));
+            match owner.forked.compare_exchange(current, child, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // The pointer replaced (if any) is an ancestor's, never freed here.
+                Ok(_) => {
+                    // The parent's cache stays alive in the child, so that its `Drop` (which
+                    // would join threads the child does not have) never runs here.
+                    std::mem::forget(self.inner.clone());
+                    // SAFETY: just stored; see above.
+                    return unsafe { &*child };
                 }
-            });
-        spawned.map(drop).map_err(|e| Error::Thread {
-            what: "the history sampler thread".into(),
-            source: Arc::new(e),
-        })
+                // Another thread of the child made one first: ours was never shared.
+                // SAFETY: `child` came from `Box::into_raw` above and was not stored.
+                Err(_) => drop(unsafe { Box::from_raw(child) }),
+            }
+        }
     }
 
     /// Takes a memory sample now and appends it to the history (the sampler thread calls this
     /// every `stats.history_interval_ms`; an application may call it whenever it likes, e.g.
     /// once a frame). Returns the sample.
     pub fn sample_history(&self) -> Sample {
-        let h = &self.inner.history;
+        let h = &self.inner().history;
         let sample = Sample::of(&self.stats(), h.now_ms());
         h.push(sample);
         sample
@@ -267,7 +278,7 @@ impl Cache {
     /// assert_eq!(cache.history().last(), Some(&s));
     /// ```
     pub fn history(&self) -> Vec<Sample> {
-        self.inner.history.samples()
+        self.inner().history.samples()
     }
 
     /// The §6 snapshot with the `history` array.
@@ -298,11 +309,11 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn record_trace(&self, path: &Path) -> Result<()> {
-        let mut recorder = self.inner.recorder.lock();
+        let mut recorder = self.inner().recorder.lock();
         if let Some(old) = recorder.take() {
             old.finish()?;
         }
-        let (cpu, gpu) = (&self.inner.cpu, &self.inner.gpu);
+        let (cpu, gpu) = (&self.inner().cpu, &self.inner().gpu);
         *recorder = Some(Recorder::start(
             path,
             Arc::new(cpu.log_ref()),
@@ -318,7 +329,7 @@ impl Cache {
     /// Writes the trace recorded so far to its file. Errors: the first write error (the
     /// recording stopped there).
     pub fn flush_trace(&self) -> Result<()> {
-        match &*self.inner.recorder.lock() {
+        match &*self.inner().recorder.lock() {
             Some(r) => r.flush(),
             None => Ok(()),
         }
@@ -326,7 +337,7 @@ impl Cache {
 
     /// Ends the trace recording: writes the rest and closes the file.
     pub fn stop_trace(&self) -> Result<()> {
-        match self.inner.recorder.lock().take() {
+        match self.inner().recorder.lock().take() {
             Some(r) => r.finish(),
             None => Ok(()),
         }
@@ -334,7 +345,7 @@ impl Cache {
 
     /// A weak reference for texcache's own threads.
     pub(crate) fn downgrade(&self) -> WeakCache {
-        WeakCache(Arc::downgrade(&self.inner))
+        WeakCache(Arc::downgrade(self.inner()))
     }
 
     /// A cache for texcache's own threads, from a reference they upgraded: not an owner (see
@@ -349,7 +360,7 @@ impl Cache {
     /// Serves the control socket (§9) at `path`, replacing the one served before, if any.
     /// `Cache::new` does this for `stats.socket`.
     pub fn serve(&self, path: &Path) -> Result<()> {
-        let mut control = self.inner.control.lock();
+        let mut control = self.inner().control.lock();
         *control = None;
         *control = Some(crate::control::Server::start(path, self.downgrade())?);
         Ok(())
@@ -367,12 +378,12 @@ impl Cache {
 
     /// The configuration in force (budgets reflect runtime changes).
     pub fn config(&self) -> Config {
-        self.inner.config.lock().clone()
+        self.inner().config.lock().clone()
     }
 
     /// The key `href` maps to (no I/O).
     pub fn key(&self, href: &str) -> Key {
-        let r = &self.inner.resolver;
+        let r = &self.inner().resolver;
         r.key(&r.lookup(href))
     }
 
@@ -383,7 +394,7 @@ impl Cache {
     /// from there waits for every store of the hit to land first.
     #[inline]
     pub fn bitmap(&self, href: &str) -> Result<BitmapHandle> {
-        self.inner.bitmap(href, true)
+        self.inner().bitmap(href, true)
     }
 
     /// Acquires `href` fitted into a `width`x`height` box (§1): the picture upright, scaled
@@ -406,7 +417,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn bitmap_fit(&self, href: &str, width: u32, height: u32) -> Result<BitmapHandle> {
-        self.inner.bitmap_fit(href, (width, height), true)
+        self.inner().bitmap_fit(href, (width, height), true)
     }
 
     #[cfg(feature = "gpu")]
@@ -416,14 +427,14 @@ impl Cache {
     /// Inlined into the caller, as [`Cache::bitmap`] is.
     #[inline]
     pub fn texture(&self, href: &str) -> Result<TextureHandle> {
-        self.inner.texture(href)
+        self.inner().texture(href)
     }
 
     #[cfg(feature = "gpu")]
     /// Acquires the texture of `href` fitted into a `width`x`height` box (§1, §3.9): uploaded
     /// from the fitted bitmap of the same box, through the CPU tier as [`Cache::texture`] does.
     pub fn texture_fit(&self, href: &str, width: u32, height: u32) -> Result<TextureHandle> {
-        self.inner.texture_fit(href, (width, height))
+        self.inner().texture_fit(href, (width, height))
     }
 
     /// Opens a video node for `href` (§4), stopped: only the header is read. It decodes
@@ -431,7 +442,7 @@ impl Cache {
     /// demand; its memory shows in the `video` section of the stats. Video files are not
     /// cached: every node has its own source, queue and texture.
     pub fn video(&self, href: &str) -> Result<VideoNode> {
-        let inner = &self.inner;
+        let inner = self.inner();
         let key = self.key(href);
         inner.check_inside(href, &key)?;
         let (threaded, queue_length, decoder_threads) = {
@@ -460,7 +471,7 @@ impl Cache {
     #[cfg(feature = "gpu")]
     /// The device texcache has uploaded with, if one is bound or was opened (never opens one).
     pub fn gpu_if_open(&self) -> Option<Arc<Gpu>> {
-        self.inner.device.lock().clone()
+        self.inner().device.lock().clone()
     }
 
     #[cfg(feature = "gpu")]
@@ -472,31 +483,31 @@ impl Cache {
     /// returns a texture of a device that is gone. New uploads go to `gpu`. Binding the same
     /// device again changes nothing.
     pub fn bind_gpu(&self, gpu: Arc<Gpu>) {
-        let mut device = self.inner.device.lock();
+        let mut device = self.inner().device.lock();
         let same = device.as_ref().is_some_and(|d| Arc::ptr_eq(d, &gpu));
         *device = Some(gpu);
         drop(device);
         if !same {
-            self.inner.gpu.remove_all();
+            self.inner().gpu.remove_all();
         }
     }
 
     #[cfg(feature = "gpu")]
     /// The device the GPU tier uploads to, opening one from `gpu.backend` if none is bound.
     pub fn gpu(&self) -> Result<Arc<Gpu>> {
-        self.inner.gpu_device("<device>")
+        self.inner().gpu_device("<device>")
     }
 
     #[cfg(feature = "gpu")]
     /// The GPU tier itself.
     pub fn gpu_tier(&self) -> &Tier<Texture> {
-        &self.inner.gpu
+        &self.inner().gpu
     }
 
     /// Acquires `href` only if it is already decoded; never loads, counts a hit when it is.
     pub fn bitmap_if_resident(&self, href: &str) -> Option<BitmapHandle> {
-        let lookup = self.inner.resolver.lookup(href);
-        self.inner.cpu.get_resident(&lookup)
+        let lookup = self.inner().resolver.lookup(href);
+        self.inner().cpu.get_resident(&lookup)
     }
 
     /// Queues `hrefs` to be decoded by the `loader.threads` background threads, without holding
@@ -570,7 +581,7 @@ impl Cache {
     /// nothing), else pending while a loader thread (`loader.threads`, the prefetch pool)
     /// loads it. See [`crate::request`].
     pub fn request_bitmap(&self, href: &str, fit: Option<(u32, u32)>) -> Request<BitmapHandle> {
-        self.request(&self.inner.cpu, href, fit, |cache, href, fit| match fit {
+        self.request(&self.inner().cpu, href, fit, |cache, href, fit| match fit {
             None => cache.bitmap(href),
             Some((w, h)) => cache.bitmap_fit(href, w, h),
         })
@@ -581,7 +592,7 @@ impl Cache {
     /// [`Cache::request_bitmap`] does for bitmaps: ready at once on a GPU hit, else pending
     /// while a loader thread decodes (through the CPU tier, §3.8) and uploads it.
     pub fn request_texture(&self, href: &str, fit: Option<(u32, u32)>) -> Request<TextureHandle> {
-        self.request(&self.inner.gpu, href, fit, |cache, href, fit| match fit {
+        self.request(&self.inner().gpu, href, fit, |cache, href, fit| match fit {
             None => cache.texture(href),
             Some((w, h)) => cache.texture_fit(href, w, h),
         })
@@ -596,7 +607,7 @@ impl Cache {
         fit: Option<(u32, u32)>,
         load: BlockingAcquire<R>,
     ) -> Request<Handle<R>> {
-        if let Some(hit) = self.inner.resident(tier, href, fit) {
+        if let Some(hit) = self.inner().resident(tier, href, fit) {
             return Request::ready(Ok(hit));
         }
         let (request, promise) = Request::pending(href);
@@ -614,25 +625,25 @@ impl Cache {
     }
 
     fn queue_prefetch(&self, jobs: impl Iterator<Item = Job>) -> Result<()> {
-        let threads = self.inner.config.lock().loader.threads;
-        self.inner.prefetch.queue(&self.downgrade(), threads, jobs)
+        let threads = self.inner().config.lock().loader.threads;
+        self.inner().prefetch.queue(&self.downgrade(), threads, jobs)
     }
 
     /// Blocks until every prefetch queued so far has finished.
     pub fn wait_prefetch(&self) {
-        self.inner.prefetch.wait();
+        self.inner().prefetch.wait();
     }
 
     /// §3.5: removes `href` from both tiers. Returns whether anything was resident.
     pub fn remove(&self, href: &str) -> bool {
-        let lookup = self.inner.resolver.lookup(href);
+        let lookup = self.inner().resolver.lookup(href);
         // Recorded once: a trace's `remove` applies to both tiers and every size.
-        let mut removed = self.inner.gpu.remove_as(&lookup, false);
-        removed |= self.inner.cpu.remove_as(&lookup, true);
+        let mut removed = self.inner().gpu.remove_as(&lookup, false);
+        removed |= self.inner().cpu.remove_as(&lookup, true);
         // Every fitted size too (§1): a pass over the entries, once any fitted request was made.
-        if self.inner.any_fitted.load(Ordering::Relaxed) {
-            removed |= self.inner.gpu.remove_fitted(&lookup);
-            removed |= self.inner.cpu.remove_fitted(&lookup);
+        if self.inner().any_fitted.load(Ordering::Relaxed) {
+            removed |= self.inner().gpu.remove_fitted(&lookup);
+            removed |= self.inner().cpu.remove_fitted(&lookup);
         }
         removed
     }
@@ -640,24 +651,24 @@ impl Cache {
     /// §3.6: evicts unused entries of `tier` until it uses at most `bytes`.
     pub fn trim(&self, tier: TierKind, bytes: u64) -> TierStats {
         match tier {
-            TierKind::Cpu => self.inner.cpu.trim(bytes),
-            TierKind::Gpu => self.inner.gpu.trim(bytes),
+            TierKind::Cpu => self.inner().cpu.trim(bytes),
+            TierKind::Gpu => self.inner().gpu.trim(bytes),
         }
     }
 
     /// §3.7: changes a tier's budget at runtime; shrinking evicts at once.
     pub fn set_budget(&self, tier: TierKind, bytes: u64) -> TierStats {
-        let mut cfg = self.inner.config.lock();
+        let mut cfg = self.inner().config.lock();
         match tier {
             TierKind::Cpu => {
                 cfg.cpu.budget.0 = bytes;
                 drop(cfg);
-                self.inner.cpu.set_budget(bytes)
+                self.inner().cpu.set_budget(bytes)
             }
             TierKind::Gpu => {
                 cfg.gpu.budget.0 = bytes;
                 drop(cfg);
-                self.inner.gpu.set_budget(bytes)
+                self.inner().gpu.set_budget(bytes)
             }
         }
     }
@@ -667,17 +678,17 @@ impl Cache {
     /// in a new cache.)
     pub fn reload_config(&self, file: impl AsRef<Path>) -> Result<()> {
         let new = Config::load(file)?;
-        self.inner
+        self.inner()
             .max_pixels
             .store(new.loader.max_pixels, Ordering::Relaxed);
-        self.inner
+        self.inner()
             .orientation
             .store(new.loader.orientation, Ordering::Relaxed);
-        self.inner.cpu.set_max_entries(new.cpu.max_entries);
-        self.inner.cpu.set_budget(new.cpu.budget.0);
-        self.inner.gpu.set_max_entries(new.gpu.max_entries);
-        self.inner.gpu.set_budget(new.gpu.budget.0);
-        let mut cfg = self.inner.config.lock();
+        self.inner().cpu.set_max_entries(new.cpu.max_entries);
+        self.inner().cpu.set_budget(new.cpu.budget.0);
+        self.inner().gpu.set_max_entries(new.gpu.max_entries);
+        self.inner().gpu.set_budget(new.gpu.budget.0);
+        let mut cfg = self.inner().config.lock();
         cfg.cpu = new.cpu;
         cfg.gpu.budget = new.gpu.budget;
         cfg.gpu.max_entries = new.gpu.max_entries;
@@ -699,13 +710,13 @@ impl Cache {
     /// assert_eq!(cache.stats().pressure.events, 1);
     /// ```
     pub fn on_memory_pressure(&self, level: PressureLevel) -> u64 {
-        self.inner.trim_for_pressure(level)
+        self.inner().trim_for_pressure(level)
     }
 
     /// The CPU tier itself (decoded bitmaps). With [`Cache::gpu_tier`] for the textures and
     /// [`Cache::gpu`] for the device: one name scheme for the two tiers and the device.
     pub fn cpu_tier(&self) -> &Tier<Bitmap> {
-        &self.inner.cpu
+        &self.inner().cpu
     }
 
     /// The §6 snapshot (no entries).
@@ -721,12 +732,12 @@ impl Cache {
         }
         Stats {
             cpu: TierStats {
-                budget_percent: self.inner.config.lock().cpu.budget.1,
-                ..self.inner.cpu.stats()
+                budget_percent: self.inner().config.lock().cpu.budget.1,
+                ..self.inner().cpu.stats()
             },
-            gpu: self.inner.gpu.stats(),
+            gpu: self.inner().gpu.stats(),
             video: v,
-            pressure: self.inner.pressure.stats(),
+            pressure: self.inner().pressure.stats(),
             process: ProcessStats {
                 rss: stats::process_rss(),
             },
@@ -743,7 +754,7 @@ impl Cache {
             .cpu
             .entries()
             .into_iter()
-            .chain(self.inner.gpu.entries());
+            .chain(self.inner().gpu.entries());
         let mut entries: Vec<stats::Entry> = all.map(stats::Entry::Cached).collect();
         entries.extend(
             self.video_nodes()
@@ -756,7 +767,7 @@ impl Cache {
 
     /// A snapshot of every open video node.
     pub fn video_nodes(&self) -> Vec<video::NodeStats> {
-        let videos = self.inner.videos.lock().clone();
+        let videos = self.inner().videos.lock().clone();
         videos
             .iter()
             .filter_map(Weak::upgrade)
@@ -766,6 +777,100 @@ impl Cache {
 }
 
 impl Inner {
+    /// A cache's state, its pressure watcher registered and its history sampler started.
+    fn start(config: Config, resolver: Resolver, confine_root: Option<PathBuf>) -> Arc<Inner> {
+        let inner = Arc::new(Inner {
+            born: crate::fork::generation(),
+            resolver,
+            confine_root,
+            max_pixels: AtomicU64::new(config.loader.max_pixels),
+            orientation: config.loader.orientation.into(),
+            any_fitted: false.into(),
+            cpu: Tier::new(TierKind::Cpu, config.cpu.budget.0, config.cpu.max_entries),
+            gpu: Tier::new(TierKind::Gpu, config.gpu.budget.0, config.gpu.max_entries),
+            #[cfg(feature = "gpu")]
+            device: Mutex::new(None),
+            videos: Mutex::new(Vec::new()),
+            control: Mutex::new(None),
+            recorder: Mutex::new(None),
+            history: Arc::new(History::new(config.stats.history_length)),
+            prefetch: Prefetch::new(),
+            pressure: PressureCounters::default(),
+            made_with: config.clone(),
+            config: Mutex::new(config),
+        });
+        let pressure = inner.config.lock().pressure.clone();
+        let watcher = if pressure.trim {
+            let weak: Weak<dyn crate::pressure::Trimmable> = Arc::downgrade(&inner) as _;
+            crate::pressure::watch(
+                weak,
+                crate::pressure::Thresholds {
+                    some_ms: pressure.some_ms,
+                    full_ms: pressure.full_ms,
+                    window_ms: pressure.window_ms,
+                },
+            )
+        } else {
+            "off (pressure.trim = false)".into()
+        };
+        let _ = inner.pressure.watcher.set(watcher);
+        inner
+    }
+
+    /// Starts the history sampler when the config asks for one.
+    fn start_sampling(inner: &Arc<Inner>) -> Result<()> {
+        let stats = inner.config.lock().stats.clone();
+        if stats.history_interval_ms > 0 && stats.history_length > 0 {
+            Inner::start_sampler(inner, Duration::from_millis(stats.history_interval_ms))?;
+        }
+        Ok(())
+    }
+
+    /// Whether this cache was made in this process (not inherited through `fork`).
+    #[inline]
+    fn is_ours(&self) -> bool {
+        crate::fork::is_ours(self.born)
+    }
+
+    /// A fresh cache for a forked child, made from this one (the parent's): the same config as
+    /// far as it can be read (the parent's settings in force, unless a parent thread held
+    /// their lock at the fork, then the ones it was made with), without the control socket
+    /// and the trace file, which are the parent's. Touches no lock of the parent's tiers.
+    fn forked(&self) -> Arc<Inner> {
+        let mut config = match self.config.try_lock() {
+            Some(c) => c.clone(),
+            None => self.made_with.clone(),
+        };
+        config.stats.socket = PathBuf::new();
+        config.stats.trace = PathBuf::new();
+        let child = Inner::start(config, self.resolver.clone(), self.confine_root.clone());
+        // Without its sampler thread (none could be started) the child's history is sampled
+        // only by `sample_history`.
+        let _ = Inner::start_sampling(&child);
+        child
+    }
+
+    /// Starts the thread that samples the memory history every `period`; it sleeps in
+    /// between and ends with the cache.
+    fn start_sampler(inner: &Arc<Inner>, period: Duration) -> Result<()> {
+        let weak = Arc::downgrade(inner);
+        let history = inner.history.clone();
+        let spawned = std::thread::Builder::new()
+            .name("texcache-history".into())
+            .spawn(move || loop {
+                // The cache is held only while sampling, never while sleeping.
+                let Some(inner) = weak.upgrade() else { return };
+                Cache::from_inner(inner).sample_history();
+                if !history.sleep(period) {
+                    return;
+                }
+            });
+        spawned.map(drop).map_err(|e| Error::Thread {
+            what: "the history sampler thread".into(),
+            source: Arc::new(e),
+        })
+    }
+
     /// A hit on `href` (fitted into `fit`) in `tier` if it is resident, counted as one;
     /// never loads. Allocates nothing for a normal href.
     fn resident<R: crate::tier::Resource>(
@@ -1034,6 +1139,16 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if !self.is_ours() {
+            // The parent's cache, dropped in a forked child (see `crate::fork`): its socket
+            // thread, trace writer and device are the parent's; they are let go of without
+            // being stopped, joined, flushed or removed. (The tiers leave themselves as they are.)
+            std::mem::forget(self.control.get_mut().take());
+            std::mem::forget(self.recorder.get_mut().take());
+            #[cfg(feature = "gpu")]
+            std::mem::forget(self.device.get_mut().take());
+            return;
+        }
         // Done already by the application's last clone (`Owner`), unless that never existed.
         self.shut_down();
     }

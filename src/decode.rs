@@ -351,9 +351,11 @@ fn resize(bitmap: Bitmap, w: u32, h: u32) -> Bitmap {
     Bitmap::new(w, h, format, dst.into_vec())
 }
 
-/// The EXIF orientation of an EXIF block (TIFF header first), where it says one.
+/// The EXIF orientation of an EXIF block (TIFF header first, or after an `Exif\0\0` header),
+/// where it says one.
 fn exif_orientation(exif: Option<&[u8]>) -> Option<Orientation> {
-    exif.and_then(Orientation::from_exif_chunk)
+    exif.map(|e| e.strip_prefix(b"Exif\0\0").unwrap_or(e))
+        .and_then(Orientation::from_exif_chunk)
         .filter(|&o| o != Orientation::NoTransforms)
 }
 
@@ -410,20 +412,45 @@ fn decode_stored(
             },
         });
     }
+    if reader.format() == Some(image::ImageFormat::Tiff) && is_tiff_the_decoder_panics_on(bytes)
+    {
+        return Err(Error::Unsupported {
+            href: href.into(),
+            detail: "a tiled TIFF with separate colour planes (PlanarConfiguration 2) and \
+                     tiles past its edges"
+                .into(),
+        });
+    }
     reader.limits(limits(max_pixels));
-    let is_gif = reader.format() == Some(image::ImageFormat::Gif);
+    let canvas = match reader.format() {
+        Some(image::ImageFormat::Gif) => Some("GIF"),
+        Some(image::ImageFormat::Bmp) if is_rle_bmp(bytes) => Some("run-length coded BMP"),
+        _ => None,
+    };
     let mut decoder = reader.into_decoder().map_err(|e| classify(href, e))?;
     let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(Error::Corrupt {
+            href: href.into(),
+            detail: format!("the header says {width}x{height}: no picture"),
+        });
+    }
     check_pixels(href, width, height, max_pixels)?;
-    if is_gif {
-        check_gif_canvas(href, width, height, bytes.len() as u64)?;
+    if let Some(what) = canvas {
+        check_canvas(href, what, width, height, bytes.len() as u64)?;
     }
     let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
-    // A file whose EXIF cannot be read is shown as stored.
-    let orientation = decoder
-        .orientation()
-        .ok()
-        .filter(|&o| o != Orientation::NoTransforms);
+    // A file whose EXIF cannot be read is shown as stored. EXIF blocks that start with the
+    // `Exif\0\0` header of JPEG's APP1 (as Pillow and other tools write WebP's `EXIF` chunk and
+    // PNG's `eXIf`), which `image` does not look past, are read too.
+    let orientation = match decoder.orientation() {
+        Ok(o) if o != Orientation::NoTransforms => Some(o),
+        _ => decoder
+            .exif_metadata()
+            .ok()
+            .flatten()
+            .and_then(|e| exif_orientation(Some(&e))),
+    };
     let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
     let bitmap = if gray {
         Bitmap::new(
@@ -500,10 +527,18 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Opt
     check_pixels(href, width, height, max_pixels)?;
     let orientation = exif_orientation(dec.exif().map(Vec::as_slice));
     let input = dec.input_colorspace();
+    if matches!(input, Some(ColorSpace::CMYK | ColorSpace::YCCK)) {
+        // zune-jpeg panics writing some of these ("Slice to small cannot write").
+        let input = input.expect("matched");
+        return Ok((
+            decode_cmyk_jpeg(href, bytes, input, (width, height))?,
+            orientation,
+        ));
+    }
     let gray = input == Some(ColorSpace::Luma);
-    // zune-jpeg's RGBA output is right for YCbCr and gray; for CMYK, YCCK and RGB-coded files
-    // (Adobe transform 0) it is not (it steps over the RGBA row with a 3-byte stride, or has
-    // no mapping), so those decode to RGB, expanded to RGBA in place below.
+    // zune-jpeg's RGBA output is right for YCbCr and gray; for RGB-coded files (Adobe
+    // transform 0) it is not (it has no mapping), so those decode to RGB, expanded to RGBA in
+    // place below.
     let via_rgb = !gray && input != Some(ColorSpace::YCbCr);
     let out = match (gray, via_rgb) {
         (true, _) => ColorSpace::Luma,
@@ -536,12 +571,85 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Opt
     Ok((Bitmap::new(width, height, format, pixels), orientation))
 }
 
+/// A CMYK or YCCK JPEG (`width`x`height`, checked against `loader.max_pixels`) through
+/// zune-jpeg, its four channels as stored (no conversion of zune-jpeg's: its YCCK-to-RGB path
+/// panics on some files, "Slice to small cannot write"), converted to RGBA here as
+/// libjpeg-turbo does: YCC to RGB with libjpeg's fixed-point arithmetic for YCCK (giving
+/// Adobe-inverted CMYK), then [`inverted_cmyk_to_rgba`].
+#[cfg(not(feature = "turbojpeg"))]
+fn decode_cmyk_jpeg(
+    href: &str,
+    bytes: &[u8],
+    input: zune_core::colorspace::ColorSpace,
+    (width, height): (u32, u32),
+) -> Result<Bitmap> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let corrupt = |detail: String| Error::Corrupt {
+        href: href.into(),
+        detail,
+    };
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(u32::MAX as usize)
+        .set_max_height(u32::MAX as usize)
+        .jpeg_set_out_colorspace(input);
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let n = width as usize * height as usize;
+    let mut pixels = vec![0u8; n * 4];
+    dec.decode_into(&mut pixels)
+        .map_err(|e| corrupt(e.to_string()))?;
+    if dec.output_colorspace() != Some(input) {
+        return Err(corrupt(format!("four channels decoded as {:?}", dec.output_colorspace())));
+    }
+    if input == ColorSpace::YCCK {
+        ycck_to_inverted_cmyk(&mut pixels);
+    }
+    inverted_cmyk_to_rgba(&mut pixels);
+    Ok(Bitmap::new(width, height, PixelFormat::Rgba8, pixels))
+}
+
+/// YCCK samples to Adobe-inverted CMYK in place, as libjpeg's `ycck_cmyk_convert`: R, G and B
+/// from Y, Cb and Cr with its 16-bit fixed-point coefficients, each stored as 255 minus it;
+/// K as it is.
+#[cfg(not(feature = "turbojpeg"))]
+fn ycck_to_inverted_cmyk(pixels: &mut [u8]) {
+    const ONE_HALF: i32 = 1 << 15;
+    let fix = |x: f64| (x * 65536.0 + 0.5) as i32;
+    let (cr_r, cb_b, cr_g, cb_g) = (fix(1.40200), fix(1.77200), fix(0.71414), fix(0.34414));
+    for px in pixels.chunks_exact_mut(4) {
+        let (y, cb, cr) = (px[0] as i32, px[1] as i32 - 128, px[2] as i32 - 128);
+        let r = y + ((cr_r * cr + ONE_HALF) >> 16);
+        let g = y + ((-cb_g * cb - cr_g * cr + ONE_HALF) >> 16);
+        let b = y + ((cb_b * cb + ONE_HALF) >> 16);
+        for (out, v) in px[..3].iter_mut().zip([r, g, b]) {
+            *out = 255 - v.clamp(0, 255) as u8;
+        }
+    }
+}
+
+/// Converts Adobe-inverted CMYK pixels (as libjpeg-turbo gives them) to opaque RGBA in place,
+/// with Pillow's arithmetic (`CMYK;I` read, then `convert("RGB")`): with `k` the stored black,
+/// each channel is `k - k (255 - c) / 255`, divided by 255 with rounding.
+pub(crate) fn inverted_cmyk_to_rgba(pixels: &mut [u8]) {
+    let muldiv255 = |a: u32, b: u32| {
+        let t = a * b + 128;
+        ((t >> 8) + t) >> 8
+    };
+    for px in pixels.chunks_exact_mut(4) {
+        let k = px[3] as u32;
+        for c in &mut px[..3] {
+            *c = (k - muldiv255(255 - *c as u32, k)) as u8;
+        }
+        px[3] = 255;
+    }
+}
+
 /// The segments of a JPEG's header, from after SOI up to and including its first
 /// start-of-scan: `(marker, start, end)` with `b[start..end]` the whole segment (marker and
 /// length included). Junk between segments is skipped as libjpeg-turbo skips it (to the next
 /// `0xFF`), and so are fill bytes. A last item with marker 0 means the data ended inside the
 /// header.
-fn jpeg_segments(b: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
+pub(crate) fn jpeg_segments(b: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
     let mut i = 2;
     let mut done = false;
     std::iter::from_fn(move || loop {
@@ -803,20 +911,83 @@ pub(crate) fn check_pixels(href: &str, width: u32, height: u32, max_pixels: u64)
 /// image data. A canvas far beyond that is a lie told to make the decoder allocate it.
 pub const GIF_PIXELS_PER_BYTE: u64 = 16_384;
 
-/// Refuses a GIF whose canvas is larger than its `file_len` bytes can encode
-/// ([`GIF_PIXELS_PER_BYTE`]) as `Corrupt`, before the decoder allocates the canvas. Canvases of
-/// up to a megapixel are always accepted.
-pub(crate) fn check_gif_canvas(href: &str, width: u32, height: u32, file_len: u64) -> Result<()> {
+/// Refuses a picture whose canvas is larger than its `file_len` bytes can encode
+/// ([`GIF_PIXELS_PER_BYTE`]) as `Corrupt`, before the decoder allocates the canvas: GIFs, and
+/// run-length-coded BMPs, whose escape codes end a row or the whole picture in two bytes, so a
+/// thousand bytes can claim a gigapixel. `what` names the format in the error. Canvases of up to
+/// a megapixel are always accepted.
+pub(crate) fn check_canvas(
+    href: &str,
+    what: &str,
+    width: u32,
+    height: u32,
+    file_len: u64,
+) -> Result<()> {
     let pixels = width as u64 * height as u64;
     if pixels > (1 << 20) && pixels > file_len.saturating_mul(GIF_PIXELS_PER_BYTE) {
         return Err(Error::Corrupt {
             href: href.into(),
             detail: format!(
-                "GIF claims a {width}x{height} canvas, more than its {file_len} bytes can encode"
+                "{what} claims a {width}x{height} canvas, more than its {file_len} bytes can encode"
             ),
         });
     }
     Ok(())
+}
+
+/// Whether a TIFF's first image is one the `tiff` crate panics on (a failed assertion in its
+/// chunk reader): tiled, its samples in separate planes (`PlanarConfiguration` 2), with tiles
+/// that reach past the picture's right or bottom edge. (Tiled planar pictures made of whole
+/// tiles decode.) Classic TIFF and BigTIFF, either byte order.
+fn is_tiff_the_decoder_panics_on(b: &[u8]) -> bool {
+    let big_endian = b.starts_with(b"MM");
+    let uint = |at: usize, n: usize| -> Option<u64> {
+        let s = b.get(at..at.checked_add(n)?)?;
+        Some(if big_endian {
+            s.iter().fold(0, |v, &x| v << 8 | x as u64)
+        } else {
+            s.iter().rev().fold(0, |v, &x| v << 8 | x as u64)
+        })
+    };
+    let Some(version) = uint(2, 2) else {
+        return false;
+    };
+    // The first IFD's offset, the size of its entry count and of an entry.
+    let (ifd, count_size, entry_size) = match version {
+        42 => (uint(4, 4), 2, 12),
+        43 => (uint(8, 8), 8, 20),
+        _ => return false,
+    };
+    let Some(ifd) = ifd.and_then(|i| usize::try_from(i).ok()) else {
+        return false;
+    };
+    let Some(count) = uint(ifd, count_size) else {
+        return false;
+    };
+    // ImageWidth, ImageLength, PlanarConfiguration, TileWidth, TileLength.
+    let mut tags = [(256, 0u64), (257, 0), (284, 1), (322, 0), (323, 0)];
+    for i in 0..count.min(4096) as usize {
+        let at = ifd + count_size + i * entry_size;
+        let (Some(tag), Some(kind)) = (uint(at, 2), uint(at + 2, 2)) else {
+            break;
+        };
+        // A SHORT (3) or LONG (4) value, stored at the start of the value field.
+        let value_at = at + if version == 42 { 8 } else { 12 };
+        if let Some(slot) = tags.iter_mut().find(|(t, _)| *t == tag) {
+            slot.1 = uint(value_at, if kind == 4 { 4 } else { 2 }).unwrap_or(0);
+        }
+    }
+    let [(_, w), (_, h), (_, planar), (_, tw), (_, th)] = tags;
+    planar == 2 && tw > 0 && th > 0 && (w % tw != 0 || h % th != 0)
+}
+
+/// Whether a BMP's pixels are run-length coded (BI_RLE8 or BI_RLE4 in a header of at least
+/// `BITMAPINFOHEADER`'s 40 bytes).
+fn is_rle_bmp(b: &[u8]) -> bool {
+    let u32_at = |i: usize| b.get(i..i + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    b.starts_with(b"BM")
+        && u32_at(14).is_some_and(|size| size >= 40)
+        && matches!(u32_at(30), Some(1 | 2))
 }
 
 pub(crate) fn classify(href: &str, e: ImageError) -> Error {

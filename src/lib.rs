@@ -56,6 +56,7 @@ pub mod control;
 pub mod decode;
 pub mod error;
 mod file;
+mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "gpu")]

@@ -156,6 +156,8 @@ pub(crate) struct Thresholds {
 }
 
 struct Watcher {
+    /// The process generation whose thread this is ([`crate::fork`]).
+    born: u64,
     caches: Mutex<Vec<Weak<dyn Trimmable>>>,
     /// What the watcher thread is doing, for the stats: `watching FILE` or why it is not.
     status: String,
@@ -169,9 +171,14 @@ static WATCHER: OnceLock<Watcher> = OnceLock::new();
 /// Linux).
 pub(crate) fn watch(cache: Weak<dyn Trimmable>, thresholds: Thresholds) -> String {
     let watcher = WATCHER.get_or_init(|| Watcher {
+        born: crate::fork::generation(),
         caches: Mutex::new(Vec::new()),
         status: start(thresholds),
     });
+    if !crate::fork::is_ours(watcher.born) {
+        // In a forked child the watcher (and the lock of its list) is the parent's.
+        return "not watching: a child forked from the process whose watcher thread it is".into();
+    }
     if watcher.status.starts_with("watching") {
         let mut caches = watcher.caches.lock().unwrap_or_else(|e| e.into_inner());
         caches.retain(|c| c.strong_count() > 0);

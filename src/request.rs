@@ -62,6 +62,10 @@ enum State<H> {
 struct Slot<H> {
     state: Mutex<SlotState<H>>,
     done: Condvar,
+    /// The process generation it was made in ([`crate::fork`]): in a forked child, the loader
+    /// thread that would fill it is the parent's.
+    born: u64,
+    href: String,
 }
 
 struct SlotState<H> {
@@ -73,6 +77,23 @@ struct SlotState<H> {
 }
 
 impl<H> Request<H> {
+    /// In a child forked while this request was pending: its outcome as the parent had it at
+    /// the fork if it was there (and its lock free), else `Cancelled`, for no thread here will
+    /// ever finish it. Nothing of the parent's is waited for.
+    fn settle_if_forked(&mut self) {
+        let State::Waiting(slot) = &self.state else {
+            return;
+        };
+        if crate::fork::is_ours(slot.born) {
+            return;
+        }
+        let outcome = slot.state.try_lock().and_then(|mut s| s.outcome.take());
+        let href = slot.href.clone();
+        self.state = State::Ready(Some(
+            outcome.unwrap_or(Err(Error::Cancelled { href })),
+        ));
+    }
+
     /// A request that is already resolved (a hit, or an error found before any load).
     pub(crate) fn ready(outcome: Result<H>) -> Request<H> {
         Request {
@@ -90,6 +111,8 @@ impl<H> Request<H> {
                 callbacks: Vec::new(),
             }),
             done: Condvar::new(),
+            born: crate::fork::generation(),
+            href: href.to_owned(),
         });
         let promise = Promise {
             slot: Some(slot.clone()),
@@ -108,6 +131,7 @@ impl<H> Request<H> {
     pub fn is_ready(&self) -> bool {
         match &self.state {
             State::Ready(_) => true,
+            State::Waiting(slot) if !crate::fork::is_ours(slot.born) => true,
             State::Waiting(slot) => slot.state.lock().finished,
         }
     }
@@ -115,6 +139,7 @@ impl<H> Request<H> {
     /// The outcome, once: `Some` when the load has finished (the handle, or why not), `None`
     /// while it is pending, and `None` again after the outcome was taken.
     pub fn try_get(&mut self) -> Option<Result<H>> {
+        self.settle_if_forked();
         match &mut self.state {
             State::Ready(outcome) => outcome.take(),
             State::Waiting(slot) => {
@@ -128,6 +153,7 @@ impl<H> Request<H> {
     /// Blocks until the outcome is there and returns it. A request whose outcome was already
     /// taken has nothing more to give: it panics.
     pub fn wait(mut self) -> Result<H> {
+        self.settle_if_forked();
         if let State::Waiting(slot) = &self.state {
             let mut state = slot.state.lock();
             while !state.finished {
@@ -143,6 +169,9 @@ impl<H> Request<H> {
     /// `request_repaint`), so it should be short.
     pub fn on_ready(&self, f: impl FnOnce() + Send + 'static) {
         if let State::Waiting(slot) = &self.state {
+            if !crate::fork::is_ours(slot.born) {
+                return f(); // settled as soon as it is asked (see `settle_if_forked`)
+            }
             let mut state = slot.state.lock();
             if !state.finished {
                 state.callbacks.push(Box::new(f));
@@ -160,6 +189,7 @@ impl<H> Future for Request<H> {
     /// [`Request::wait`] does).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<H>> {
         let this = self.get_mut();
+        this.settle_if_forked();
         if let State::Waiting(slot) = &this.state {
             let mut state = slot.state.lock();
             if !state.finished {

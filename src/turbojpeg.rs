@@ -173,7 +173,16 @@ impl Decompressor {
         };
         // What libjpeg-turbo only warns about (junk between segments, say) is read past.
         if rc != 0 && !self.warned() {
-            return Err(self.error());
+            let error = self.error();
+            // TurboJPEG 2.x refuses, in this call only, files whose chroma subsampling it has
+            // no name for (1x3, 3x1, ...), which libjpeg-turbo itself decodes: their header
+            // is read from the frame header instead, and `tjDecompress2` decodes them.
+            if error.to_string().contains("subsampling") {
+                if let Some(header) = frame_header(jpeg) {
+                    return Ok(header);
+                }
+            }
+            return Err(error);
         }
         if w <= 0 || h <= 0 {
             return Err(Error::Corrupt {
@@ -289,7 +298,7 @@ impl Decompressor {
             return Err(self.error());
         }
         if header.colorspace == Colorspace::Cmyk {
-            inverted_cmyk_to_rgba(out);
+            crate::decode::inverted_cmyk_to_rgba(out);
         }
         Ok(())
     }
@@ -300,19 +309,26 @@ fn scaled(d: u32, f: ffi::ScalingFactor) -> u32 {
     (d as u64 * f.num as u64).div_ceil(f.denom as u64) as u32
 }
 
-/// Converts Adobe-inverted CMYK pixels (as libjpeg-turbo gives them) to opaque RGBA in place,
-/// with Pillow's arithmetic (`CMYK;I` read, then `convert("RGB")`): with `k` the stored black,
-/// each channel is `k - k (255 - c) / 255`, divided by 255 with rounding.
-fn inverted_cmyk_to_rgba(pixels: &mut [u8]) {
-    let muldiv255 = |a: u32, b: u32| {
-        let t = a * b + 128;
-        ((t >> 8) + t) >> 8
+/// A JPEG's size and colour coding read from its frame header (`SOFn`) and, for four
+/// components, its Adobe marker, as libjpeg decides them: one component is gray, three are
+/// decoded to RGB (whether coded as YCbCr or RGB), four are CMYK or YCCK (decoded to CMYK).
+/// `None` when there is no frame header, or it is too short.
+fn frame_header(jpeg: &[u8]) -> Option<Header> {
+    let (_, start, end) = crate::decode::jpeg_segments(jpeg)
+        .find(|&(m, ..)| matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC))?;
+    let sof = jpeg.get(start..end)?;
+    // FF Cn, length (2), precision (1), height (2), width (2), components (1)
+    let height = u16::from_be_bytes([*sof.get(5)?, *sof.get(6)?]) as u32;
+    let width = u16::from_be_bytes([*sof.get(7)?, *sof.get(8)?]) as u32;
+    let colorspace = match sof.get(9)? {
+        1 => Colorspace::Gray,
+        3 => Colorspace::YCbCr,
+        4 => Colorspace::Cmyk,
+        _ => return None,
     };
-    for px in pixels.chunks_exact_mut(4) {
-        let k = px[3] as u32;
-        for c in &mut px[..3] {
-            *c = (k - muldiv255(255 - *c as u32, k)) as u8;
-        }
-        px[3] = 255;
-    }
+    (width > 0 && height > 0).then_some(Header {
+        width,
+        height,
+        colorspace,
+    })
 }

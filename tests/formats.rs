@@ -310,3 +310,219 @@ fn every_exif_orientation_comes_out_upright() {
         "upright in the stats"
     );
 }
+
+/// A `w`x`h` RGB TIFF, 8 bits a sample, uncompressed, in 16x16 tiles (the last column and row
+/// of tiles partly outside the picture, as the format has them) with its samples in separate
+/// planes (PlanarConfiguration 2), as libtiff writes with `tiffcp -t -p separate`.
+fn tiled_planar_tiff(w: u32, h: u32) -> Vec<u8> {
+    let tiles_per_plane = w.div_ceil(16) * h.div_ceil(16);
+    let tiles = tiles_per_plane * 3;
+    let entries: u32 = 11;
+    let ifd_len = 2 + entries * 12 + 4;
+    let bits_at = 8 + ifd_len;
+    let offsets_at = bits_at + 6;
+    let counts_at = offsets_at + 4 * tiles;
+    let data_at = counts_at + 4 * tiles;
+    let mut t = b"II*\0".to_vec();
+    t.extend(8u32.to_le_bytes());
+    t.extend((entries as u16).to_le_bytes());
+    let mut entry = |tag: u16, kind: u16, count: u32, value: u32| {
+        t.extend(tag.to_le_bytes());
+        t.extend(kind.to_le_bytes());
+        t.extend(count.to_le_bytes());
+        t.extend(value.to_le_bytes());
+    };
+    entry(256, 3, 1, w);
+    entry(257, 3, 1, h);
+    entry(258, 3, 3, bits_at);
+    entry(259, 3, 1, 1);
+    entry(262, 3, 1, 2);
+    entry(277, 3, 1, 3);
+    entry(284, 3, 1, 2);
+    entry(322, 3, 1, 16);
+    entry(323, 3, 1, 16);
+    entry(324, 4, tiles, offsets_at);
+    entry(325, 4, tiles, counts_at);
+    t.extend(0u32.to_le_bytes());
+    for _ in 0..3 {
+        t.extend(8u16.to_le_bytes());
+    }
+    for i in 0..tiles {
+        t.extend((data_at + i * 256).to_le_bytes());
+    }
+    for _ in 0..tiles {
+        t.extend(256u32.to_le_bytes());
+    }
+    for i in 0..tiles {
+        t.extend((0..256).map(|p| (p as u32 * 3 + i * 40) as u8));
+    }
+    t
+}
+
+/// Valid TIFFs the `tiff` crate panics on (tiled, separate planes, tiles past the edges:
+/// Pillow's `tiff_tiled_planar_*` kind) are `Unsupported`, saying why, without calling it; a
+/// panic is never what the user sees. Tiled planar pictures of whole tiles decode, exactly.
+#[test]
+fn tiled_planar_tiffs_decode_or_are_unsupported_without_a_panic() {
+    let panics = panic_counter();
+    let tmp = tempfile::tempdir().unwrap();
+    let before = panics.load(std::sync::atomic::Ordering::SeqCst);
+    for (w, h) in [(40, 24), (17, 17), (16, 40), (100, 3)] {
+        let name = format!("tiled_planar_{w}x{h}.tif");
+        let path = tmp.path().join(&name);
+        std::fs::write(&path, tiled_planar_tiff(w, h)).unwrap();
+        match decode(&path) {
+            Err(e @ Error::Unsupported { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains(&name) && m.contains("separate"), "{m}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let path = tmp.path().join("whole_tiles.tif");
+    std::fs::write(&path, tiled_planar_tiff(32, 32)).unwrap();
+    let b = decode(&path).unwrap();
+    // Plane p's tile t (row-major, 2x2 tiles) holds sample i as (3 i + 40 (4 p + t)) mod 256.
+    for (x, y) in [(0, 0), (31, 0), (5, 17), (31, 31)] {
+        let (t, i) = ((y / 16) * 2 + x / 16, (y % 16) * 16 + x % 16);
+        let want: Vec<u8> = (0..3)
+            .map(|p| (i * 3 + 40 * (4 * p + t)) as u8)
+            .chain([255])
+            .collect();
+        let at = (y * 32 + x) as usize * 4;
+        assert_eq!(&b.pixels()[at..at + 4], &want[..], "pixel {x},{y}");
+    }
+    assert_eq!(
+        panics.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "a decoder panicked"
+    );
+}
+
+/// Counts the panics of this process from now on (the hook is installed once).
+fn panic_counter() -> &'static std::sync::atomic::AtomicUsize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            previous(info)
+        }));
+    });
+    &PANICS
+}
+
+/// YCCK JPEGs (as TurboJPEG's compressor writes CMYK; kept in `tests/data/`): zune-jpeg
+/// panicked converting them ("Slice to small cannot write"). They decode to what `djpeg`
+/// gives: exactly with libjpeg-turbo, within zune-jpeg's different chroma upsampling without.
+#[test]
+fn ycck_jpegs_decode_like_djpeg_without_a_panic() {
+    let panics = panic_counter();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut checked = 0;
+    for name in [
+        "ycck_420_67x45.jpg",
+        "ycck_444_67x45.jpg",
+        "ycck_420_progressive_300x201.jpg",
+    ] {
+        let path = data.join(name);
+        let before = panics.load(std::sync::atomic::Ordering::SeqCst);
+        let b = decode(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            panics.load(std::sync::atomic::Ordering::SeqCst),
+            before,
+            "{name}: a decoder panicked"
+        );
+        let out = std::process::Command::new("djpeg")
+            .arg(&path)
+            .output()
+            .expect("djpeg (libjpeg-turbo-progs; scripts/install-deps installs it)");
+        let want = image::load_from_memory(&out.stdout).unwrap().to_rgba8();
+        assert_eq!((b.width(), b.height()), want.dimensions(), "{name}");
+        let diffs: Vec<i32> = b
+            .pixels()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .collect();
+        let max = *diffs.iter().max().unwrap();
+        let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
+        let (max_ok, mean_ok) = if cfg!(feature = "turbojpeg") {
+            (1, 0.01)
+        } else {
+            (16, 0.25)
+        };
+        assert!(
+            max <= max_ok && mean <= mean_ok,
+            "{name}: up to {max} levels from djpeg, {mean:.3} on average"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
+
+/// A WebP whose `EXIF` chunk starts with JPEG's `Exif\0\0` header before the TIFF header (as
+/// Pillow writes it) is turned upright as well as one without.
+#[test]
+fn webp_exif_after_an_exif_header_is_read_too() {
+    let dir = corpus("orientation");
+    let want = image::open(dir.join("upright.png")).unwrap().to_rgba8();
+    let tmp = tempfile::tempdir().unwrap();
+    for n in 1..=8 {
+        let name = format!("kodim23_orientation{n}.webp");
+        let webp = std::fs::read(dir.join(&name)).unwrap();
+        // Rebuild the RIFF with "Exif\0\0" in front of the EXIF chunk's data.
+        let mut out = Vec::new();
+        let mut at = 12;
+        while at + 8 <= webp.len() {
+            let kind = &webp[at..at + 4];
+            let len = u32::from_le_bytes(webp[at + 4..at + 8].try_into().unwrap()) as usize;
+            let mut body = webp[at + 8..at + 8 + len].to_vec();
+            if kind == b"EXIF" {
+                assert!(body.starts_with(b"MM") || body.starts_with(b"II"), "{name}");
+                body.splice(0..0, *b"Exif\0\0");
+            }
+            out.extend_from_slice(kind);
+            out.extend((body.len() as u32).to_le_bytes());
+            out.extend_from_slice(&body);
+            if body.len() % 2 == 1 {
+                out.push(0);
+            }
+            at += 8 + len + len % 2;
+        }
+        let mut riff = b"RIFF".to_vec();
+        riff.extend((out.len() as u32 + 4).to_le_bytes());
+        riff.extend_from_slice(b"WEBP");
+        riff.extend(out);
+        let path = tmp.path().join(&name);
+        std::fs::write(&path, &riff).unwrap();
+        let b = decode(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((b.width(), b.height()), want.dimensions(), "{name}: upright size");
+        let db = psnr(b.pixels(), want.as_raw());
+        assert!(db >= 30.0, "{name}: {db:.1} dB from upright.png");
+        let info = texcache::probe::probe(&name, &path, 1 << 28).unwrap();
+        let texcache::probe::Probe::Picture(p) = info else {
+            panic!("{name}: {info:?}")
+        };
+        assert_eq!(p.orientation, n, "{name}");
+    }
+}
+
+/// A picture whose header says 0x0 (here a PNM) is `Corrupt`, not a picture of 0 bytes.
+#[test]
+fn a_zero_by_zero_picture_is_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        ("empty.ppm", &b"P6\n0 0\n255\n"[..]),
+        ("wide.pgm", &b"P5\n7 0\n255\n"[..]),
+    ] {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        match decode(&path) {
+            Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains(name), "{e}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}

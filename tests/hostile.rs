@@ -656,3 +656,367 @@ fn entries_removed_while_held_are_listed_and_add_up() {
     assert_eq!((n, s.cpu.entries), (2, 2));
     drop(fresh);
 }
+
+// 11. Files whose headers make a decoder allocate (or copy) what the file does not hold.
+
+/// A box of an ISO base media file: size, type, body.
+fn iso_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(body);
+    b
+}
+
+/// A full box: version, flags, body.
+fn full_box(kind: &[u8; 4], version: u8, body: &[u8]) -> Vec<u8> {
+    let mut b = vec![version, 0, 0, 0];
+    b.extend_from_slice(body);
+    iso_box(kind, &b)
+}
+
+/// An AVIF container whose primary item (1) is located by `iloc`, with the AV1 configuration
+/// `av1c` and a size (`ispe`) of `ispe`, padded with a `free` box to `len` bytes.
+fn avif(iloc: &[u8], av1c: &[u8], ispe: (u32, u32), len: usize) -> Vec<u8> {
+    let mut ftyp = b"avif".to_vec();
+    ftyp.extend([0, 0, 0, 0]);
+    ftyp.extend_from_slice(b"avifmif1");
+    let mut ispe_body = ispe.0.to_be_bytes().to_vec();
+    ispe_body.extend(ispe.1.to_be_bytes());
+    let ipco = iso_box(
+        b"ipco",
+        &[iso_box(b"av1C", av1c), full_box(b"ispe", 0, &ispe_body)].concat(),
+    );
+    // Item 1: two properties, both essential.
+    let ipma = full_box(b"ipma", 0, &[0, 0, 0, 1, 0, 1, 2, 0x81, 0x82]);
+    let meta = full_box(
+        b"meta",
+        0,
+        &[
+            full_box(b"pitm", 0, &[0, 1]),
+            iloc.to_vec(),
+            iso_box(b"iprp", &[ipco, ipma].concat()),
+        ]
+        .concat(),
+    );
+    let mut file = [iso_box(b"ftyp", &ftyp), meta].concat();
+    assert!(file.len() + 8 <= len, "{} bytes of boxes", file.len());
+    file.extend(iso_box(b"free", &vec![0; len - file.len() - 8]));
+    file
+}
+
+/// `iloc` version 0 with offsets and lengths of 0 bytes (every extent "the whole file"): item 1
+/// with `extents` extents.
+fn iloc_whole_file_extents(extents: u16) -> Vec<u8> {
+    let mut body = vec![0, 0]; // offset, length, base offset sizes: 0
+    body.extend(1u16.to_be_bytes()); // one item
+    body.extend(1u16.to_be_bytes()); // item 1
+    body.extend(0u16.to_be_bytes()); // data reference
+    body.extend(extents.to_be_bytes());
+    full_box(b"iloc", 0, &body)
+}
+
+/// The AV1 configuration of a still picture of `w`x`h` (a reduced sequence header OBU).
+fn av1c_of(w: u32, h: u32) -> Vec<u8> {
+    // seq_profile 0, still_picture 1, reduced_still_picture_header 1, seq_level_idx 31,
+    // frame_width_bits_minus_1 15, frame_height_bits_minus_1 15, then the sizes minus 1.
+    let mut bits: Vec<u8> = Vec::new();
+    let mut put = |v: u32, n: u32| (0..n).rev().for_each(|i| bits.push((v >> i & 1) as u8));
+    put(0, 3);
+    put(1, 1);
+    put(1, 1);
+    put(31, 5);
+    put(15, 4);
+    put(15, 4);
+    put(w - 1, 16);
+    put(h - 1, 16);
+    while bits.len() % 8 != 0 {
+        bits.push(0);
+    }
+    let payload: Vec<u8> = bits
+        .chunks(8)
+        .map(|c| c.iter().fold(0, |v, b| v << 1 | b))
+        .collect();
+    let mut obu = vec![0x0A, payload.len() as u8]; // sequence header, with a size
+    obu.extend(payload);
+    [vec![0x81, 0x1F, 0x0C, 0x00], obu].concat()
+}
+
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn an_avif_whose_extents_add_up_past_its_length_is_corrupt_not_a_crash() {
+    if is_child() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 65,535 extents of the whole 65,538-byte file: 4.3 GB, past 2^32 (it once overflowed
+        // a 64 KiB packet), and 65,535 of a 32 KiB file: just under 2^31 (once 2.1 GB).
+        let cases = [("overflow.avif", 65_538), ("amplified.avif", 32 << 10)];
+        for (name, len) in cases {
+            let file = avif(&iloc_whole_file_extents(65_535), &av1c_of(16, 16), (16, 16), len);
+            std::fs::write(tmp.path().join(name), file).unwrap();
+        }
+        let before = peak_rss();
+        let cache = cache_with(tmp.path(), |_| {});
+        for (name, _) in cases {
+            match cache.bitmap(name) {
+                Err(e @ Error::Corrupt { .. }) => {
+                    let m = e.to_string();
+                    assert!(m.starts_with(name) && m.contains("add up"), "{m}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let grew = peak_rss().saturating_sub(before);
+        assert!(grew < 16 << 20, "the AVIFs grew the peak RSS by {grew} bytes");
+        assert_eq!(cache.stats().cpu.used, 0);
+        println!("CHILD OK");
+        return;
+    }
+    assert_child_passes(child(
+        "an_avif_whose_extents_add_up_past_its_length_is_corrupt_not_a_crash",
+    ));
+}
+
+/// 200,000 items of 65,535 empty extents each in 2 MB: the parser steps over the items it does
+/// not want (it once walked 13 billion extents and allocated for each item: 20 s).
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn an_avif_of_many_items_is_read_in_one_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let items = 200_000u32;
+    let mut body = vec![0, 0]; // sizes: 0
+    body.extend((items + 1).to_be_bytes());
+    for id in 2..items + 2 {
+        body.extend(id.to_be_bytes());
+        body.extend([0, 0, 0, 0]); // construction method, data reference
+        body.extend(65_535u16.to_be_bytes());
+    }
+    // The primary item last, with no extents (no data): the decoder refuses it.
+    body.extend(1u32.to_be_bytes());
+    body.extend([0, 0, 0, 0, 0, 0]);
+    let iloc = full_box(b"iloc", 2, &body);
+    let file = avif(&iloc, &av1c_of(16, 16), (16, 16), iloc.len() + 400);
+    std::fs::write(tmp.path().join("items.avif"), file).unwrap();
+    let dir = tmp.path().to_path_buf();
+    let outcome = common::within(10, "200,000 AVIF items", move || {
+        cache_with(&dir, |_| {}).bitmap("items.avif").map(drop)
+    });
+    match outcome {
+        Err(e @ (Error::Corrupt { .. } | Error::Unsupported { .. })) => {
+            assert!(e.to_string().starts_with("items.avif"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An AVIF whose `ispe` says 16x16 for a stream whose sequence header says 4096x4096 is
+/// refused from the sequence header, before the decoder runs (it once passed
+/// `loader.max_pixels` and was refused only after FFmpeg allocated the frame).
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn an_avif_that_understates_its_size_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut body = vec![0x44, 0x00]; // offset and length of 4 bytes, no base offset
+    body.extend(1u16.to_be_bytes());
+    body.extend(1u16.to_be_bytes());
+    body.extend(0u16.to_be_bytes());
+    body.extend(1u16.to_be_bytes());
+    body.extend(0u32.to_be_bytes());
+    body.extend(64u32.to_be_bytes());
+    let iloc = full_box(b"iloc", 0, &body);
+    let file = avif(&iloc, &av1c_of(4096, 4096), (16, 16), 1024);
+    std::fs::write(tmp.path().join("liar.avif"), file).unwrap();
+    let cache = cache_with(tmp.path(), |c| c.loader.max_pixels = 1 << 20);
+    match cache.bitmap("liar.avif") {
+        Err(Error::TooManyPixels {
+            href,
+            width,
+            height,
+            ..
+        }) => assert_eq!((href.as_str(), width, height), ("liar.avif", 4096, 4096)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A 1,080-byte run-length coded BMP that claims 16384x16384 (it ends its picture with the
+/// end-of-bitmap escape) is refused from its header, as GIF canvases are, with and without a
+/// fit (it once decoded to a 1 GiB picture, 1.9 GB at peak).
+#[test]
+fn an_rle_bmp_claiming_a_huge_canvas_is_refused_before_its_canvas() {
+    if is_child() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (w, h) = (16_384i32, 16_384i32);
+        let palette = 256 * 4;
+        let data = [0u8, 1]; // end of bitmap
+        let offset = 14 + 40 + palette;
+        let mut bmp = b"BM".to_vec();
+        bmp.extend(((offset + data.len()) as u32).to_le_bytes());
+        bmp.extend([0, 0, 0, 0]);
+        bmp.extend((offset as u32).to_le_bytes());
+        bmp.extend(40u32.to_le_bytes());
+        bmp.extend(w.to_le_bytes());
+        bmp.extend(h.to_le_bytes());
+        bmp.extend(1u16.to_le_bytes());
+        bmp.extend(8u16.to_le_bytes());
+        bmp.extend(1u32.to_le_bytes()); // BI_RLE8
+        bmp.extend((data.len() as u32).to_le_bytes());
+        bmp.extend([0; 8]);
+        bmp.extend(256u32.to_le_bytes());
+        bmp.extend(0u32.to_le_bytes());
+        bmp.extend(vec![0x80; palette]);
+        bmp.extend(data);
+        assert_eq!(bmp.len(), 1_080);
+        std::fs::write(tmp.path().join("bomb.bmp"), &bmp).unwrap();
+        let before = peak_rss();
+        let cache = cache_with(tmp.path(), |c| c.loader.max_pixels = 1 << 30);
+        for fit in [None, Some((64, 64))] {
+            let got = match fit {
+                None => cache.bitmap("bomb.bmp"),
+                Some((w, h)) => cache.bitmap_fit("bomb.bmp", w, h),
+            };
+            match got {
+                Err(e @ Error::Corrupt { .. }) => {
+                    assert!(e.to_string().contains("16384x16384"), "{e}")
+                }
+                other => panic!("{fit:?}: {other:?}"),
+            }
+        }
+        let grew = peak_rss().saturating_sub(before);
+        assert!(grew < 16 << 20, "a 1,080-byte BMP grew the peak RSS by {grew} bytes");
+        println!("CHILD OK");
+        return;
+    }
+    assert_child_passes(child(
+        "an_rle_bmp_claiming_a_huge_canvas_is_refused_before_its_canvas",
+    ));
+}
+
+// 12. fork() while threads and loads are live (a data loader's workers).
+
+/// Runs `child` in a forked child process and returns its exit status (0: it returned; 1: it
+/// panicked), waiting at most 60 s. The child runs only `child` and leaves with `_exit`, so
+/// nothing of the test harness runs there.
+fn in_forked_child(child: impl FnOnce()) -> i32 {
+    // SAFETY: the child runs `child` (texcache's code and the allocator, whose locks glibc
+    // resets at fork) and leaves with `_exit`, never returning into the harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).is_ok();
+        // SAFETY: ends the child at once, without running the parent's atexit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    common::within(60, "the forked child", move || {
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is a live local.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid);
+        assert!(libc::WIFEXITED(status), "the child was killed: status {status}");
+        libc::WEXITSTATUS(status)
+    })
+}
+
+/// A cache forked while its prefetch threads, history sampler and control socket run, a load
+/// is in flight and a request pending, works in the child as a fresh cache of the child's own:
+/// the picture being loaded in the parent loads there, prefetch runs, the parent's handles
+/// still read and drop, the pending request answers instead of waiting for ever, and dropping
+/// the cache neither panics nor touches the parent's socket file or trace. The parent goes on
+/// as if nothing happened.
+#[test]
+fn a_forked_child_gets_a_fresh_cache_and_leaves_the_parents_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    common::png(&dir, "small.png", 16, 16);
+    common::png(&dir, "other.png", 8, 8);
+    common::png(&dir, "big.png", 3000, 3000);
+    let sock = dir.join("app.sock");
+    let trace = dir.join("app.trace");
+    let cache = cache_with(&dir, |c| {
+        c.stats.socket = sock.clone();
+        c.stats.trace = trace.clone();
+        c.stats.history_interval_ms = 5;
+        c.loader.threads = 2;
+    });
+    // The prefetch threads run; one handle is held; a load is in flight for a request.
+    cache.prefetch(["other.png"]).unwrap();
+    cache.wait_prefetch();
+    let held = cache.bitmap("small.png").unwrap();
+    let pixels = held.pixels().to_vec();
+    let mut request = cache.request_bitmap("big.png", None);
+    while cache.stats().cpu.misses < 3 {
+        std::thread::yield_now(); // until the loader thread has started on big.png
+    }
+    let app = cache.clone();
+    let mut cache = Some(cache);
+    let status = in_forked_child(|| {
+        let cache = cache.take().unwrap();
+        // The parent's handle reads, clones and drops.
+        assert_eq!(held.pixels(), &pixels[..]);
+        drop(held.clone());
+        drop(held);
+        // The parent's pending request answers (its loader thread is not here).
+        match request.try_get() {
+            Some(Ok(b)) => assert_eq!(b.width(), 3000),
+            Some(Err(texcache::Error::Cancelled { href })) => assert_eq!(href, "big.png"),
+            other => panic!("{other:?}"),
+        }
+        // A fresh cache: the same config, none of the parent's entries or counts.
+        let s = app.stats();
+        assert_eq!((s.cpu.entries, s.cpu.misses, s.cpu.hits), (0, 0, 0), "{s:?}");
+        assert_eq!(s.cpu.budget, cache.config().cpu.budget.0);
+        // The picture in flight in the parent loads here; prefetch runs here.
+        assert_eq!(app.bitmap("big.png").unwrap().width(), 3000);
+        app.prefetch(["other.png"]).unwrap();
+        app.wait_prefetch();
+        assert!(app.bitmap_if_resident("other.png").is_some());
+        assert_eq!(app.stats().cpu.misses, 2);
+        // No socket or trace of the child's own.
+        assert!(app.config().stats.socket.as_os_str().is_empty());
+        drop(app);
+        drop(cache);
+    });
+    assert_eq!(status, 0, "the child failed (its stderr says why)");
+    let cache = cache.unwrap();
+    // The parent's request, socket and trace are as they were.
+    let b = request.wait().unwrap();
+    assert_eq!((b.width(), b.height()), (3000, 3000));
+    assert!(std::fs::symlink_metadata(&sock).is_ok(), "the socket file was removed");
+    let out = common::stats_over(&sock, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cache_stats = cache.stats();
+    assert_eq!(cache_stats.cpu.misses, 3, "{cache_stats:?}");
+    drop(b);
+    drop(cache);
+    assert!(!sock.exists(), "the parent removes its socket when it drops its cache");
+    let written = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        written.contains("small.png") && written.contains("big.png"),
+        "{written}"
+    );
+}
+
+/// A video node opened before a fork answers in the child with an error instead of waiting
+/// for the parent's decoder thread, and dropping it there joins nothing.
+#[test]
+fn a_video_node_from_before_a_fork_says_so_in_the_child() {
+    let dir = common::corpus().join("video");
+    let cache = cache_with(&dir, |_| {});
+    let mut node = cache.video("testsrc2_320x240_60f.y4m").unwrap();
+    node.play().unwrap();
+    let first = node.next_frame().unwrap().expect("a frame");
+    let status = in_forked_child(|| {
+        assert_eq!(first.index(), 0);
+        drop(first);
+        match node.next_frame() {
+            Err(e @ texcache::Error::Video { .. }) => {
+                assert!(e.to_string().contains("forked"), "{e}")
+            }
+            other => panic!("{:?}", other.map(|f| f.map(|f| f.index()))),
+        }
+        assert!(node.play().is_err());
+        drop(node);
+        // The child's own cache plays it.
+        let mut mine = cache.video("testsrc2_320x240_60f.y4m").unwrap();
+        mine.play().unwrap();
+        assert_eq!(mine.next_frame().unwrap().unwrap().index(), 0);
+    });
+    assert_eq!(status, 0, "the child failed (its stderr says why)");
+}

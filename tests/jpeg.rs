@@ -160,6 +160,12 @@ fn jpegs_of_every_kind_libjpeg_turbo_writes_decode_to_its_pixels() {
         ("440", &["-sample", "1x2"]),
         ("411", &["-sample", "4x1"]),
         ("444", &["-sample", "1x1"]),
+        // Sampling factors TurboJPEG 2.x has no name for (its header call refuses them;
+        // libjpeg-turbo decodes them).
+        ("1x3", &["-sample", "1x3"]),
+        ("3x1", &["-sample", "3x1"]),
+        ("2x3", &["-sample", "2x3"]),
+        ("1x4", &["-sample", "1x4"]),
         ("gray", &["-grayscale"]),
         ("rgb", &["-rgb"]),
         ("progressive", &["-progressive"]),

@@ -163,6 +163,57 @@ fn watch_period(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+impl Command {
+    /// Refuses outputs that name an input (or another output): see [`cli::refuse_overwrite`].
+    fn refuse_overwrite(&self) -> Result<(), String> {
+        use std::path::Path;
+        // The config in force: --config, else the file TEXCACHE_CONFIG names.
+        let env_config = texcache::Config::env_file();
+        let config = |c: &Option<PathBuf>| c.clone().or_else(|| env_config.clone());
+        let (outputs, inputs): (Vec<(&str, PathBuf)>, Vec<(&str, PathBuf)>) = match self {
+            Command::Demo { plot, sheet, .. } => (
+                vec![("--plot", plot.clone()), ("--sheet", sheet.clone())],
+                vec![],
+            ),
+            Command::Replay {
+                trace,
+                config: c,
+                record,
+                ..
+            } => (
+                record.iter().map(|r| ("--record", r.clone())).collect(),
+                [("--trace", Some(trace.clone())), ("--config", config(c))]
+                    .into_iter()
+                    .filter_map(|(o, p)| Some((o, p?)))
+                    .collect(),
+            ),
+            Command::Stats {
+                config: c, plot, ..
+            } => (
+                plot.iter().map(|p| ("--plot", p.clone())).collect(),
+                config(c).map(|p| ("--config", p)).into_iter().collect(),
+            ),
+            Command::Tune {
+                trace,
+                config: c,
+                plot,
+                ..
+            } => (
+                plot.iter().map(|p| ("--plot", p.clone())).collect(),
+                [("--trace", Some(trace.clone())), ("--config", config(c))]
+                    .into_iter()
+                    .filter_map(|(o, p)| Some((o, p?)))
+                    .collect(),
+            ),
+            Command::Probe { .. } | Command::CheckConfig { .. } => return Ok(()),
+        };
+        fn view<'a>(v: &'a [(&'a str, PathBuf)]) -> Vec<(&'a str, &'a Path)> {
+            v.iter().map(|(o, p)| (*o, p.as_path())).collect()
+        }
+        cli::refuse_overwrite(&view(&outputs), &view(&inputs))
+    }
+}
+
 fn main() -> ExitCode {
     // Output into a closed pipe (`texcache stats | head`) ends the process quietly, as Unix
     // tools do, instead of panicking in `println!`.
@@ -171,6 +222,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = Args::parse();
+    if let Err(message) = args.command.refuse_overwrite() {
+        eprintln!("texcache: {message}");
+        return ExitCode::FAILURE;
+    }
     let result = match args.command {
         Command::Demo {
             dir,

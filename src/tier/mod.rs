@@ -53,6 +53,17 @@ impl TierKind {
 pub(crate) struct Shared<R: Resource> {
     state: TierMutex<Locked<R>>,
     kind: TierKind,
+    /// The process generation the tier was made in ([`crate::fork`]): in a forked child, the
+    /// tier is the parent's, and is never locked (a parent thread may have held its lock).
+    born: u64,
+}
+
+impl<R: Resource> Shared<R> {
+    /// Whether this tier was made in this process, not inherited through `fork`.
+    #[inline]
+    fn is_ours(&self) -> bool {
+        crate::fork::is_ours(self.born)
+    }
 }
 
 /// The tier lock, held.
@@ -151,6 +162,7 @@ impl<R: Resource> Tier<R> {
                     log: None,
                 }),
                 kind,
+                born: crate::fork::generation(),
             }),
         }
     }
@@ -482,6 +494,12 @@ impl<R: Resource> Tier<R> {
 
 impl<R: Resource> Drop for Tier<R> {
     fn drop(&mut self) {
+        if !self.shared.is_ours() {
+            // The parent's tier, in a forked child: left as it is (its entries may still be
+            // read through the parent's handles, which never free them here).
+            std::mem::forget(self.shared.clone());
+            return;
+        }
         let mut freed = Vec::new();
         let mut state = self.shared.state.lock();
         state.log = None;
@@ -520,8 +538,12 @@ impl<R: Resource> Handle<R> {
     pub fn bytes(&self) -> u64 {
         self.entry().bytes
     }
-    /// Live handles to this entry, this one included.
+    /// Live handles to this entry, this one included. (In a forked child, for a handle made
+    /// in the parent: the count the parent had when it forked, at least 1.)
     pub fn refs(&self) -> usize {
+        if !self.home().is_ours() {
+            return self.home().state.try_lock().map_or(1, |s| s.core.refs(self.entry));
+        }
         self.home().state.lock().core.refs(self.entry)
     }
     /// Whether two handles point at the same entry.
@@ -539,6 +561,14 @@ impl<R: Resource> Deref for Handle<R> {
 
 impl<R: Resource> Clone for Handle<R> {
     fn clone(&self) -> Self {
+        if !self.home().is_ours() {
+            // The parent's entry, in a forked child: never freed here, so the clone needs no
+            // count (see `Drop`).
+            return Handle {
+                entry: self.entry,
+                id: 0,
+            };
+        }
         let mut state = self.home().state.lock();
         state.core.add_ref(self.entry);
         let mut id = 0;
@@ -556,6 +586,11 @@ impl<R: Resource> Clone for Handle<R> {
 impl<R: Resource> Drop for Handle<R> {
     #[inline]
     fn drop(&mut self) {
+        if !self.home().is_ours() {
+            // A handle made in the parent, dropped in a forked child: the parent's tier is
+            // never locked nor freed here (`crate::fork`), so its entries stay readable.
+            return;
+        }
         let now = now_ms();
         let mut state = self.home().state.lock();
         let rest = state.core.release(self.entry, now);

@@ -115,6 +115,12 @@ impl Frame {
 impl Drop for Frame {
     fn drop(&mut self) {
         let buf = self.buf.take().expect("present until drop");
+        if !crate::fork::is_ours(self.home.born) {
+            // A frame of the parent's node, dropped in a forked child: the node's lock may be
+            // held by the parent's decoder thread, so the buffer is let go of unrecycled.
+            std::mem::forget(buf);
+            return;
+        }
         let mut st = self.home.state.lock();
         if st.epoch == self.epoch {
             st.held -= 1;
@@ -152,6 +158,9 @@ impl std::fmt::Debug for Frame {
 /// What the decoder thread and the consumer share.
 pub(crate) struct Shared {
     pub(crate) href: String,
+    /// The process generation the node was opened in ([`crate::fork`]): in a forked child its
+    /// decoder thread is the parent's, and the node only answers that it cannot play here.
+    born: u64,
     path: PathBuf,
     /// The canonical mediadir with `confine = true`: every reopen checks the file against it
     /// again, so a folder swapped for a symlink after the node opened cannot redirect it.
@@ -397,6 +406,7 @@ impl VideoNode {
         Ok(VideoNode {
             shared: Arc::new(Shared {
                 href: href.into(),
+                born: crate::fork::generation(),
                 path,
                 confine,
                 options,
@@ -452,6 +462,9 @@ impl VideoNode {
 
     /// The current state.
     pub fn state(&self) -> State {
+        if !crate::fork::is_ours(self.shared.born) {
+            return State::Stopped; // in a forked child: it cannot play here
+        }
         self.shared.state.lock().state
     }
 
@@ -462,6 +475,9 @@ impl VideoNode {
 
     /// Whether the stream starts again after its last frame.
     pub fn set_looping(&self, looping: bool) {
+        if !crate::fork::is_ours(self.shared.born) {
+            return;
+        }
         self.shared.state.lock().looping = looping;
         self.shared.decoder.notify_one();
     }
@@ -476,7 +492,20 @@ impl VideoNode {
         self.start(State::Paused)
     }
 
+    /// The error of a node used in a child forked from the process that opened it.
+    fn forked_error(&self) -> Error {
+        Error::Video {
+            href: self.shared.href.clone(),
+            detail: "this video node was opened before the process forked: its decoder is the \
+                     parent's; open the video again in this process"
+                .into(),
+        }
+    }
+
     fn start(&mut self, to: State) -> Result<()> {
+        if !crate::fork::is_ours(self.shared.born) {
+            return Err(self.forked_error());
+        }
         let was = {
             let mut st = self.shared.state.lock();
             let was = st.state;
@@ -513,6 +542,9 @@ impl VideoNode {
     /// sleeping thread is slow to wake on some machines); [`VideoNode::try_next_frame`] never
     /// waits.
     pub fn next_frame(&mut self) -> Result<Option<Frame>> {
+        if !crate::fork::is_ours(self.shared.born) {
+            return Err(self.forked_error());
+        }
         if self.state() == State::Stopped {
             return Err(Error::Video {
                 href: self.shared.href.clone(),
@@ -563,6 +595,9 @@ impl VideoNode {
     pub fn try_next_frame(&mut self) -> Option<Frame> {
         if let Some(f) = self.pending.take() {
             return Some(f);
+        }
+        if !crate::fork::is_ours(self.shared.born) {
+            return None;
         }
         let mut st = self.shared.state.lock();
         self.take(&mut st)
@@ -615,7 +650,7 @@ impl VideoNode {
 
     /// Blocks until the queue is full or the stream has ended (threaded); at once otherwise.
     pub fn wait_full(&self) {
-        if !self.threaded {
+        if !self.threaded || !crate::fork::is_ours(self.shared.born) {
             return;
         }
         let mut st = self.shared.state.lock();
@@ -633,6 +668,9 @@ impl VideoNode {
     /// frame, the next is the end of the stream.
     pub fn seek(&mut self, seconds: f64) {
         self.pending = None;
+        if !crate::fork::is_ours(self.shared.born) {
+            return;
+        }
         let mut st = self.shared.state.lock();
         while let Some(d) = st.queue.pop_front() {
             st.pool.push(d.buf); // kept for reuse
@@ -699,6 +737,13 @@ impl VideoNode {
     /// holds stay valid and are freed when dropped.
     pub fn stop(&mut self) {
         self.pending = None;
+        if !crate::fork::is_ours(self.shared.born) {
+            // In a forked child: the decoder thread is the parent's, and the node's lock may
+            // be held by it. Nothing is joined or locked; the node's memory is let go of.
+            std::mem::forget(self.thread.take());
+            std::mem::forget(self.shared.clone());
+            return;
+        }
         {
             let mut st = self.shared.state.lock();
             st.quit = true;

@@ -532,7 +532,7 @@ impl Animation {
             Some(image::ImageFormat::Gif) => {
                 let mut d = image::codecs::gif::GifDecoder::new(r).map_err(classify)?;
                 let (w, h) = image::ImageDecoder::dimensions(&d);
-                crate::decode::check_gif_canvas(href, w, h, file_len)?;
+                crate::decode::check_canvas(href, "GIF", w, h, file_len)?;
                 check(&mut d)?;
                 send(d).into_frames()
             }

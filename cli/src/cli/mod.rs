@@ -157,3 +157,50 @@ pub fn write_memory_plot(
     );
     Ok(())
 }
+
+/// Refuses a command whose output files name one of its input files, or each other, as
+/// `OPTION names the file OTHER reads/writes`: the command line never overwrites what it reads
+/// (`tune --plot` over the trace, `replay --record` over the config). Files are compared by
+/// inode, so links and other spellings of a path are caught; an output that does not exist yet
+/// is compared by its absolute path.
+pub fn refuse_overwrite(
+    outputs: &[(&str, &Path)],
+    inputs: &[(&str, &Path)],
+) -> std::result::Result<(), String> {
+    for (i, (option, out)) in outputs.iter().enumerate() {
+        if let Some((what, _)) = inputs.iter().find(|(_, input)| same_file(out, input)) {
+            return Err(format!(
+                "{option} {} names the file that {what} reads; write to another file",
+                out.display()
+            ));
+        }
+        if let Some((other, _)) = outputs[..i].iter().find(|(_, o)| same_file(out, o)) {
+            return Err(format!(
+                "{option} {} names the file that {other} writes; give each its own file",
+                out.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one file: the same inode (links included), or, where either does
+/// not exist yet, the same absolute path once its folder is resolved.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => resolved(a) == resolved(b),
+    }
+}
+
+/// `p` absolute, its folder's links resolved where the folder exists.
+fn resolved(p: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(abs),
+        _ => abs,
+    }
+}
