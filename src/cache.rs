@@ -1039,7 +1039,7 @@ impl Inner {
             orientation: self.orientation.load(Ordering::Relaxed),
             fit: key.fit(),
         };
-        bitmap::load_file(href, key.path(), self.confine_root.as_deref(), &options)
+        bitmap::load_file(href, &key.path(), self.confine_root.as_deref(), &options)
     }
 }
 

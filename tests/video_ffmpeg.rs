@@ -462,3 +462,111 @@ fn encoded_samples_play_back_whole() {
         assert!(e.to_string().contains(name), "{e}");
     }
 }
+
+/// `data` (a YUV 4:2:0 frame of `w`x`h`) as packed RGB by FFmpeg's swscale, with the matrix
+/// (`SWS_CS_*`) and range given: the reference for `Frame::to_rgb`. Point sampling of chroma,
+/// as texcache's conversion (GPU and CPU) samples each 2x2 block's one chroma sample.
+fn swscale_rgb(data: &[u8], w: u32, h: u32, matrix: i32, full_range: bool) -> Vec<u8> {
+    use ffmpeg_sys_next as ff;
+    let (wi, hi) = (w as i32, h as i32);
+    let cw = w.div_ceil(2) as usize;
+    let (y, uv) = data.split_at(w as usize * h as usize);
+    let (u, v) = uv.split_at(cw * h.div_ceil(2) as usize);
+    let mut out = vec![0u8; w as usize * h as usize * 3];
+    // SAFETY: the planes and strides describe `data` exactly, the output holds w*h*3 bytes,
+    // and the context is freed before returning.
+    unsafe {
+        let ctx = ff::sws_getContext(
+            wi,
+            hi,
+            ff::AVPixelFormat::AV_PIX_FMT_YUV420P,
+            wi,
+            hi,
+            ff::AVPixelFormat::AV_PIX_FMT_RGB24,
+            (ff::SWS_POINT | ff::SWS_ACCURATE_RND | ff::SWS_FULL_CHR_H_INT) as i32,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null(),
+        );
+        assert!(!ctx.is_null());
+        ff::sws_setColorspaceDetails(
+            ctx,
+            ff::sws_getCoefficients(matrix),
+            full_range as i32,
+            ff::sws_getCoefficients(ff::SWS_CS_DEFAULT as i32),
+            1,
+            0,
+            1 << 16,
+            1 << 16,
+        );
+        let src = [y.as_ptr(), u.as_ptr(), v.as_ptr(), std::ptr::null()];
+        let src_stride = [wi, cw as i32, cw as i32, 0];
+        let dst = [out.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()];
+        let dst_stride = [wi * 3, 0, 0, 0];
+        let rows = ff::sws_scale(ctx, src.as_ptr(), src_stride.as_ptr(), 0, hi, dst.as_ptr(), dst_stride.as_ptr());
+        ff::sws_freeContext(ctx);
+        assert_eq!(rows, hi);
+    }
+    out
+}
+
+/// (max, mean) absolute difference of two equal-length byte arrays.
+fn difference(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len());
+    let max = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+    let sum: u64 = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+    (max, sum as f64 / a.len() as f64)
+}
+
+/// `Frame::to_rgb` converts with the stream's matrix and range, as FFmpeg does (a BT.709 HD
+/// clip, BT.601 ones, a full-range Y4M), and turns a rotated clip upright.
+#[test]
+fn to_rgb_uses_the_streams_matrix_range_and_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The corpus Y4M, marked full range.
+    let y4m = std::fs::read(common::corpus().join("video/testsrc2_320x240_60f.y4m")).unwrap();
+    let eol = y4m.iter().position(|&b| b == b'\n').unwrap();
+    let full = [&y4m[..eol], b" XCOLORRANGE=FULL", &y4m[eol..]].concat();
+    std::fs::write(tmp.path().join("full.y4m"), full).unwrap();
+    let cases = [
+        (dir().join("testsrc2_1920x1080_h264.mp4"), 1, false), // SWS_CS_ITU709
+        (dir().join("testsrc2_640x360_h264.mp4"), 5, false),   // SWS_CS_ITU601
+        (tmp.path().join("full.y4m"), 5, true),
+    ];
+    for (path, matrix, full_range) in cases {
+        let mut cfg = texcache::Config::default();
+        cfg.mediadir = path.parent().unwrap().to_path_buf();
+        cfg.stats.history_interval_ms = 0;
+        let cache = Cache::new(cfg).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut node = cache.video(&name).unwrap();
+        assert_eq!(node.info().full_range, full_range, "{name}");
+        node.play().unwrap();
+        let f = node.next_frame().unwrap().unwrap();
+        let want = swscale_rgb(f.data(), f.width(), f.height(), matrix, full_range);
+        let (max, mean) = difference(&f.to_rgb(), &want);
+        assert!(
+            max <= 2 && mean < 0.6,
+            "{name}: up to {max} levels from swscale, {mean:.2} on average"
+        );
+    }
+    // The rotated clip: its frames turned 270 degrees clockwise, 360x640.
+    let cache = video_cache(true, 2);
+    let mut node = cache.video("testsrc2_640x360_h264_rot90.mp4").unwrap();
+    node.play().unwrap();
+    let f = node.next_frame().unwrap().unwrap();
+    assert_eq!(f.display_size(), (360, 640));
+    let coded = swscale_rgb(f.data(), 640, 360, 5, false);
+    let rgb = f.to_rgb();
+    assert_eq!(rgb.len(), 360 * 640 * 3);
+    // Display pixel (x, y) shows coded pixel (639 - y, x).
+    let mut turned = vec![0u8; rgb.len()];
+    for y in 0..640 {
+        for x in 0..360 {
+            let s = (x * 640 + (639 - y)) * 3;
+            turned[(y * 360 + x) * 3..][..3].copy_from_slice(&coded[s..s + 3]);
+        }
+    }
+    let (max, mean) = difference(&rgb, &turned);
+    assert!(max <= 2 && mean < 0.6, "rotated: {max}, {mean:.2}");
+}

@@ -94,6 +94,35 @@ fn size_of(v: &Bound<'_, PyAny>) -> PyResult<u64> {
         .map_err(PyValueError::new_err)
 }
 
+/// An href from Python: a `str` (with the surrogate escapes `os.listdir` uses for names that
+/// are not UTF-8), `bytes` or an `os.PathLike`; names that are not UTF-8 become hrefs that
+/// open those very bytes (`texcache::key::href_of_os`). A plain `str` is borrowed as it is.
+fn href_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(s) = obj.cast::<pyo3::types::PyString>() {
+        if let Ok(s) = s.to_str() {
+            return Ok(std::borrow::Cow::Borrowed(s));
+        }
+    }
+    let encoded = obj
+        .py()
+        .import("os")?
+        .call_method1("fsencode", (obj,))
+        .map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "an href is a str, bytes or os.PathLike, not {}",
+                obj.get_type()
+                    .name()
+                    .map_or_else(|_| "that".into(), |n| n.to_string())
+            ))
+        })?;
+    let bytes = encoded.cast::<pyo3::types::PyBytes>()?.as_bytes();
+    let name = std::ffi::OsStr::from_bytes(bytes);
+    Ok(std::borrow::Cow::Owned(
+        texcache::key::href_of_os(name).into_owned(),
+    ))
+}
+
 fn fit_of(fit: Option<(u32, u32)>) -> PyResult<Option<(u32, u32)>> {
     match fit {
         Some((0, _)) | Some((_, 0)) => Err(PyValueError::new_err(
@@ -652,7 +681,20 @@ impl Bitmap {
         dl_device: Option<Bound<'_, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
-        let _ = (stream, dl_device);
+        let _ = stream;
+        // The pixels are in host memory: a consumer asking for another device (CUDA is
+        // (2, 0)) is told so, as the DLPack protocol says, instead of handed a CPU tensor.
+        if let Some(device) = dl_device.filter(|d| !d.is_none()) {
+            let (kind, id): (i32, i32) = device.extract().map_err(|_| {
+                PyValueError::new_err("dl_device is a (device_type, device_id) tuple")
+            })?;
+            if (kind, id) != (KDL_CPU, 0) {
+                return Err(pyo3::exceptions::PyBufferError::new_err(format!(
+                    "the pixels are in CPU memory (device (1, 0)); they cannot be exported to \
+                     device ({kind}, {id}): copy them there with the consumer's own API"
+                )));
+            }
+        }
         // A consumer that reads DLPack 1.x gets a read-only tensor of the cached pixels; an
         // older one the unversioned tensor (which cannot say read-only), or a copy if it asks.
         let versioned = wants_versioned(max_version.as_ref());
@@ -756,12 +798,14 @@ impl Frame {
             None => Ok(vec![plane(f.data().as_ptr(), w, h, 4)?]),
         }
     }
-    /// The frame as an (h, w, 3) RGB array (BT.601, limited range, for YUV frames): a copy.
+    /// The frame as an (h, w, 3) RGB array, upright: converted with the stream's matrix
+    /// (BT.601 or BT.709) and range, as the GPU converts it, and turned by its rotation (so
+    /// h and w are the displayed ones): a copy.
     fn to_rgb<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let f = self.frame.clone();
-        let rgb = py.detach(move || to_rgb(&f));
-        let shape = vec![self.frame.height() as i64, self.frame.width() as i64, 3];
-        array(py, Pixels::owned(rgb, shape))
+        let rgb = py.detach(move || f.to_rgb());
+        let (w, h) = self.frame.display_size();
+        array(py, Pixels::owned(rgb, vec![h as i64, w as i64, 3]))
     }
     fn __repr__(&self) -> String {
         format!(
@@ -773,34 +817,6 @@ impl Frame {
             self.frame.format().name()
         )
     }
-}
-
-/// YUV 4:2:0 (BT.601, limited range) or RGBA to packed RGB.
-fn to_rgb(f: &RsFrame) -> Vec<u8> {
-    let (w, h) = (f.width() as usize, f.height() as usize);
-    let mut out = vec![0u8; w * h * 3];
-    match f.planes() {
-        Some([y, u, v]) => {
-            let cw = w.div_ceil(2);
-            for row in 0..h {
-                for col in 0..w {
-                    let c = (row / 2) * cw + col / 2;
-                    let yy = (y[row * w + col] as f32 - 16.0) * 1.164;
-                    let (uu, vv) = (u[c] as f32 - 128.0, v[c] as f32 - 128.0);
-                    let px = &mut out[(row * w + col) * 3..][..3];
-                    px[0] = (yy + 1.596 * vv).round().clamp(0.0, 255.0) as u8;
-                    px[1] = (yy - 0.392 * uu - 0.813 * vv).round().clamp(0.0, 255.0) as u8;
-                    px[2] = (yy + 2.017 * uu).round().clamp(0.0, 255.0) as u8;
-                }
-            }
-        }
-        None => {
-            for (o, i) in out.chunks_exact_mut(3).zip(f.data().chunks_exact(4)) {
-                o.copy_from_slice(&i[..3]);
-            }
-        }
-    }
-    out
 }
 
 /// A video node (§4): `play()`, `pause()`, `stop()`, `seek(t)`, `loop` and iteration over its
@@ -1003,8 +1019,13 @@ impl Cache {
     /// The decoded picture `href` (fitted into `fit=(w, h)` when given): a hit, or a load
     /// (decoded without the GIL, or waited for if another thread is loading it).
     #[pyo3(signature = (href, fit=None))]
-    fn bitmap(&self, py: Python<'_>, href: &str, fit: Option<(u32, u32)>) -> PyResult<Bitmap> {
-        self.acquire(py, href, fit).map(Bitmap::of)
+    fn bitmap(
+        &self,
+        py: Python<'_>,
+        href: &Bound<'_, PyAny>,
+        fit: Option<(u32, u32)>,
+    ) -> PyResult<Bitmap> {
+        self.acquire(py, &href_of(href)?, fit).map(Bitmap::of)
     }
 
     /// `numpy.asarray(cache.bitmap(href, fit))` in one call, without the `Bitmap` and the
@@ -1014,22 +1035,26 @@ impl Cache {
     fn array<'py>(
         &self,
         py: Python<'py>,
-        href: &str,
+        href: &Bound<'py, PyAny>,
         fit: Option<(u32, u32)>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        array(py, Pixels::of_bitmap(self.acquire(py, href, fit)?))
+        array(py, Pixels::of_bitmap(self.acquire(py, &href_of(href)?, fit)?))
     }
 
     /// Decodes `hrefs` in the background (`loader.threads`), so later requests hit.
     #[pyo3(signature = (hrefs, fit=None))]
     fn prefetch(&self, hrefs: &Bound<'_, PyAny>, fit: Option<(u32, u32)>) -> PyResult<()> {
         let fit = fit_of(fit)?;
-        let hrefs: Vec<String> = if let Ok(s) = hrefs.extract::<String>() {
-            vec![s]
+        // One href (a str, bytes or path), or an iterable of them.
+        let one = hrefs.is_instance_of::<pyo3::types::PyString>()
+            || hrefs.is_instance_of::<pyo3::types::PyBytes>()
+            || hrefs.hasattr("__fspath__")?;
+        let hrefs: Vec<String> = if one {
+            vec![href_of(hrefs)?.into_owned()]
         } else {
             hrefs
                 .try_iter()?
-                .map(|h| h.and_then(|h| h.extract::<String>()))
+                .map(|h| h.and_then(|h| Ok(href_of(&h)?.into_owned())))
                 .collect::<PyResult<_>>()?
         };
         match fit {
@@ -1045,8 +1070,8 @@ impl Cache {
     }
 
     /// Removes `href` (every size of it) from the cache (§3.5); whether anything was there.
-    fn remove(&self, href: &str) -> bool {
-        self.cache.remove(href)
+    fn remove(&self, href: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.cache.remove(&href_of(href)?))
     }
 
     /// Evicts unused entries of `tier` ("cpu") until it uses at most `size` (§3.6).
@@ -1088,9 +1113,10 @@ impl Cache {
     }
 
     /// Opens the video `href` (stopped: the header only).
-    fn video(&self, py: Python<'_>, href: &str) -> PyResult<Video> {
+    fn video(&self, py: Python<'_>, href: &Bound<'_, PyAny>) -> PyResult<Video> {
         let c = &self.cache;
-        let node = py.detach(|| c.video(href)).map_err(py_err)?;
+        let href = href_of(href)?;
+        let node = py.detach(|| c.video(&href)).map_err(py_err)?;
         Ok(Video {
             node: Mutex::new(node),
         })
@@ -1107,8 +1133,8 @@ impl Cache {
     }
 
     /// The key `href` resolves to.
-    fn key(&self, href: &str) -> String {
-        self.cache.key(href).to_string()
+    fn key(&self, href: &Bound<'_, PyAny>) -> PyResult<String> {
+        Ok(self.cache.key(&href_of(href)?).to_string())
     }
 
     fn __repr__(&self) -> String {

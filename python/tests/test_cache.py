@@ -332,3 +332,67 @@ def test_torch_reads_the_pixels_when_it_is_installed(tmp_path):
     t = torch.from_dlpack(bm)
     assert t.shape == (64, 64, 4) and t.dtype == torch.uint8
     assert t.numpy().tolist() == picture(6).tolist()
+
+
+def test_to_rgb_uses_the_streams_matrix_range_and_rotation(corpus):
+    enc = corpus / "video" / "encoded"
+    cache = texcache.Cache(mediadir=str(enc))
+    # BT.709, limited range (the HD clip): the YUV planes through BT.709's matrix.
+    node = cache.video("testsrc2_1920x1080_h264.mp4")
+    node.play()
+    frame = node.next_frame()
+    y, u, v = (p.astype(np.float32) for p in frame.planes())
+    u = np.repeat(np.repeat(u, 2, 0), 2, 1)[: y.shape[0], : y.shape[1]] - 128
+    v = np.repeat(np.repeat(v, 2, 0), 2, 1)[: y.shape[0], : y.shape[1]] - 128
+    yy, u, v = (y - 16) * 255 / 219, u * 255 / 224, v * 255 / 224
+    want = np.stack(
+        [yy + 1.5748 * v, yy - 0.187324 * u - 0.468124 * v, yy + 1.8556 * u], axis=-1
+    )
+    want = np.clip(np.round(want), 0, 255).astype(np.uint8)
+    rgb = frame.to_rgb()
+    assert rgb.shape == (1080, 1920, 3)
+    assert np.abs(rgb.astype(int) - want).max() <= 1
+    # A clip with a display matrix: turned upright (coded 640x360, shown 360x640).
+    node = cache.video("testsrc2_640x360_h264_rot90.mp4")
+    node.play()
+    frame = node.next_frame()
+    assert (frame.width, frame.height) == (640, 360)
+    assert frame.to_rgb().shape == (640, 360, 3)
+
+
+def test_names_that_are_not_utf8_bytes_and_paths_load(tmp_path):
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.png"  # Latin-1, not UTF-8
+    write_png(tmp_path / "plain.png", picture(5))
+    os.replace(tmp_path / "plain.png", raw)
+    write_png(tmp_path / "also.png", picture(6))
+    cache = texcache.Cache(mediadir=str(tmp_path))
+    listed = [n for n in os.listdir(tmp_path) if n.startswith("caf")]
+    assert listed == ["caf\udce9.png"]  # what os.listdir gives: a surrogate escape
+    want = picture(5)
+    assert np.array_equal(cache.array(listed[0]), want)
+    assert np.array_equal(cache.array(b"caf\xe9.png"), want)
+    assert np.array_equal(np.asarray(cache.bitmap(tmp_path / "also.png")), picture(6))
+    assert cache.stats()["cpu"]["hits"] == 1  # the str and bytes name one entry
+    cache.prefetch([b"caf\xe9.png", tmp_path / "also.png"])
+    cache.wait_prefetch()
+    assert cache.remove(listed[0])
+    with pytest.raises(texcache.NotFound, match="missing"):
+        cache.bitmap(b"missing\xff.png")
+    with pytest.raises(TypeError, match="href"):
+        cache.bitmap(42)
+
+
+def test_dlpack_refuses_devices_it_cannot_give(tmp_path):
+    write_png(tmp_path / "a.png", picture(1))
+    b = texcache.Cache(mediadir=str(tmp_path)).bitmap("a.png")
+    assert b.__dlpack_device__() == (1, 0)
+    b.__dlpack__(dl_device=(1, 0))  # the CPU: fine
+    for device in [(2, 0), (1, 1), (13, 0)]:
+        with pytest.raises(BufferError, match="CPU"):
+            b.__dlpack__(dl_device=device)
+
+
+def test_a_zero_by_zero_picture_is_corrupt(tmp_path):
+    (tmp_path / "empty.ppm").write_bytes(b"P6\n0 0\n255\n")
+    with pytest.raises(texcache.Corrupt, match="empty.ppm"):
+        texcache.Cache(mediadir=str(tmp_path)).bitmap("empty.ppm")

@@ -5,7 +5,9 @@
 //! - `ffmpeg.rs`: every other video file, through FFmpeg (feature `ffmpeg`).
 //! - `node.rs`: the node, its decoder thread, queue and buffer pool, the playback clock helper.
 //! - `texture.rs`: the node's one texture and the WGSL that samples YUV planes as RGB.
+//! - `convert.rs`: the same conversion on the CPU (`Frame::to_rgb`).
 
+mod convert;
 #[cfg(feature = "ffmpeg")]
 pub(crate) mod ffmpeg;
 #[cfg(feature = "ffmpeg")]

@@ -99,6 +99,28 @@ impl Frame {
     pub fn bytes(&self) -> u64 {
         self.info().frame_bytes()
     }
+    /// The frame as packed 8-bit RGB, upright: converted with the stream's matrix and range
+    /// as the GPU converts it, and turned by its rotation, so `display_size()` pixels (a copy).
+    ///
+    /// ```no_run
+    /// # fn main() -> texcache::Result<()> {
+    /// let cache = texcache::Cache::with_defaults();
+    /// let mut node = cache.video("clip.mp4")?;
+    /// node.play()?;
+    /// if let Some(frame) = node.next_frame()? {
+    ///     let (w, h) = frame.display_size();
+    ///     assert_eq!(frame.to_rgb().len(), w as usize * h as usize * 3);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn to_rgb(&self) -> Vec<u8> {
+        super::convert::to_rgb(self.info(), self.data())
+    }
+    /// Width and height as displayed (after the stream's rotation): what
+    /// [`to_rgb`](Self::to_rgb) gives.
+    pub fn display_size(&self) -> (u32, u32) {
+        self.info().display_size()
+    }
     /// The Y, U and V planes of a YUV frame.
     pub fn planes(&self) -> Option<[&[u8]; 3]> {
         if self.info().format != PixelFormat::Yuv420 {

@@ -97,8 +97,23 @@ pub fn fit_of(hint: SizeHint) -> Option<(u32, u32)> {
 /// assert_eq!(href_of("file:///srv/media/a%20b.png").as_deref(), Some("/srv/media/a b.png"));
 /// assert_eq!(href_of("photos/cat.jpg").as_deref(), Some("photos/cat.jpg"));
 /// assert_eq!(href_of("bytes://logo.png"), None);
+/// // egui's frame suffix on pictures that may be animated: frame 0 is the picture.
+/// assert_eq!(href_of("texcache://a.webp#0").as_deref(), Some("a.webp"));
+/// assert_eq!(href_of("texcache://a.gif#3"), None);
+/// assert_eq!(href_of("texcache://a.png#0").as_deref(), Some("a.png#0"));
 /// ```
 pub fn href_of(uri: &str) -> Option<Cow<'_, str>> {
+    // egui asks for GIFs and WebPs (which may be animated) as `URI#FRAME`, frame 0 first and,
+    // as this loader registers no frame durations, only: frame 0 is the picture.
+    let uri = match uri.rsplit_once('#') {
+        Some((base, frame)) if is_animation(base) && is_number(frame) => {
+            if frame.bytes().any(|b| b != b'0') {
+                return None; // a later frame: not what this loader serves
+            }
+            base
+        }
+        _ => uri,
+    };
     if let Some(href) = uri.strip_prefix("texcache://") {
         return Some(Cow::Borrowed(href));
     }
@@ -106,6 +121,17 @@ pub fn href_of(uri: &str) -> Option<Cow<'_, str>> {
         return Some(percent_decoded(path));
     }
     (!uri.contains("://")).then_some(Cow::Borrowed(uri))
+}
+
+/// Whether `uri` names a file egui treats as a possible animation (by its extension, as
+/// egui's own `is_animated_image_uri`): GIF and WebP.
+fn is_animation(uri: &str) -> bool {
+    let ext = uri.rsplit_once('.').map_or("", |(_, e)| e);
+    ext.eq_ignore_ascii_case("gif") || ext.eq_ignore_ascii_case("webp")
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `%XX` escapes of a `file://` URI's path, decoded (invalid ones are kept as they are).

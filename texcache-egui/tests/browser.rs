@@ -237,6 +237,11 @@ fn a_click_opens_the_picture_at_window_size_and_m_shows_the_memory_panel() {
     assert!(h.state().show_memory);
     cache.sample_history();
     settle(&mut h);
+    let (table, panel) = h.state().stats_table.expect("the stats table was drawn");
+    assert!(
+        table.max.x <= panel.max.x + 0.5 && table.min.x >= panel.min.x - 0.5,
+        "the stats table ({table:?}) is cut off by its panel ({panel:?})"
+    );
     let image = h.render().expect("the memory panel renders");
     if let Some(p) = std::env::var_os("TEXCACHE_EGUI_SNAPSHOT") {
         image.save(p).unwrap();
@@ -283,4 +288,57 @@ fn a_gray_picture_is_drawn_gray() {
         "mean difference {mean:.2} from the fitted gray bitmap"
     );
     assert_eq!(cache.stats().gpu.used, 160 * 120 * 4, "uploaded as RGBA");
+}
+
+/// The browser over a folder of every format of the corpus and the EXIF orientation set:
+/// every picture texcache decodes is drawn (WebP and GIF too, which egui asks for as
+/// `URI#0`), and only those it cannot decode are errors, with its message.
+#[test]
+fn every_format_and_orientation_is_drawn() {
+    let Some(rs) = render_state() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    let mut names = Vec::new();
+    for sub in ["formats", "orientation"] {
+        for e in std::fs::read_dir(corpus.join(sub)).unwrap().flatten() {
+            let name = e.file_name().into_string().unwrap();
+            std::os::unix::fs::symlink(e.path(), tmp.path().join(&name)).unwrap();
+            names.push(name);
+        }
+    }
+    names.sort();
+    assert!(names.iter().filter(|n| n.ends_with(".webp")).count() >= 9, "{names:?}");
+    let cache = cache(tmp.path(), 256 << 20, 256 << 20);
+    // What texcache itself makes of each (AVIF needs its `ffmpeg` feature).
+    let failing: Vec<&String> = names.iter().filter(|n| cache.bitmap(n).is_err()).collect();
+    assert!(
+        failing.iter().all(|n| n.ends_with(".avif")),
+        "texcache cannot decode {failing:?}"
+    );
+    let mut h = harness(&rs, cache.clone(), &names, egui::vec2(1400.0, 2400.0));
+    settle(&mut h);
+    h.render().expect("rendered");
+    let l = h.state().loader.stats();
+    assert_eq!(
+        (l.failed, l.held),
+        (failing.len(), names.len() - failing.len()),
+        "{l:?}"
+    );
+    let hint = SizeHint::Size {
+        width: 160,
+        height: 120,
+        maintain_aspect_ratio: true,
+    };
+    for uri in [
+        "texcache://kodim23_orientation6.webp#0",
+        "texcache://kodim23_lossless.webp#0",
+    ] {
+        match h.ctx.try_load_texture(uri, TextureOptions::default(), hint) {
+            Ok(egui::load::TexturePoll::Ready { texture }) => {
+                let ratio = texture.size.x / texture.size.y;
+                assert!((ratio - 1.5).abs() < 0.02, "{uri}: {:?} is not upright", texture.size)
+            }
+            other => panic!("{uri}: {:?}", other.map(|_| ())),
+        }
+    }
 }

@@ -27,6 +27,9 @@ pub struct Browser {
     pub scroll_to: Option<f32>,
     /// The thumbnails drawn in the last pass: index and rectangle (points).
     pub drawn: Vec<(usize, egui::Rect)>,
+    /// Where the memory panel's stats table was drawn in the last pass, and the panel's own
+    /// rectangle (points).
+    pub stats_table: Option<(egui::Rect, egui::Rect)>,
 }
 
 /// Gap between thumbnails, in points.
@@ -48,6 +51,7 @@ impl Browser {
             show_memory: false,
             scroll_to: None,
             drawn: Vec::new(),
+            stats_table: None,
         }
     }
 
@@ -175,11 +179,22 @@ impl Browser {
             });
         ui.separator();
         ui.heading("stats");
+        // The table in a monospace font small enough for its widest line to fit the panel
+        // (not below 6 points: past that, the panel scrolls sideways).
+        let table = self.cache.stats().to_string();
+        let widest = table.lines().map(|l| l.chars().count()).max().unwrap_or(1) as f32;
+        let base = egui::TextStyle::Monospace.resolve(ui.style());
+        let advance = ui.ctx().fonts_mut(|f| f.glyph_width(&base, 'M')).max(1.0);
+        let size = (base.size * ui.available_width() / (widest * advance)).clamp(6.0, base.size);
+        let panel = ui.max_rect();
         egui::ScrollArea::horizontal().show(ui, |ui| {
-            ui.add(
-                egui::Label::new(egui::RichText::new(self.cache.stats().to_string()).monospace())
-                    .extend(),
+            let shown = ui.add(
+                egui::Label::new(
+                    egui::RichText::new(table).font(egui::FontId::monospace(size)),
+                )
+                .extend(),
             );
+            self.stats_table = Some((shown.rect, panel));
         });
     }
 }
