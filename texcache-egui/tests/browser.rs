@@ -342,3 +342,58 @@ fn every_format_and_orientation_is_drawn() {
         }
     }
 }
+
+/// The photo browser as a person runs it: a real window on a real X server (Xvfb), over a
+/// folder of every corpus format and the orientation set, for 30 frames, then closed. Its
+/// stderr has none of the driver's `XDG_RUNTIME_DIR` noise (the command line filters it too)
+/// and no error.
+#[test]
+fn the_photo_browser_runs_on_an_x_server_without_noise() {
+    if render_state().is_none() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let browser = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/photo_browser");
+    assert!(browser.exists(), "{} (built by cargo test)", browser.display());
+    // Xvfb writes its display number once it accepts connections (no sleep needed).
+    let mut server = std::process::Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("this test needs Xvfb ({e}; apt-get install xvfb: scripts/install-deps does)")
+        });
+    let mut display = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut display,
+    )
+    .unwrap();
+    assert!(!display.trim().is_empty(), "Xvfb did not start");
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    for sub in ["formats", "orientation"] {
+        for e in std::fs::read_dir(corpus.join(sub)).unwrap().flatten() {
+            std::os::unix::fs::symlink(e.path(), tmp.path().join(e.file_name())).unwrap();
+        }
+    }
+    let out = std::process::Command::new(&browser)
+        .args(["--dir", tmp.path().to_str().unwrap(), "--frames", "30"])
+        .env("DISPLAY", format!(":{}", display.trim()))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("TEXCACHE_CONFIG")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", out.status);
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+}

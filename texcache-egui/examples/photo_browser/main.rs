@@ -15,18 +15,30 @@ mod browser;
 
 use std::path::PathBuf;
 
+/// What texcache decodes (AVIF with its `ffmpeg` feature; without it, its error is shown).
 const EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "tga", "qoi",
+    "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "tga", "qoi", "ico", "ppm", "pgm",
+    "pbm", "pam", "pnm", "avif",
 ];
 
 fn main() -> eframe::Result {
+    let runtime_dir = quiet_wayland_probe();
     let mut args = std::env::args().skip(1);
-    let mut dir = None;
+    let (mut dir, mut frames) = (None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
+            "--frames" => {
+                frames = args.next().and_then(|n| n.parse::<u64>().ok());
+                if frames.is_none() {
+                    fail("--frames takes a number of frames");
+                }
+            }
             "-h" | "--help" => {
-                println!("photo_browser [--dir FOLDER]   (default: 600 pictures it generates)");
+                println!(
+                    "photo_browser [--dir FOLDER] [--frames N]   (default: 600 pictures it \
+                     generates; --frames: close after N frames, for smoke tests)"
+                );
                 return Ok(());
             }
             other => {
@@ -71,7 +83,7 @@ fn main() -> eframe::Result {
         viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 800.0]),
         ..Default::default()
     };
-    eframe::run_native(
+    let ran = eframe::run_native(
         "texcache photo browser",
         options,
         Box::new(move |cc| {
@@ -80,29 +92,72 @@ fn main() -> eframe::Result {
                 .as_ref()
                 .ok_or("the photo browser needs eframe's wgpu renderer")?;
             let loader = texcache_egui::install(&cc.egui_ctx, render_state, cache.clone());
-            Ok(Box::new(App(browser::Browser::new(cache, loader, &names))))
+            Ok(Box::new(App {
+                browser: browser::Browser::new(cache, loader, &names),
+                frames_left: frames,
+            }))
         }),
-    )
+    );
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
+    ran
 }
 
-struct App(browser::Browser);
+struct App {
+    browser: browser::Browser,
+    /// With `--frames N`: frames still to draw before closing.
+    frames_left: Option<u64>,
+}
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.0.ui(ui);
-        if self.0.show_memory {
+        self.browser.ui(ui);
+        if self.browser.show_memory {
             // The graph moves while it is shown.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(250));
         }
+        if let Some(left) = &mut self.frames_left {
+            *left = left.saturating_sub(1);
+            let close = *left == 0;
+            ui.ctx().send_viewport_cmd(if close {
+                egui::ViewportCommand::Close
+            } else {
+                egui::ViewportCommand::Focus // a no-op that asks for the next frame
+            });
+            ui.ctx().request_repaint();
+        }
     }
+}
+
+/// On X11 and headless machines without `XDG_RUNTIME_DIR`, the windowing library's probe for
+/// a Wayland display makes libwayland print `error: XDG_RUNTIME_DIR is invalid or not set in
+/// the environment.` (harmless, and not the browser's). With a private, empty runtime
+/// directory the probe finds no display, quietly. Called first in `main`, before any thread;
+/// returns the directory made, removed when the browser closes.
+fn quiet_wayland_probe() -> Option<PathBuf> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("texcache-photo-browser-run-{}", std::process::id()));
+    use std::os::unix::fs::DirBuilderExt;
+    if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
+        // SAFETY: no other thread exists yet (this runs first in `main`), so nothing reads
+        // the environment concurrently.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        return Some(dir);
+    }
+    None
 }
 
 fn pictures_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())))
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        // Files, and links to files.
+        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| {
             n.rsplit_once('.')
