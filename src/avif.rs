@@ -264,7 +264,10 @@ fn locate<'a>(
         .iter()
         .any(|&s| s > 8)
     {
-        return Err(corrupt(href, "an item location field wider than 8 bytes (iloc)"));
+        return Err(corrupt(
+            href,
+            "an item location field wider than 8 bytes (iloc)",
+        ));
     }
     let index_size = if v == 1 || v == 2 { index_size } else { 0 };
     let extent_size = index_size + offset_size + length_size;
@@ -522,7 +525,12 @@ mod ffmpeg {
         }
         // The stream's own limit, which `ispe` may understate: from the configuration OBUs,
         // else from the item's first bytes.
-        let first = item.data.iter().find(|d| !d.is_empty()).copied().unwrap_or(&[]);
+        let first = item
+            .data
+            .iter()
+            .find(|d| !d.is_empty())
+            .copied()
+            .unwrap_or(&[]);
         let stream = super::max_frame_size(item.av1c.get(4..).unwrap_or(&[]))
             .or_else(|| super::max_frame_size(first));
         if let Some((w, h)) = stream {

@@ -242,7 +242,9 @@ impl Cache {
                 unsafe { &*current }
             };
             let child = Box::into_raw(Box::new(parent.forked()));
-            match owner.forked.compare_exchange(current, child, Ordering::AcqRel, Ordering::Acquire)
+            match owner
+                .forked
+                .compare_exchange(current, child, Ordering::AcqRel, Ordering::Acquire)
             {
                 // The pointer replaced (if any) is an ancestor's, never freed here.
                 Ok(_) => {
@@ -626,7 +628,9 @@ impl Cache {
 
     fn queue_prefetch(&self, jobs: impl Iterator<Item = Job>) -> Result<()> {
         let threads = self.inner().config.lock().loader.threads;
-        self.inner().prefetch.queue(&self.downgrade(), threads, jobs)
+        self.inner()
+            .prefetch
+            .queue(&self.downgrade(), threads, jobs)
     }
 
     /// Blocks until every prefetch queued so far has finished.

@@ -412,8 +412,7 @@ fn decode_stored(
             },
         });
     }
-    if reader.format() == Some(image::ImageFormat::Tiff) && is_tiff_the_decoder_panics_on(bytes)
-    {
+    if reader.format() == Some(image::ImageFormat::Tiff) && is_tiff_the_decoder_panics_on(bytes) {
         return Err(Error::Unsupported {
             href: href.into(),
             detail: "a tiled TIFF with separate colour planes (PlanarConfiguration 2) and \
@@ -599,7 +598,10 @@ fn decode_cmyk_jpeg(
     dec.decode_into(&mut pixels)
         .map_err(|e| corrupt(e.to_string()))?;
     if dec.output_colorspace() != Some(input) {
-        return Err(corrupt(format!("four channels decoded as {:?}", dec.output_colorspace())));
+        return Err(corrupt(format!(
+            "four channels decoded as {:?}",
+            dec.output_colorspace()
+        )));
     }
     if input == ColorSpace::YCCK {
         ycck_to_inverted_cmyk(&mut pixels);
@@ -984,7 +986,10 @@ fn is_tiff_the_decoder_panics_on(b: &[u8]) -> bool {
 /// Whether a BMP's pixels are run-length coded (BI_RLE8 or BI_RLE4 in a header of at least
 /// `BITMAPINFOHEADER`'s 40 bytes).
 fn is_rle_bmp(b: &[u8]) -> bool {
-    let u32_at = |i: usize| b.get(i..i + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let u32_at = |i: usize| {
+        b.get(i..i + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
     b.starts_with(b"BM")
         && u32_at(14).is_some_and(|size| size >= 40)
         && matches!(u32_at(30), Some(1 | 2))

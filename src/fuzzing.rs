@@ -9,6 +9,7 @@
 //! ```
 //! texcache::fuzzing::trace(b"bitmap a cat.png\nrelease a\n");
 //! texcache::fuzzing::config(b"[cpu]\nbudget = \"1 KiB\"\n");
+//! texcache::fuzzing::avif(&[0; 16]);
 //! ```
 
 use crate::bitmap::{self, Bitmap};
@@ -35,6 +36,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("video", video),
     ("control", control),
     ("decode", decode),
+    ("formats", formats),
+    ("exif", exif),
+    ("avif", avif),
 ];
 
 /// A config file (§5): parsed, or an error naming the file.
@@ -114,9 +118,163 @@ pub fn control(data: &[u8]) {
 /// An image file, decoded through a tier (§3): a hit after a successful load, or a typed
 /// error naming the href, one failure, and nothing left in the tier.
 pub fn decode(data: &[u8]) {
+    decode_as("img.bin", data)
+}
+
+/// An image file named by its first byte's pick of extension (TGA, which has no signature, is
+/// only tried by its name; the others' decoders are reached from their signatures too): what
+/// [`decode`] checks, for every format's path.
+pub fn formats(data: &[u8]) {
+    const NAMES: [&str; 8] = [
+        "img.tga", "img.bmp", "img.tif", "img.ico", "img.ppm", "img.qoi", "img.gif", "img.webp",
+    ];
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    decode_as(NAMES[pick as usize % NAMES.len()], rest)
+}
+
+/// An EXIF block (as a JPEG's APP1 segment, WebP's `EXIF` chunk and PNG's `eXIf` carry it),
+/// put into a small valid picture of each of the three formats: each decodes, upright by
+/// whatever orientation the block says (1 to 8), or is a typed error naming the href.
+pub fn exif(data: &[u8]) {
+    use image::ImageEncoder;
+    static PICTURES: OnceLock<(Vec<u8>, [(&'static str, Vec<u8>); 2])> = OnceLock::new();
+    let (pixels, pictures) = PICTURES.get_or_init(|| {
+        let px = crate::samples::picture(3, 2, 7).into_raw();
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .write_image(&px, 3, 2, image::ExtendedColorType::Rgba8)
+            .expect("a WebP");
+        // A 3x2 baseline JPEG, gray, as `cjpeg -grayscale` writes it.
+        let jpeg = include_bytes!("../tests/fuzz/exif-base.jpg").to_vec();
+        (px, [("exif.webp", webp), ("exif.jpg", jpeg)])
+    });
+    let block = data.get(..data.len().min(65_000)).unwrap_or(data);
+    let files = pictures
+        .iter()
+        .map(|(href, base)| (*href, with_exif(href, base, block)))
+        .chain([("exif.png", png_with_exif(pixels, block))]);
+    for (href, file) in files {
+        match bitmap::decode(href, &file, &crate::decode::DecodeOptions::new(MAX_PIXELS)) {
+            Ok(b) => {
+                let (w, h) = (b.width(), b.height());
+                assert!((w, h) == (3, 2) || (w, h) == (2, 3), "{href}: {w}x{h}");
+            }
+            Err(e) => assert!(e.to_string().starts_with(href), "{e}"),
+        }
+    }
+}
+
+/// `base` (a WebP or JPEG) with `block` as its EXIF: an `EXIF` chunk (with a VP8X header
+/// saying so) or an APP1 segment after SOI.
+fn with_exif(href: &str, base: &[u8], block: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(base.len() + block.len() + 32);
+    if href.ends_with(".webp") {
+        // RIFF header, VP8X (EXIF flag), the image's own chunks, then EXIF.
+        let body = &base[12..];
+        let mut chunks = b"VP8X".to_vec();
+        chunks.extend(10u32.to_le_bytes());
+        chunks.extend([0x08 | 0x10, 0, 0, 0]); // EXIF and alpha
+        chunks.extend([2, 0, 0, 1, 0, 0]); // width - 1, height - 1 (24 bits each)
+        chunks.extend_from_slice(body);
+        chunks.extend_from_slice(b"EXIF");
+        chunks.extend((block.len() as u32).to_le_bytes());
+        chunks.extend_from_slice(block);
+        if block.len() % 2 == 1 {
+            chunks.push(0);
+        }
+        out.extend_from_slice(b"RIFF");
+        out.extend((chunks.len() as u32 + 4).to_le_bytes());
+        out.extend_from_slice(b"WEBP");
+        out.extend(chunks);
+    } else {
+        out.extend_from_slice(&base[..2]);
+        out.extend([0xFF, 0xE1]);
+        out.extend(((block.len() + 8) as u16).to_be_bytes());
+        out.extend_from_slice(b"Exif\0\0");
+        out.extend_from_slice(block);
+        out.extend_from_slice(&base[2..]);
+    }
+    out
+}
+
+/// A 3x2 RGBA PNG of `pixels` with `block` as its `eXIf` chunk.
+fn png_with_exif(pixels: &[u8], block: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 3, 2);
+    encoder.set_color(png::ColorType::Rgba);
+    let mut writer = encoder.write_header().expect("a PNG header");
+    writer
+        .write_chunk(png::chunk::ChunkType(*b"eXIf"), block)
+        .expect("a chunk");
+    writer.write_image_data(pixels).expect("3x2 pixels");
+    writer.finish().expect("a PNG");
+    out
+}
+
+/// An AVIF container built from the input, so that the fuzzer explores the item locations and
+/// properties rather than box sizes: the first bytes say how much padding (`free` box) makes
+/// the file long, the `iloc` version and field sizes, and the item and extent counts; the rest
+/// is the `iloc` body's items, then the AV1 configuration. Decoded as [`decode`] decodes (with
+/// the `ffmpeg` feature, through FFmpeg's AV1 decoder), it must be a picture or a typed error.
+pub fn avif(data: &[u8]) {
+    let mut r = data;
+    let mut take = |n: usize| -> &[u8] {
+        let (head, rest) = r.split_at(n.min(r.len()));
+        r = rest;
+        head
+    };
+    let byte = |b: &[u8], i: usize| b.get(i).copied().unwrap_or(0);
+    let head = take(6);
+    let padding = u16::from_le_bytes([byte(head, 0), byte(head, 1)]) as usize * 2;
+    let version = byte(head, 2) % 3;
+    let sizes = [byte(head, 3), byte(head, 4)];
+    let items_len = byte(head, 5) as usize * 4;
+    let items = take(items_len).to_vec();
+    let av1c = take(64).to_vec();
+    let full = |kind: &[u8; 4], version: u8, body: &[u8]| {
+        let mut b = vec![version, 0, 0, 0];
+        b.extend_from_slice(body);
+        iso_box(kind, &b)
+    };
+    let mut iloc = sizes.to_vec();
+    iloc.extend_from_slice(&items);
+    let ispe = full(b"ispe", 0, &[0, 0, 0, 16, 0, 0, 0, 16]);
+    let ipco = iso_box(b"ipco", &[iso_box(b"av1C", &av1c), ispe].concat());
+    let ipma = full(b"ipma", 0, &[0, 0, 0, 1, 0, 1, 2, 0x81, 0x82]);
+    let meta = full(
+        b"meta",
+        0,
+        &[
+            full(b"pitm", 0, &[0, 1]),
+            full(b"iloc", version, &iloc),
+            iso_box(b"iprp", &[ipco, ipma].concat()),
+        ]
+        .concat(),
+    );
+    let mut file = [
+        iso_box(b"ftyp", b"avif\0\0\0\0avifmif1"),
+        meta,
+        iso_box(b"mdat", r),
+    ]
+    .concat();
+    file.extend(iso_box(b"free", &vec![0; padding]));
+    decode_as("img.avif", &file)
+}
+
+/// An ISO base media box: size, type, body.
+fn iso_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(body);
+    b
+}
+
+/// [`decode`] of `data` named `href`.
+fn decode_as(href: &str, data: &[u8]) {
     let resolver = Resolver::new("/fuzz");
     let tier: Tier<Bitmap> = Tier::new(TierKind::Cpu, 1 << 30, 0);
-    let href = "img.bin";
     let load = || {
         tier.acquire(
             href,

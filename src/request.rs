@@ -89,9 +89,7 @@ impl<H> Request<H> {
         }
         let outcome = slot.state.try_lock().and_then(|mut s| s.outcome.take());
         let href = slot.href.clone();
-        self.state = State::Ready(Some(
-            outcome.unwrap_or(Err(Error::Cancelled { href })),
-        ));
+        self.state = State::Ready(Some(outcome.unwrap_or(Err(Error::Cancelled { href }))));
     }
 
     /// A request that is already resolved (a hit, or an error found before any load).

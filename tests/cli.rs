@@ -675,3 +675,113 @@ fn probe_tells_pictures_videos_and_errors_apart() {
         "{out}"
     );
 }
+
+/// No command writes over what it reads: `tune --plot` naming the trace (directly, by another
+/// spelling, or through a link), `replay --record` or `tune --plot` naming the config (given,
+/// or from `TEXCACHE_CONFIG`), `stats --plot` naming the config, `demo` with one file for both
+/// outputs. Each is refused before anything runs, saying which option names which file, and
+/// every input is byte for byte as it was.
+#[test]
+fn no_command_writes_over_its_inputs() {
+    let (tmp, cfg) = setup(4000);
+    let dir = tmp.path();
+    let trace = dir.join("t.trace");
+    std::fs::write(&trace, "bitmap a a.png\nrelease a\n").unwrap();
+    std::os::unix::fs::symlink(&trace, dir.join("link.svg")).unwrap();
+    let t = trace.to_str().unwrap().to_string();
+    let respelled = format!("{}/./t.trace", dir.display());
+    let link = dir.join("link.svg").display().to_string();
+    let plot = dir.join("plot.svg").display().to_string();
+    let tune_plot = |plot: &str| -> Vec<String> {
+        [
+            "tune",
+            "--trace",
+            &t,
+            "--config",
+            &cfg,
+            "--cpu-budgets",
+            "1KiB",
+            "--plot",
+            plot,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // (arguments, the option named in the refusal, TEXCACHE_CONFIG)
+    let cases: Vec<(Vec<String>, &str, Option<&str>)> = vec![
+        (tune_plot(&t), "--plot", None),
+        (tune_plot(&respelled), "--plot", None),
+        (tune_plot(&link), "--plot", None),
+        (tune_plot(&cfg), "--plot", None),
+        (
+            args(&["replay", "--trace", &t, "--config", &cfg, "--record", &cfg]),
+            "--record",
+            None,
+        ),
+        (
+            args(&["replay", "--trace", &t, "--record", &cfg]),
+            "--record",
+            Some(&cfg),
+        ),
+        (
+            args(&[
+                "tune",
+                "--trace",
+                &t,
+                "--cpu-budgets",
+                "1KiB",
+                "--plot",
+                &cfg,
+            ]),
+            "--plot",
+            Some(&cfg),
+        ),
+        (
+            args(&["stats", "--config", &cfg, "--plot", &cfg]),
+            "--plot",
+            None,
+        ),
+        (
+            args(&[
+                "demo",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--plot",
+                &plot,
+                "--sheet",
+                &plot,
+            ]),
+            "--sheet",
+            None,
+        ),
+    ];
+    let before: Vec<Vec<u8>> = [&trace, Path::new(&cfg)]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    for (args, option, env_config) in &cases {
+        let mut cmd = Command::new(common::texcache_bin());
+        cmd.args(args).env_remove("TEXCACHE_CONFIG");
+        if let Some(c) = env_config {
+            cmd.env("TEXCACHE_CONFIG", c);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran: {err}");
+        assert!(
+            err.contains(option) && err.contains("names the file"),
+            "{args:?}: {err}"
+        );
+        let after: Vec<Vec<u8>> = [&trace, Path::new(&cfg)]
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert_eq!(after, before, "{args:?} changed an input");
+        assert!(!Path::new(&plot).exists(), "{args:?} wrote {plot}");
+    }
+    // Other files are written as before.
+    let fine = tune_plot(&plot);
+    let (ok, _, err) = texcache(&fine.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok && Path::new(&plot).exists(), "{err}");
+}

@@ -499,7 +499,11 @@ fn webp_exif_after_an_exif_header_is_read_too() {
         let path = tmp.path().join(&name);
         std::fs::write(&path, &riff).unwrap();
         let b = decode(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!((b.width(), b.height()), want.dimensions(), "{name}: upright size");
+        assert_eq!(
+            (b.width(), b.height()),
+            want.dimensions(),
+            "{name}: upright size"
+        );
         let db = psnr(b.pixels(), want.as_raw());
         assert!(db >= 30.0, "{name}: {db:.1} dB from upright.png");
         let info = texcache::probe::probe(&name, &path, 1 << 28).unwrap();

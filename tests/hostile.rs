@@ -750,7 +750,12 @@ fn an_avif_whose_extents_add_up_past_its_length_is_corrupt_not_a_crash() {
         // a 64 KiB packet), and 65,535 of a 32 KiB file: just under 2^31 (once 2.1 GB).
         let cases = [("overflow.avif", 65_538), ("amplified.avif", 32 << 10)];
         for (name, len) in cases {
-            let file = avif(&iloc_whole_file_extents(65_535), &av1c_of(16, 16), (16, 16), len);
+            let file = avif(
+                &iloc_whole_file_extents(65_535),
+                &av1c_of(16, 16),
+                (16, 16),
+                len,
+            );
             std::fs::write(tmp.path().join(name), file).unwrap();
         }
         let before = peak_rss();
@@ -765,7 +770,10 @@ fn an_avif_whose_extents_add_up_past_its_length_is_corrupt_not_a_crash() {
             }
         }
         let grew = peak_rss().saturating_sub(before);
-        assert!(grew < 16 << 20, "the AVIFs grew the peak RSS by {grew} bytes");
+        assert!(
+            grew < 16 << 20,
+            "the AVIFs grew the peak RSS by {grew} bytes"
+        );
         assert_eq!(cache.stats().cpu.used, 0);
         println!("CHILD OK");
         return;
@@ -880,7 +888,10 @@ fn an_rle_bmp_claiming_a_huge_canvas_is_refused_before_its_canvas() {
             }
         }
         let grew = peak_rss().saturating_sub(before);
-        assert!(grew < 16 << 20, "a 1,080-byte BMP grew the peak RSS by {grew} bytes");
+        assert!(
+            grew < 16 << 20,
+            "a 1,080-byte BMP grew the peak RSS by {grew} bytes"
+        );
         println!("CHILD OK");
         return;
     }
@@ -909,7 +920,10 @@ fn in_forked_child(child: impl FnOnce()) -> i32 {
         // SAFETY: `pid` is our child; `status` is a live local.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         assert_eq!(r, pid);
-        assert!(libc::WIFEXITED(status), "the child was killed: status {status}");
+        assert!(
+            libc::WIFEXITED(status),
+            "the child was killed: status {status}"
+        );
         libc::WEXITSTATUS(status)
     })
 }
@@ -960,7 +974,11 @@ fn a_forked_child_gets_a_fresh_cache_and_leaves_the_parents_alone() {
         }
         // A fresh cache: the same config, none of the parent's entries or counts.
         let s = app.stats();
-        assert_eq!((s.cpu.entries, s.cpu.misses, s.cpu.hits), (0, 0, 0), "{s:?}");
+        assert_eq!(
+            (s.cpu.entries, s.cpu.misses, s.cpu.hits),
+            (0, 0, 0),
+            "{s:?}"
+        );
         assert_eq!(s.cpu.budget, cache.config().cpu.budget.0);
         // The picture in flight in the parent loads here; prefetch runs here.
         assert_eq!(app.bitmap("big.png").unwrap().width(), 3000);
@@ -978,14 +996,24 @@ fn a_forked_child_gets_a_fresh_cache_and_leaves_the_parents_alone() {
     // The parent's request, socket and trace are as they were.
     let b = request.wait().unwrap();
     assert_eq!((b.width(), b.height()), (3000, 3000));
-    assert!(std::fs::symlink_metadata(&sock).is_ok(), "the socket file was removed");
+    assert!(
+        std::fs::symlink_metadata(&sock).is_ok(),
+        "the socket file was removed"
+    );
     let out = common::stats_over(&sock, &["--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cache_stats = cache.stats();
     assert_eq!(cache_stats.cpu.misses, 3, "{cache_stats:?}");
     drop(b);
     drop(cache);
-    assert!(!sock.exists(), "the parent removes its socket when it drops its cache");
+    assert!(
+        !sock.exists(),
+        "the parent removes its socket when it drops its cache"
+    );
     let written = std::fs::read_to_string(&trace).unwrap();
     assert!(
         written.contains("small.png") && written.contains("big.png"),

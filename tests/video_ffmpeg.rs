@@ -501,9 +501,22 @@ fn swscale_rgb(data: &[u8], w: u32, h: u32, matrix: i32, full_range: bool) -> Ve
         );
         let src = [y.as_ptr(), u.as_ptr(), v.as_ptr(), std::ptr::null()];
         let src_stride = [wi, cw as i32, cw as i32, 0];
-        let dst = [out.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()];
+        let dst = [
+            out.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        ];
         let dst_stride = [wi * 3, 0, 0, 0];
-        let rows = ff::sws_scale(ctx, src.as_ptr(), src_stride.as_ptr(), 0, hi, dst.as_ptr(), dst_stride.as_ptr());
+        let rows = ff::sws_scale(
+            ctx,
+            src.as_ptr(),
+            src_stride.as_ptr(),
+            0,
+            hi,
+            dst.as_ptr(),
+            dst_stride.as_ptr(),
+        );
         ff::sws_freeContext(ctx);
         assert_eq!(rows, hi);
     }
@@ -513,7 +526,12 @@ fn swscale_rgb(data: &[u8], w: u32, h: u32, matrix: i32, full_range: bool) -> Ve
 /// (max, mean) absolute difference of two equal-length byte arrays.
 fn difference(a: &[u8], b: &[u8]) -> (u8, f64) {
     assert_eq!(a.len(), b.len());
-    let max = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+    let max = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0);
     let sum: u64 = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as u64).sum();
     (max, sum as f64 / a.len() as f64)
 }

@@ -170,9 +170,15 @@ impl Command {
         // The config in force: --config, else the file TEXCACHE_CONFIG names.
         let env_config = texcache::Config::env_file();
         let config = |c: &Option<PathBuf>| c.clone().or_else(|| env_config.clone());
-        let (outputs, inputs): (Vec<(&str, PathBuf)>, Vec<(&str, PathBuf)>) = match self {
+        let named = |pairs: &[(&'static str, Option<&PathBuf>)]| -> Vec<(&'static str, PathBuf)> {
+            pairs
+                .iter()
+                .filter_map(|(o, p)| Some((*o, (*p)?.clone())))
+                .collect()
+        };
+        let (outputs, inputs) = match self {
             Command::Demo { plot, sheet, .. } => (
-                vec![("--plot", plot.clone()), ("--sheet", sheet.clone())],
+                named(&[("--plot", Some(plot)), ("--sheet", Some(sheet))]),
                 vec![],
             ),
             Command::Replay {
@@ -181,17 +187,14 @@ impl Command {
                 record,
                 ..
             } => (
-                record.iter().map(|r| ("--record", r.clone())).collect(),
-                [("--trace", Some(trace.clone())), ("--config", config(c))]
-                    .into_iter()
-                    .filter_map(|(o, p)| Some((o, p?)))
-                    .collect(),
+                named(&[("--record", record.as_ref())]),
+                named(&[("--trace", Some(trace)), ("--config", config(c).as_ref())]),
             ),
             Command::Stats {
                 config: c, plot, ..
             } => (
-                plot.iter().map(|p| ("--plot", p.clone())).collect(),
-                config(c).map(|p| ("--config", p)).into_iter().collect(),
+                named(&[("--plot", plot.as_ref())]),
+                named(&[("--config", config(c).as_ref())]),
             ),
             Command::Tune {
                 trace,
@@ -199,11 +202,8 @@ impl Command {
                 plot,
                 ..
             } => (
-                plot.iter().map(|p| ("--plot", p.clone())).collect(),
-                [("--trace", Some(trace.clone())), ("--config", config(c))]
-                    .into_iter()
-                    .filter_map(|(o, p)| Some((o, p?)))
-                    .collect(),
+                named(&[("--plot", plot.as_ref())]),
+                named(&[("--trace", Some(trace)), ("--config", config(c).as_ref())]),
             ),
             Command::Probe { .. } | Command::CheckConfig { .. } => return Ok(()),
         };

@@ -542,7 +542,11 @@ impl<R: Resource> Handle<R> {
     /// in the parent: the count the parent had when it forked, at least 1.)
     pub fn refs(&self) -> usize {
         if !self.home().is_ours() {
-            return self.home().state.try_lock().map_or(1, |s| s.core.refs(self.entry));
+            return self
+                .home()
+                .state
+                .try_lock()
+                .map_or(1, |s| s.core.refs(self.entry));
         }
         self.home().state.lock().core.refs(self.entry)
     }

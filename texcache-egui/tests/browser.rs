@@ -307,7 +307,10 @@ fn every_format_and_orientation_is_drawn() {
         }
     }
     names.sort();
-    assert!(names.iter().filter(|n| n.ends_with(".webp")).count() >= 9, "{names:?}");
+    assert!(
+        names.iter().filter(|n| n.ends_with(".webp")).count() >= 9,
+        "{names:?}"
+    );
     let cache = cache(tmp.path(), 256 << 20, 256 << 20);
     // What texcache itself makes of each (AVIF needs its `ffmpeg` feature).
     let failing: Vec<&String> = names.iter().filter(|n| cache.bitmap(n).is_err()).collect();
@@ -336,7 +339,11 @@ fn every_format_and_orientation_is_drawn() {
         match h.ctx.try_load_texture(uri, TextureOptions::default(), hint) {
             Ok(egui::load::TexturePoll::Ready { texture }) => {
                 let ratio = texture.size.x / texture.size.y;
-                assert!((ratio - 1.5).abs() < 0.02, "{uri}: {:?} is not upright", texture.size)
+                assert!(
+                    (ratio - 1.5).abs() < 0.02,
+                    "{uri}: {:?} is not upright",
+                    texture.size
+                )
             }
             other => panic!("{uri}: {:?}", other.map(|_| ())),
         }
@@ -358,10 +365,22 @@ fn the_photo_browser_runs_on_an_x_server_without_noise() {
         .and_then(|deps| deps.parent())
         .unwrap()
         .join("examples/photo_browser");
-    assert!(browser.exists(), "{} (built by cargo test)", browser.display());
+    assert!(
+        browser.exists(),
+        "{} (built by cargo test)",
+        browser.display()
+    );
     // Xvfb writes its display number once it accepts connections (no sleep needed).
     let mut server = std::process::Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

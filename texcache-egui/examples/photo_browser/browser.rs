@@ -189,10 +189,8 @@ impl Browser {
         let panel = ui.max_rect();
         egui::ScrollArea::horizontal().show(ui, |ui| {
             let shown = ui.add(
-                egui::Label::new(
-                    egui::RichText::new(table).font(egui::FontId::monospace(size)),
-                )
-                .extend(),
+                egui::Label::new(egui::RichText::new(table).font(egui::FontId::monospace(size)))
+                    .extend(),
             );
             self.stats_table = Some((shown.rect, panel));
         });

@@ -137,11 +137,13 @@ impl eframe::App for App {
 /// directory the probe finds no display, quietly. Called first in `main`, before any thread;
 /// returns the directory made, removed when the browser closes.
 fn quiet_wayland_probe() -> Option<PathBuf> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
     {
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("texcache-photo-browser-run-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("texcache-photo-browser-run-{}", std::process::id()));
     use std::os::unix::fs::DirBuilderExt;
     if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
         // SAFETY: no other thread exists yet (this runs first in `main`), so nothing reads
