@@ -139,7 +139,9 @@ pub fn formats(data: &[u8]) {
 /// whatever orientation the block says (1 to 8), or is a typed error naming the href.
 pub fn exif(data: &[u8]) {
     use image::ImageEncoder;
-    static PICTURES: OnceLock<(Vec<u8>, [(&'static str, Vec<u8>); 2])> = OnceLock::new();
+    /// The pixels, and a WebP and a JPEG of them, by name.
+    type Pictures = (Vec<u8>, [(&'static str, Vec<u8>); 2]);
+    static PICTURES: OnceLock<Pictures> = OnceLock::new();
     let (pixels, pictures) = PICTURES.get_or_init(|| {
         let px = crate::samples::picture(3, 2, 7).into_raw();
         let mut webp = Vec::new();

@@ -463,6 +463,60 @@ fn normalize_abs_into(path: &str, out: &mut String) {
     }
 }
 
+/// The first of the 128 code points that stand for bytes of a file name that are not UTF-8
+/// (U+10FF80 to U+10FFFF, at the end of the last private-use plane: never in a real name).
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+/// An href for a file name that may not be UTF-8 (as `readdir` returns them, and Python's
+/// `os.listdir` with its surrogate escapes): the name itself when it is UTF-8, else each byte
+/// that is not part of a UTF-8 sequence written as the private-use code point U+10FF00 + byte.
+/// The key's [`Key::path`] turns those back into the bytes, so the file opens; errors, stats
+/// and traces show them as they are.
+///
+/// ```
+/// use std::os::unix::ffi::OsStrExt;
+/// let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png"); // Latin-1, not UTF-8
+/// let href = texcache::key::href_of_os(name);
+/// assert_eq!(href, "caf\u{10ffe9}.png");
+/// let k = texcache::key::Resolver::new("/m").key(&href);
+/// assert_eq!(k.path().as_os_str().as_bytes(), b"/m/caf\xe9.png");
+/// ```
+pub fn href_of_os(name: &std::ffi::OsStr) -> Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            out.push(char::from_u32(RAW_BYTE_BASE + b as u32).expect("a valid code point"));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The path an href string names: itself, or with [`href_of_os`]'s code points turned back
+/// into bytes.
+fn os_path(s: &str) -> Cow<'_, Path> {
+    use std::os::unix::ffi::OsStringExt;
+    let raw = |c: char| (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xFF).contains(&(c as u32));
+    // Those code points are 4 bytes in UTF-8, starting with 0xF4: most paths have none.
+    if !s.as_bytes().contains(&0xF4) || !s.chars().any(raw) {
+        return Cow::Borrowed(Path::new(s));
+    }
+    let mut bytes = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        if raw(c) {
+            bytes.push((c as u32 - RAW_BYTE_BASE) as u8);
+        } else {
+            bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+    }
+    Cow::Owned(std::ffi::OsString::from_vec(bytes).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,58 +635,4 @@ mod tests {
         assert_eq!(r.lookup("/etc/x"), "etc/x");
         assert_eq!(r.key("etc/x").path(), Path::new("/etc/x"));
     }
-}
-
-/// The first of the 128 code points that stand for bytes of a file name that are not UTF-8
-/// (U+10FF80 to U+10FFFF, at the end of the last private-use plane: never in a real name).
-const RAW_BYTE_BASE: u32 = 0x10_FF00;
-
-/// An href for a file name that may not be UTF-8 (as `readdir` returns them, and Python's
-/// `os.listdir` with its surrogate escapes): the name itself when it is UTF-8, else each byte
-/// that is not part of a UTF-8 sequence written as the private-use code point U+10FF00 + byte.
-/// The key's [`Key::path`] turns those back into the bytes, so the file opens; errors, stats
-/// and traces show them as they are.
-///
-/// ```
-/// use std::os::unix::ffi::OsStrExt;
-/// let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png"); // Latin-1, not UTF-8
-/// let href = texcache::key::href_of_os(name);
-/// assert_eq!(href, "caf\u{10ffe9}.png");
-/// let k = texcache::key::Resolver::new("/m").key(&href);
-/// assert_eq!(k.path().as_os_str().as_bytes(), b"/m/caf\xe9.png");
-/// ```
-pub fn href_of_os(name: &std::ffi::OsStr) -> Cow<'_, str> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = name.as_bytes();
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(bytes.len() + 8);
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for &b in chunk.invalid() {
-            out.push(char::from_u32(RAW_BYTE_BASE + b as u32).expect("a valid code point"));
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// The path an href string names: itself, or with [`href_of_os`]'s code points turned back
-/// into bytes.
-fn os_path(s: &str) -> Cow<'_, Path> {
-    use std::os::unix::ffi::OsStringExt;
-    let raw = |c: char| (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xFF).contains(&(c as u32));
-    // Those code points are 4 bytes in UTF-8, starting with 0xF4: most paths have none.
-    if !s.as_bytes().contains(&0xF4) || !s.chars().any(raw) {
-        return Cow::Borrowed(Path::new(s));
-    }
-    let mut bytes = Vec::with_capacity(s.len());
-    for c in s.chars() {
-        if raw(c) {
-            bytes.push((c as u32 - RAW_BYTE_BASE) as u8);
-        } else {
-            bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-        }
-    }
-    Cow::Owned(std::ffi::OsString::from_vec(bytes).into())
 }
