@@ -412,6 +412,9 @@ fn decode_stored(
             },
         });
     }
+    if reader.format() == Some(image::ImageFormat::WebP) {
+        check_riff_chunks(href, &mut Cursor::new(bytes), bytes.len() as u64)?;
+    }
     if reader.format() == Some(image::ImageFormat::Tiff) && is_tiff_the_decoder_panics_on(bytes) {
         return Err(Error::Unsupported {
             href: href.into(),
@@ -981,6 +984,41 @@ fn is_tiff_the_decoder_panics_on(b: &[u8]) -> bool {
     }
     let [(_, w), (_, h), (_, planar), (_, tw), (_, th)] = tags;
     planar == 2 && tw > 0 && th > 0 && (w % tw != 0 || h % th != 0)
+}
+
+/// Refuses a RIFF file (WebP) one of whose chunks claims to run past the end of the file, as
+/// `Corrupt`, before a decoder reads it: `image-webp` allocates a chunk's claimed size before
+/// reading it (a 20 KB file claiming a 4 GB `EXIF` chunk asked for 4 GB). Reads only the
+/// chunk headers; `r` is left at the start.
+pub(crate) fn check_riff_chunks<R: std::io::Read + std::io::Seek>(
+    href: &str,
+    r: &mut R,
+    file_len: u64,
+) -> Result<()> {
+    use std::io::SeekFrom;
+    let corrupt = |detail: String| Error::Corrupt {
+        href: href.into(),
+        detail,
+    };
+    let io = |e: std::io::Error| corrupt(format!("cannot read its chunks: {e}"));
+    let mut at = 12u64;
+    let mut header = [0u8; 8];
+    while at + 8 <= file_len {
+        r.seek(SeekFrom::Start(at)).map_err(io)?;
+        r.read_exact(&mut header).map_err(io)?;
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as u64;
+        let end = at + 8 + size + size % 2;
+        // The last chunk may lack its pad byte.
+        if at + 8 + size > file_len {
+            return Err(corrupt(format!(
+                "its {:?} chunk claims {size} bytes, past the end of the {file_len}-byte file",
+                String::from_utf8_lossy(&header[..4])
+            )));
+        }
+        at = end;
+    }
+    r.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(())
 }
 
 /// Whether a BMP's pixels are run-length coded (BI_RLE8 or BI_RLE4 in a header of at least

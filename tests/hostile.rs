@@ -1048,3 +1048,41 @@ fn a_video_node_from_before_a_fork_says_so_in_the_child() {
     });
     assert_eq!(status, 0, "the child failed (its stderr says why)");
 }
+
+/// A 20 KB WebP whose chunk claims 4 GB (the `formats` fuzzer's find): `image-webp` allocated
+/// the claimed size before reading, which fails outright where address space is limited (here
+/// to 1 GiB more than the process has: it aborted). Refused from the chunk headers, as a
+/// picture and as a video source.
+#[test]
+fn a_webp_chunk_claiming_more_than_the_file_is_refused_before_it_is_allocated() {
+    if is_child() {
+        let tmp = tempfile::tempdir().unwrap();
+        let found = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz/formats/webp-chunk-claiming-4-gb-allocated-it");
+        let bytes = std::fs::read(found).unwrap();
+        std::fs::write(tmp.path().join("claim.webp"), &bytes[1..]).unwrap(); // less the pick byte
+        let cache = cache_with(tmp.path(), |_| {});
+        let vm = common::status("VmSize:");
+        let limit = libc::rlimit {
+            rlim_cur: vm + (1 << 30),
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: a valid resource and a live struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+        match cache.bitmap("claim.webp") {
+            Err(e @ Error::Corrupt { .. }) => {
+                assert!(e.to_string().contains("past the end"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match cache.video("claim.webp") {
+            Err(e) => assert!(e.to_string().starts_with("claim.webp"), "{e}"),
+            Ok(_) => panic!("a video node"),
+        }
+        println!("CHILD OK");
+        return;
+    }
+    assert_child_passes(child(
+        "a_webp_chunk_claiming_more_than_the_file_is_refused_before_it_is_allocated",
+    ));
+}

@@ -545,6 +545,7 @@ impl Animation {
                 send(d.apng().map_err(classify)?).into_frames()
             }
             Some(image::ImageFormat::WebP) => {
+                crate::decode::check_riff_chunks(href, &mut r, file_len)?;
                 let mut d = image::codecs::webp::WebPDecoder::new(r).map_err(classify)?;
                 if !d.has_animation() {
                     return Err(unsupported("a still WebP"));
