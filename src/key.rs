@@ -72,7 +72,7 @@ impl Key {
     /// ```
     /// let r = texcache::key::Resolver::new("/media");
     /// let k = r.key("a.jpg").fitted(64, 48);
-    /// assert_eq!((k.fit(), k.path()), (Some((64, 48)), std::path::Path::new("/media/a.jpg")));
+    /// assert_eq!((k.fit(), &*k.path()), (Some((64, 48)), std::path::Path::new("/media/a.jpg")));
     /// assert_ne!(k, r.key("a.jpg"));
     /// ```
     pub fn fitted(&self, w: u32, h: u32) -> Key {
