@@ -824,24 +824,62 @@ impl Frame {
 #[pyclass(frozen, module = "texcache._texcache")]
 struct Video {
     node: Mutex<VideoNode>,
+    /// What the header said, and the href (read without the lock).
+    info: texcache::video::VideoInfo,
+    href: String,
+    /// The process that opened it: in a child forked since, the lock may be held by a parent
+    /// thread that was waiting for a frame, so the node is not touched there.
+    pid: u32,
 }
 
 impl Video {
-    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut VideoNode) -> T + Send) -> T {
-        py.detach(|| f(&mut self.node.lock().expect("never poisoned")))
+    fn of(node: VideoNode) -> Video {
+        Video {
+            info: node.info().clone(),
+            href: node.href().to_owned(),
+            node: Mutex::new(node),
+            pid: std::process::id(),
+        }
+    }
+    /// In a forked child, the library's error for a node of the parent's (whose lock a parent
+    /// thread may hold); else nothing.
+    fn check_process(&self) -> PyResult<()> {
+        if std::process::id() == self.pid {
+            return Ok(());
+        }
+        Err(py_err(texcache::Error::Video {
+            href: self.href.clone(),
+            detail: "this video node was opened before the process forked: its decoder is the \
+                     parent's; open the video again in this process"
+                .into(),
+        }))
+    }
+    /// The node, locked (see [`Video::check_process`]).
+    fn node(&self) -> PyResult<std::sync::MutexGuard<'_, VideoNode>> {
+        self.check_process()?;
+        Ok(self.node.lock().expect("never poisoned"))
+    }
+    /// `f` on the node, without the GIL (see [`Video::check_process`]).
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut VideoNode) -> T + Send,
+    ) -> PyResult<T> {
+        self.check_process()?;
+        Ok(py.detach(|| f(&mut self.node.lock().expect("never poisoned"))))
     }
 }
 
 #[pymethods]
 impl Video {
     fn play(&self, py: Python<'_>) -> PyResult<()> {
-        self.with(py, |n| n.play()).map_err(py_err)
+        self.with(py, |n| n.play())?.map_err(py_err)
     }
     fn pause(&self, py: Python<'_>) -> PyResult<()> {
-        self.with(py, |n| n.pause()).map_err(py_err)
+        self.with(py, |n| n.pause())?.map_err(py_err)
     }
     /// Stops decoding and frees the queue, the decoder and the frames not held.
-    fn stop(&self, py: Python<'_>) {
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |n| n.stop())
     }
     /// Makes the next frame the first whose time is at least `seconds`.
@@ -851,33 +889,25 @@ impl Video {
                 "seek: seconds must be finite and >= 0",
             ));
         }
-        self.with(py, |n| n.seek(seconds));
-        Ok(())
+        self.with(py, |n| n.seek(seconds))
     }
     /// Start again at the end of the stream.
     #[setter(r#loop)]
-    fn set_loop(&self, looping: bool) {
-        self.node
-            .lock()
-            .expect("never poisoned")
-            .set_looping(looping);
+    fn set_loop(&self, looping: bool) -> PyResult<()> {
+        self.node()?.set_looping(looping);
+        Ok(())
     }
     #[getter]
     fn width(&self) -> u32 {
-        self.node.lock().expect("never poisoned").info().width
+        self.info.width
     }
     #[getter]
     fn height(&self) -> u32 {
-        self.node.lock().expect("never poisoned").info().height
+        self.info.height
     }
     #[getter]
     fn codec(&self) -> String {
-        self.node
-            .lock()
-            .expect("never poisoned")
-            .info()
-            .codec
-            .clone()
+        self.info.codec.clone()
     }
     /// The next frame, or None at the end of the stream (playing it first if stopped).
     fn next_frame(&self, py: Python<'_>) -> PyResult<Option<Frame>> {
@@ -886,7 +916,7 @@ impl Video {
                 n.play()?;
             }
             n.next_frame()
-        });
+        })?;
         Ok(got.map_err(py_err)?.map(|f| Frame { frame: Arc::new(f) }))
     }
     fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -898,7 +928,7 @@ impl Video {
     }
     /// The node's §6 object (a dict).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let s = self.node.lock().expect("never poisoned").stats();
+        let s = self.node()?.stats();
         json(py, &serde_json::to_string(&s).expect("stats serialise"))
     }
 }
@@ -1038,7 +1068,10 @@ impl Cache {
         href: &Bound<'py, PyAny>,
         fit: Option<(u32, u32)>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        array(py, Pixels::of_bitmap(self.acquire(py, &href_of(href)?, fit)?))
+        array(
+            py,
+            Pixels::of_bitmap(self.acquire(py, &href_of(href)?, fit)?),
+        )
     }
 
     /// Decodes `hrefs` in the background (`loader.threads`), so later requests hit.
@@ -1117,9 +1150,7 @@ impl Cache {
         let c = &self.cache;
         let href = href_of(href)?;
         let node = py.detach(|| c.video(&href)).map_err(py_err)?;
-        Ok(Video {
-            node: Mutex::new(node),
-        })
+        Ok(Video::of(node))
     }
 
     /// Records every acquire and release to the trace file `path` (§7).

@@ -154,6 +154,9 @@ def test_a_pending_video_node_from_the_parent_raises_in_the_child(corpus):
         assert first.index == 0
         with pytest.raises(texcache.VideoError, match="forked"):
             node.next_frame()
+        with pytest.raises(texcache.VideoError, match="forked"):
+            node.stats()
+        assert (node.width, node.height) == (320, 240)
         mine = cache.video("testsrc2_320x240_60f.y4m")
         mine.play()
         assert mine.next_frame().index == 0
