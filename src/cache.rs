@@ -215,7 +215,7 @@ impl Cache {
     /// (the application's own clones only), the child's own ([`crate::fork`]).
     #[inline]
     fn inner(&self) -> &Arc<Inner> {
-        if self.inner.is_ours() {
+        if !crate::fork::forked() || self.inner.is_ours() {
             return &self.inner;
         }
         self.forked()

@@ -19,8 +19,9 @@
 //!   joining that thread.
 //!
 //! Each object records the process *generation* it was made in: a counter that a
-//! `pthread_atfork` child handler increments in every child. Comparing it is one relaxed atomic
-//! load, so the checks cost nothing measurable on hits.
+//! `pthread_atfork` child handler increments in every child. The hot paths first ask whether
+//! this process was forked at all (one relaxed load of that counter), and only then read the
+//! object's generation.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -32,8 +33,9 @@ extern "C" fn in_child() {
 }
 
 /// The generation of this process: 0 in the process that first used texcache, one more in
-/// each child forked since (a grandchild is 2). Registers the fork handler on first use.
-#[inline]
+/// each child forked since (a grandchild is 2). Registers the fork handler on first use: every
+/// object that records its generation calls this when it is made, so the handler is in place
+/// before any fork that could concern it.
 pub(crate) fn generation() -> u64 {
     if !REGISTERED.load(Ordering::Relaxed) {
         register();
@@ -51,9 +53,17 @@ fn register() {
     }
 }
 
+/// Whether this process was forked from one that used texcache. One relaxed load: the hot
+/// paths (a hit, a handle's drop) ask this first and read an object's generation only when it
+/// is true, so a process that never forked pays nothing more.
+#[inline]
+pub(crate) fn forked() -> bool {
+    GENERATION.load(Ordering::Relaxed) != 0
+}
+
 /// Whether something made in generation `born` was made in this process (not inherited
 /// through `fork`).
 #[inline]
 pub(crate) fn is_ours(born: u64) -> bool {
-    born == generation()
+    born == GENERATION.load(Ordering::Relaxed)
 }

@@ -59,10 +59,11 @@ pub(crate) struct Shared<R: Resource> {
 }
 
 impl<R: Resource> Shared<R> {
-    /// Whether this tier was made in this process, not inherited through `fork`.
+    /// Whether this tier was made in this process, not inherited through `fork` (its
+    /// generation is read only in a forked process).
     #[inline]
     fn is_ours(&self) -> bool {
-        crate::fork::is_ours(self.born)
+        !crate::fork::forked() || crate::fork::is_ours(self.born)
     }
 }
 
@@ -550,6 +551,13 @@ impl<R: Resource> Handle<R> {
         }
         self.home().state.lock().core.refs(self.entry)
     }
+    /// In a forked child: whether this handle's tier is the parent's (out of line: the hot
+    /// paths ask only once [`crate::fork::forked`] says this process was forked).
+    #[cold]
+    #[inline(never)]
+    fn inherited(&self) -> bool {
+        !self.home().is_ours()
+    }
     /// Whether two handles point at the same entry.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.entry.same(b.entry)
@@ -565,7 +573,7 @@ impl<R: Resource> Deref for Handle<R> {
 
 impl<R: Resource> Clone for Handle<R> {
     fn clone(&self) -> Self {
-        if !self.home().is_ours() {
+        if crate::fork::forked() && self.inherited() {
             // The parent's entry, in a forked child: never freed here, so the clone needs no
             // count (see `Drop`).
             return Handle {
@@ -590,9 +598,9 @@ impl<R: Resource> Clone for Handle<R> {
 impl<R: Resource> Drop for Handle<R> {
     #[inline]
     fn drop(&mut self) {
-        if !self.home().is_ours() {
-            // A handle made in the parent, dropped in a forked child: the parent's tier is
-            // never locked nor freed here (`crate::fork`), so its entries stay readable.
+        // A handle made in the parent, dropped in a forked child: the parent's tier is never
+        // locked nor freed here (`crate::fork`), so its entries stay readable.
+        if crate::fork::forked() && self.inherited() {
             return;
         }
         let now = now_ms();
