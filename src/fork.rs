@@ -32,25 +32,27 @@ extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The generation of this process: 0 in the process that first used texcache, one more in
-/// each child forked since (a grandchild is 2). Registers the fork handler on first use: every
+/// The generation of this process: 0 in the process that first used texcache, more in each
+/// child forked since (a grandchild's is more than its parent's). Registers the fork handler on first use: every
 /// object that records its generation calls this when it is made, so the handler is in place
 /// before any fork that could concern it.
 pub(crate) fn generation() -> u64 {
-    if !REGISTERED.load(Ordering::Relaxed) {
+    if !REGISTERED.load(Ordering::Acquire) {
         register();
     }
     GENERATION.load(Ordering::Relaxed)
 }
 
+/// Registers the fork handler, and only then says so: a thread that finds it registered knows
+/// the handler is in place. Threads racing through the first call may each register one; that
+/// only adds more than one to the generation at a fork, which is all it has to change.
 #[cold]
 fn register() {
-    if !REGISTERED.swap(true, Ordering::AcqRel) {
-        // SAFETY: `in_child` is an `extern "C" fn()` that only increments an atomic (what is
-        // allowed in a child of a multithreaded process); the handler is never unregistered.
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-        assert_eq!(rc, 0, "pthread_atfork failed");
-    }
+    // SAFETY: `in_child` is an `extern "C" fn()` that only increments an atomic (what is
+    // allowed in a child of a multithreaded process); the handler is never unregistered.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+    assert_eq!(rc, 0, "pthread_atfork failed");
+    REGISTERED.store(true, Ordering::Release);
 }
 
 /// Whether this process was forked from one that used texcache. One relaxed load: the hot
