@@ -11,6 +11,7 @@
 
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
+use crate::jpeg::jpeg_segments;
 use crate::stats::PixelFormat;
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
@@ -424,7 +425,8 @@ fn decode_stored(
         });
     }
     reader.limits(limits(max_pixels));
-    let canvas = match reader.format() {
+    let format = reader.format();
+    let canvas = match format {
         Some(image::ImageFormat::Gif) => Some("GIF"),
         Some(image::ImageFormat::Bmp) if is_rle_bmp(bytes) => Some("run-length coded BMP"),
         _ => None,
@@ -442,16 +444,17 @@ fn decode_stored(
         check_canvas(href, what, width, height, bytes.len() as u64)?;
     }
     let gray = matches!(decoder.color_type(), ColorType::L8 | ColorType::L16);
-    // A file whose EXIF cannot be read is shown as stored. EXIF blocks that start with the
-    // `Exif\0\0` header of JPEG's APP1 (as Pillow and other tools write WebP's `EXIF` chunk and
-    // PNG's `eXIf`), which `image` does not look past, are read too.
-    let orientation = match decoder.orientation() {
-        Ok(o) if o != Orientation::NoTransforms => Some(o),
-        _ => decoder
-            .exif_metadata()
+    // A file whose EXIF cannot be read is shown as stored. TIFF's orientation is a tag of its
+    // own; the others' is read from their EXIF block, once, which may start with the `Exif\0\0`
+    // header of JPEG's APP1 (as Pillow and other tools write WebP's `EXIF` chunk and PNG's
+    // `eXIf`), which `image` does not look past.
+    let orientation = if format == Some(image::ImageFormat::Tiff) {
+        decoder
+            .orientation()
             .ok()
-            .flatten()
-            .and_then(|e| exif_orientation(Some(&e))),
+            .filter(|&o| o != Orientation::NoTransforms)
+    } else {
+        exif_orientation(decoder.exif_metadata().ok().flatten().as_deref())
     };
     let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
     let bitmap = if gray {
@@ -577,7 +580,7 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Opt
 /// zune-jpeg, its four channels as stored (no conversion of zune-jpeg's: its YCCK-to-RGB path
 /// panics on some files, "Slice to small cannot write"), converted to RGBA here as
 /// libjpeg-turbo does: YCC to RGB with libjpeg's fixed-point arithmetic for YCCK (giving
-/// Adobe-inverted CMYK), then [`inverted_cmyk_to_rgba`].
+/// Adobe-inverted CMYK), then [`crate::jpeg::inverted_cmyk_to_rgba`].
 #[cfg(not(feature = "turbojpeg"))]
 fn decode_cmyk_jpeg(
     href: &str,
@@ -609,7 +612,7 @@ fn decode_cmyk_jpeg(
     if input == ColorSpace::YCCK {
         ycck_to_inverted_cmyk(&mut pixels);
     }
-    inverted_cmyk_to_rgba(&mut pixels);
+    crate::jpeg::inverted_cmyk_to_rgba(&mut pixels);
     Ok(Bitmap::new(width, height, PixelFormat::Rgba8, pixels))
 }
 
@@ -630,67 +633,6 @@ fn ycck_to_inverted_cmyk(pixels: &mut [u8]) {
             *out = 255 - v.clamp(0, 255) as u8;
         }
     }
-}
-
-/// Converts Adobe-inverted CMYK pixels (as libjpeg-turbo gives them) to opaque RGBA in place,
-/// with Pillow's arithmetic (`CMYK;I` read, then `convert("RGB")`): with `k` the stored black,
-/// each channel is `k - k (255 - c) / 255`, divided by 255 with rounding.
-pub(crate) fn inverted_cmyk_to_rgba(pixels: &mut [u8]) {
-    let muldiv255 = |a: u32, b: u32| {
-        let t = a * b + 128;
-        ((t >> 8) + t) >> 8
-    };
-    for px in pixels.chunks_exact_mut(4) {
-        let k = px[3] as u32;
-        for c in &mut px[..3] {
-            *c = (k - muldiv255(255 - *c as u32, k)) as u8;
-        }
-        px[3] = 255;
-    }
-}
-
-/// The segments of a JPEG's header, from after SOI up to and including its first
-/// start-of-scan: `(marker, start, end)` with `b[start..end]` the whole segment (marker and
-/// length included). Junk between segments is skipped as libjpeg-turbo skips it (to the next
-/// `0xFF`), and so are fill bytes. A last item with marker 0 means the data ended inside the
-/// header.
-pub(crate) fn jpeg_segments(b: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
-    let mut i = 2;
-    let mut done = false;
-    std::iter::from_fn(move || loop {
-        if done {
-            return None;
-        }
-        while i < b.len() && b[i] != 0xFF {
-            i += 1;
-        }
-        let at = i;
-        while i < b.len() && b[i] == 0xFF {
-            i += 1;
-        }
-        let Some(&m) = b.get(i) else {
-            done = true;
-            return Some((0, at, b.len()));
-        };
-        i += 1;
-        if matches!(m, 0x00 | 0x01 | 0xD0..=0xD8) {
-            continue;
-        }
-        if m == 0xD9 {
-            done = true;
-            return Some((0, at, i));
-        }
-        let Some(len) = b
-            .get(i..i + 2)
-            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
-        else {
-            done = true;
-            return Some((0, at, b.len()));
-        };
-        i = (i + len.max(2)).min(b.len());
-        done = m == 0xDA;
-        return Some((m, at, i));
-    })
 }
 
 /// The JPEG variant no decoder here implements, from the frame header: arithmetic-coded,

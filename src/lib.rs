@@ -62,6 +62,7 @@ pub mod fuzzing;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod history;
+mod jpeg;
 pub mod key;
 mod prefetch;
 pub mod pressure;

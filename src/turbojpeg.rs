@@ -298,7 +298,7 @@ impl Decompressor {
             return Err(self.error());
         }
         if header.colorspace == Colorspace::Cmyk {
-            crate::decode::inverted_cmyk_to_rgba(out);
+            crate::jpeg::inverted_cmyk_to_rgba(out);
         }
         Ok(())
     }
@@ -314,7 +314,7 @@ fn scaled(d: u32, f: ffi::ScalingFactor) -> u32 {
 /// decoded to RGB (whether coded as YCbCr or RGB), four are CMYK or YCCK (decoded to CMYK).
 /// `None` when there is no frame header, or it is too short.
 fn frame_header(jpeg: &[u8]) -> Option<Header> {
-    let (_, start, end) = crate::decode::jpeg_segments(jpeg)
+    let (_, start, end) = crate::jpeg::jpeg_segments(jpeg)
         .find(|&(m, ..)| matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC))?;
     let sof = jpeg.get(start..end)?;
     // FF Cn, length (2), precision (1), height (2), width (2), components (1)

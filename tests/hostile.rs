@@ -659,6 +659,7 @@ fn entries_removed_while_held_are_listed_and_add_up() {
 
 // 11. Files whose headers make a decoder allocate (or copy) what the file does not hold.
 
+#[cfg(feature = "ffmpeg")]
 /// A box of an ISO base media file: size, type, body.
 fn iso_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
@@ -667,6 +668,7 @@ fn iso_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     b
 }
 
+#[cfg(feature = "ffmpeg")]
 /// A full box: version, flags, body.
 fn full_box(kind: &[u8; 4], version: u8, body: &[u8]) -> Vec<u8> {
     let mut b = vec![version, 0, 0, 0];
@@ -674,6 +676,7 @@ fn full_box(kind: &[u8; 4], version: u8, body: &[u8]) -> Vec<u8> {
     iso_box(kind, &b)
 }
 
+#[cfg(feature = "ffmpeg")]
 /// An AVIF container whose primary item (1) is located by `iloc`, with the AV1 configuration
 /// `av1c` and a size (`ispe`) of `ispe`, padded with a `free` box to `len` bytes.
 fn avif(iloc: &[u8], av1c: &[u8], ispe: (u32, u32), len: usize) -> Vec<u8> {
@@ -704,6 +707,7 @@ fn avif(iloc: &[u8], av1c: &[u8], ispe: (u32, u32), len: usize) -> Vec<u8> {
     file
 }
 
+#[cfg(feature = "ffmpeg")]
 /// `iloc` version 0 with offsets and lengths of 0 bytes (every extent "the whole file"): item 1
 /// with `extents` extents.
 fn iloc_whole_file_extents(extents: u16) -> Vec<u8> {
@@ -715,6 +719,7 @@ fn iloc_whole_file_extents(extents: u16) -> Vec<u8> {
     full_box(b"iloc", 0, &body)
 }
 
+#[cfg(feature = "ffmpeg")]
 /// The AV1 configuration of a still picture of `w`x`h` (a reduced sequence header OBU).
 fn av1c_of(w: u32, h: u32) -> Vec<u8> {
     // seq_profile 0, still_picture 1, reduced_still_picture_header 1, seq_level_idx 31,
