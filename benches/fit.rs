@@ -16,7 +16,7 @@ fn corpus(name: &str) -> Vec<u8> {
 
 fn decode_then_resize(bytes: &[u8], box_w: u32, box_h: u32) -> Vec<u8> {
     let img = image::load_from_memory(bytes).unwrap().into_rgba8();
-    let (w, h) = texcache::decode::fitted_size(img.width(), img.height(), box_w, box_h);
+    let (w, h) = texcache::picture::fitted_size(img.width(), img.height(), box_w, box_h);
     let src = fr::images::Image::from_vec_u8(
         img.width(),
         img.height(),
@@ -36,10 +36,10 @@ fn fit(c: &mut Criterion) {
     g.sample_size(20);
     for name in ["kodim23_3072x2048.jpg", "Fantasy_Digital_Painting.png"] {
         let bytes = corpus(name);
-        let mut options = texcache::decode::DecodeOptions::new(1 << 28);
+        let mut options = texcache::picture::DecodeOptions::new(1 << 28);
         options.fit = Some((768, 512));
         g.bench_function(BenchmarkId::new("texcache_fit", name), |b| {
-            b.iter(|| texcache::decode::decode(name, &bytes, &options).unwrap())
+            b.iter(|| texcache::picture::decode(name, &bytes, &options).unwrap())
         });
         g.bench_function(BenchmarkId::new("decode_then_resize", name), |b| {
             b.iter(|| decode_then_resize(&bytes, 768, 512))

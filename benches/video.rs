@@ -19,7 +19,7 @@ const FRAMES: u32 = 30;
 fn video(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("clip.y4m");
-    texcache::samples::write_y4m(&path, W, H, FRAMES).unwrap();
+    texcache::testing::samples::write_y4m(&path, W, H, FRAMES).unwrap();
     let fb = (W * H + 2 * (W / 2) * (H / 2)) as usize;
     let mut cfg = texcache::Config::default();
     cfg.mediadir = tmp.path().into();

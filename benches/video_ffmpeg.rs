@@ -64,7 +64,7 @@ fn video_ffmpeg(c: &mut Criterion) {
         max_pixels: 1 << 28,
         decoder_threads: 0,
     };
-    let mut src = texcache::video::source::open(CLIP, &dir().join(CLIP), None, options).unwrap();
+    let mut src = texcache::video::open(CLIP, &dir().join(CLIP), None, options).unwrap();
     let mut buf = vec![0u8; src.info().frame_bytes() as usize];
     g.bench_function("ffmpeg_loop", |b| {
         b.iter(|| {

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = args.next().map_or(Ok(60.0), |s| s.parse())?;
     // Generated pictures, beside the socket.
     let media = socket.with_extension("media");
-    let names = texcache::samples::write_pictures(&media, 12, 320, 240, true)?;
+    let names = texcache::testing::samples::write_pictures(&media, 12, 320, 240, true)?;
 
     // What an application puts in its config file: budgets, and the socket.
     let mut cfg = Config::default();
@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut on_screen = std::collections::VecDeque::new();
     let mut i = 0;
     while start.elapsed().as_secs_f64() < seconds {
-        cache.prefetch([names[(i + 1) % names.len()].as_str()])?;
+        cache.prefetch([names[(i + 1) % names.len()].as_str()], None)?;
         on_screen.push_back(cache.bitmap(&names[i % names.len()])?);
         if on_screen.len() > 2 {
             on_screen.pop_front();

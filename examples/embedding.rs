@@ -14,11 +14,12 @@ fn main() -> texcache::Result<()> {
     std::fs::create_dir_all(media.join("photos")).unwrap();
     std::fs::create_dir_all(media.join("clips")).unwrap();
     for (i, name) in ["cat.jpg", "next.jpg", "after.jpg"].iter().enumerate() {
-        let rgb = image::DynamicImage::ImageRgba8(texcache::samples::picture(64, 48, i as u32))
-            .into_rgb8();
+        let rgb =
+            image::DynamicImage::ImageRgba8(texcache::testing::samples::picture(64, 48, i as u32))
+                .into_rgb8();
         rgb.save(media.join("photos").join(name)).unwrap();
     }
-    texcache::samples::write_y4m(&media.join("clips/intro.y4m"), 32, 24, 6).unwrap();
+    texcache::testing::samples::write_y4m(&media.join("clips/intro.y4m"), 32, 24, 6).unwrap();
     let (device, queue) = open_device();
     let clock = Clock(std::time::Instant::now());
     readme(media, device, queue, clock)?;
@@ -45,8 +46,8 @@ fn readme(media: &Path, device: wgpu::Device, queue: wgpu::Queue, clock: Clock) 
     let tex = cache.texture("photos/cat.jpg")?;          // GPU miss: CPU hit, upload once, shared
     render_with(tex.view());                             // a wgpu::TextureView (Rgba8UnormSrgb or R8Unorm)
 
-    cache.prefetch(["photos/next.jpg", "photos/after.jpg"])?; // background decode threads
-    cache.prefetch_textures(["photos/next.jpg"])?;       // ... that also upload
+    cache.prefetch(["photos/next.jpg", "photos/after.jpg"], None)?; // background decode threads
+    cache.prefetch_textures(["photos/next.jpg"], None)?;       // ... that also upload
     drop((cat, same));                                   // unused now; evicted only when space is needed
 
     let mut node = cache.video("clips/intro.y4m")?;      // stopped: header only
@@ -56,7 +57,7 @@ fn readme(media: &Path, device: wgpu::Device, queue: wgpu::Queue, clock: Clock) 
         draw_yuv(tex.view());                            // sample with texcache::video::YUV_WGSL
     }                                                    // late frames are dropped and counted
     node.stop();                                         // joins the thread, frees frames and texture
-    println!("{}", cache.stats());                       // the table; stats().to_json() for the JSON (docs/formats.md)
+    println!("{}", cache.stats());                       // the table; stats().to_json() for the JSON (docs/reference.md)
     // README END
     Ok(())
 }

@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| std::env::temp_dir().join("texcache-slideshow"));
     let slides: usize = args.next().map_or(Ok(12), |s| s.parse())?;
     let media = out.join("media");
-    let names = texcache::samples::write_pictures(&media, 8, W, H, false)?;
+    let names = texcache::testing::samples::write_pictures(&media, 8, W, H, false)?;
 
     // The application's own device; texcache uploads with it.
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for i in 0..slides {
         let name = &names[i % names.len()];
-        cache.prefetch_textures([&names[(i + 1) % names.len()]])?;
+        cache.prefetch_textures([&names[(i + 1) % names.len()]], None)?;
         let texture = cache.texture(name)?; // a hit once prefetched
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("slideshow picture"),

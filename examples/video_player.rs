@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
     std::fs::create_dir_all(&out)?;
     // A generated test-pattern clip: 30 frames at 25 fps.
-    texcache::samples::write_y4m(&out.join("clip.y4m"), 160, 120, 30)?;
+    texcache::testing::samples::write_y4m(&out.join("clip.y4m"), 160, 120, 30)?;
 
     let mut cfg = Config::default();
     cfg.mediadir = out.clone();

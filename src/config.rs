@@ -1,11 +1,11 @@
-//! The TOML configuration file (docs/formats.md).
+//! The TOML configuration file (docs/reference.md).
 //!
 //! Every key is optional and defaults to the value in `config/texcache.toml`. Unknown keys are
 //! errors, so a typo is never silently ignored; every error names the file, the line and the
 //! key. [`Config::load`] reads a file, [`Config::from_env_or_default`] honours
 //! `TEXCACHE_CONFIG`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::units::{Budget, ByteSize};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 /// `[pressure]`: what the cache does when the system runs short of memory (see
-/// [`crate::pressure`]).
+/// [`crate::observe::pressure`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PressureConfig {
@@ -247,11 +247,11 @@ impl Config {
                 Some(k) => format!("{k}: {msg}"),
                 None => msg,
             };
-            Error::Config {
+            Error::from(ErrorKind::Config {
                 file: file.to_owned(),
                 line,
                 message,
-            }
+            })
         })?;
         cfg.validate(file)?;
         cfg.resolve_budget(Path::new("/"), file)?;
@@ -259,20 +259,22 @@ impl Config {
     }
 
     /// Works out a percentage `cpu.budget` in bytes, from the memory this process may use as
-    /// read under `root` ([`crate::pressure::memory_limit`]; `/` for the real system). Done
+    /// read under `root` ([`crate::observe::pressure::memory_limit`]; `/` for the real system). Done
     /// when a file is parsed, and again by [`crate::Cache::new`] and
     /// [`crate::Cache::reload_config`].
     pub fn resolve_budget(&mut self, root: &Path, file: impl AsRef<Path>) -> Result<()> {
         if self.cpu.budget.1.is_none() {
             return Ok(());
         }
-        let limit = crate::pressure::memory_limit(root).map_err(|e| Error::Config {
-            file: file.as_ref().to_owned(),
-            line: None,
-            message: format!(
-                "cpu.budget: {}: cannot read the memory this process may use: {e}",
-                self.cpu.budget
-            ),
+        let limit = crate::observe::pressure::memory_limit(root).map_err(|e| {
+            Error::from(ErrorKind::Config {
+                file: file.as_ref().to_owned(),
+                line: None,
+                message: format!(
+                    "cpu.budget: {}: cannot read the memory this process may use: {e}",
+                    self.cpu.budget
+                ),
+            })
         })?;
         self.cpu.budget = self.cpu.budget.resolved(limit.bytes);
         Ok(())
@@ -281,10 +283,12 @@ impl Config {
     /// Reads and parses `file`. A relative `mediadir` is taken relative to the file's folder.
     pub fn load(file: impl AsRef<Path>) -> Result<Config> {
         let file = file.as_ref();
-        let text = crate::file::read_text(file).map_err(|e| Error::Config {
-            file: file.to_owned(),
-            line: e.line(),
-            message: format!("cannot read: {e}"),
+        let text = crate::os::file::read_text(file).map_err(|e| {
+            Error::from(ErrorKind::Config {
+                file: file.to_owned(),
+                line: e.line(),
+                message: format!("cannot read: {e}"),
+            })
         })?;
         let mut cfg = Config::parse(&text, file)?;
         if cfg.mediadir.is_relative() {
@@ -316,7 +320,7 @@ impl Config {
         let cfg = Config::load(file)?;
         let mut warnings = Vec::new();
         // The file parsed, so it reads again; only its size strings are looked at.
-        let table: toml::Table = crate::file::read_text(file)
+        let table: toml::Table = crate::os::file::read_text(file)
             .ok()
             .and_then(|t| toml::from_str(&t).ok())
             .unwrap_or_default();
@@ -383,10 +387,12 @@ impl Config {
     /// [`Config::MAX_HISTORY_LENGTH`]; the error names the key and its bound.
     pub fn validate(&self, file: impl AsRef<Path>) -> Result<()> {
         let file = file.as_ref();
-        let bad = |key: &str, message: String| Error::Config {
-            file: file.to_owned(),
-            line: None,
-            message: format!("{key}: {message}"),
+        let bad = |key: &str, message: String| {
+            Error::from(ErrorKind::Config {
+                file: file.to_owned(),
+                line: None,
+                message: format!("{key}: {message}"),
+            })
         };
         let bounded = |key: &str, value: u64, min: u64, max: u64| {
             if value < min || value > max {

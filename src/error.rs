@@ -1,8 +1,11 @@
 //! Typed errors.
 //!
-//! Every failure names what it is about (an href, a file, a trace line) and why. Errors are
-//! `Clone` because one failed load is handed to its caller *and* to every caller that waited
-//! for the same key (§3.2); I/O errors are kept behind an `Arc` for that reason.
+//! Every failure names what it is about and why: an [`Error`] carries the href it is about (when
+//! it is about one) once, and an [`ErrorKind`] that says what went wrong, with the file, the
+//! sizes or the decoder's words that kind needs. Errors are `Clone` because one failed load is
+//! handed to its caller *and* to every caller that waited for the same key (§3.2); I/O errors
+//! are kept behind an `Arc` for that reason. An `Error` is one pointer wide, so a `Result`
+//! of a handle stays small.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,70 +13,138 @@ use std::sync::Arc;
 /// Result alias used throughout texcache.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in texcache.
+/// Everything that can go wrong in texcache: the href it is about, if any, and what went
+/// wrong ([`Error::kind`]). Its message is the href, a colon, and the kind's message.
 ///
 /// ```
-/// let err = texcache::Error::NotFound { href: "cat.png".into(), path: "/media/cat.png".into() };
+/// use texcache::{Error, ErrorKind};
+/// let err = Error::new("cat.png", ErrorKind::NotFound { path: "/media/cat.png".into() });
 /// assert_eq!(err.to_string(), "cat.png: not found (/media/cat.png)");
+/// assert!(matches!(err.kind(), ErrorKind::NotFound { .. }));
+/// assert_eq!(err.href(), Some("cat.png"));
 /// ```
+#[derive(Clone)]
+pub struct Error(Box<Inner>);
+
+#[derive(Clone)]
+struct Inner {
+    href: Option<String>,
+    kind: ErrorKind,
+}
+
+impl Error {
+    /// An error about `href` (or the file named, for files texcache was given by path).
+    pub fn new(href: impl Into<String>, kind: ErrorKind) -> Error {
+        Error(Box::new(Inner {
+            href: Some(href.into()),
+            kind,
+        }))
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0.kind
+    }
+
+    /// The href (or file) this error is about; `None` for errors about no picture (a config
+    /// file, a trace line, the control socket, a thread).
+    pub fn href(&self) -> Option<&str> {
+        self.0.href.as_deref()
+    }
+
+    /// Classifies an I/O error on `path` into the typed variants of §10.
+    pub(crate) fn io(href: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+        let path = path.to_owned();
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound { path },
+            std::io::ErrorKind::PermissionDenied => ErrorKind::Permission { path },
+            std::io::ErrorKind::IsADirectory => ErrorKind::NotAFile { path },
+            _ => ErrorKind::Io {
+                path,
+                source: Arc::new(e),
+            },
+        };
+        Error::new(href, kind)
+    }
+}
+
+impl From<ErrorKind> for Error {
+    /// An error about no href.
+    fn from(kind: ErrorKind) -> Error {
+        Error(Box::new(Inner { href: None, kind }))
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.href {
+            Some(href) => write!(f, "{href}: {}", self.0.kind),
+            None => write!(f, "{}", self.0.kind),
+        }
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Error")
+            .field("href", &self.0.href)
+            .field("kind", &self.0.kind)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0.kind)
+    }
+}
+
+/// What went wrong: the kind of an [`Error`], with what the kind needs to be told apart
+/// (the file, the sizes, the decoder's words).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// The file behind an href does not exist.
-    #[error("{href}: not found ({})", path.display())]
+    #[error("not found ({})", path.display())]
     NotFound {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// The file or socket path it is about.
         path: PathBuf,
     },
     /// The file exists but may not be read.
-    #[error("{href}: permission denied ({})", path.display())]
+    #[error("permission denied ({})", path.display())]
     Permission {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// The file or socket path it is about.
         path: PathBuf,
     },
     /// The href names a directory or another non-regular file.
-    #[error("{href}: not a regular file ({})", path.display())]
+    #[error("not a regular file ({})", path.display())]
     NotAFile {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// The file or socket path it is about.
         path: PathBuf,
     },
     /// Any other I/O failure while reading the file.
-    #[error("{href}: cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", path.display())]
     Io {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// The file or socket path it is about.
         path: PathBuf,
         /// The operating system's error.
         source: Arc<std::io::Error>,
     },
     /// The data is not in a format texcache decodes.
-    #[error("{href}: unsupported format: {detail}")]
+    #[error("unsupported format: {detail}")]
     Unsupported {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
     /// The decoder rejected the data.
-    #[error("{href}: corrupt data: {detail}")]
+    #[error("corrupt data: {detail}")]
     Corrupt {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
     /// The image header announces more pixels than `loader.max_pixels`; nothing was decoded.
-    #[error("{href}: too many pixels: {width}x{height} exceeds loader.max_pixels = {max}")]
+    #[error("too many pixels: {width}x{height} exceeds loader.max_pixels = {max}")]
     TooManyPixels {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// Width the header announces.
         width: u32,
         /// Height the header announces.
@@ -82,34 +153,26 @@ pub enum Error {
         max: u64,
     },
     /// `confine = true` and the href resolves outside `mediadir` (lexically or via a symlink).
-    #[error("{href}: outside mediadir ({})", path.display())]
+    #[error("outside mediadir ({})", path.display())]
     OutsideMediadir {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// The file or socket path it is about.
         path: PathBuf,
     },
     /// The GPU refused: no adapter, device lost, out of memory, validation.
-    #[error("{href}: GPU error: {detail}")]
+    #[error("GPU error: {detail}")]
     Gpu {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
     /// The GPU had no memory for a texture (after `pressure.gpu_retry` evicted what it could).
-    #[error("{href}: GPU out of memory: {detail}")]
+    #[error("GPU out of memory: {detail}")]
     GpuOutOfMemory {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// The driver's message.
         detail: String,
     },
     /// The loader panicked; the panic was caught and turned into this error.
-    #[error("{href}: load panicked: {message}")]
+    #[error("load panicked: {message}")]
     LoadPanicked {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// What went wrong, in words.
         message: String,
     },
@@ -141,14 +204,6 @@ pub enum Error {
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
-    /// A graph could not be drawn or written.
-    #[error("{}: cannot write the graph: {detail}", path.display())]
-    Plot {
-        /// The file or socket path it is about.
-        path: PathBuf,
-        /// What went wrong, in words (the decoder's or driver's message where there is one).
-        detail: String,
-    },
     /// A thread texcache needs could not be started (the system's limit on threads or memory).
     #[error("cannot start {what}: {source}")]
     Thread {
@@ -157,85 +212,39 @@ pub enum Error {
         /// The operating system's error.
         source: Arc<std::io::Error>,
     },
-    /// A non-blocking request ([`crate::request::Request`]) whose load never ran: the cache
+    /// A non-blocking request ([`crate::Request`]) whose load never ran: the cache
     /// shut down (its last clone dropped) before a loader thread took it up.
-    #[error("{href}: the request was dropped before it loaded (the cache shut down)")]
-    Cancelled {
-        /// The href as the caller gave it.
-        href: String,
-    },
+    #[error("the request was dropped before it loaded (the cache shut down)")]
+    Cancelled,
     /// A video source problem (bad header, unsupported chroma format, truncated frame).
-    #[error("{href}: {detail}")]
+    #[error("{detail}")]
     Video {
-        /// The href as the caller gave it (or the file named).
-        href: String,
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
 }
 
-impl Error {
-    /// The href (or file) this error is about.
-    pub fn href(&self) -> Option<&str> {
-        match self {
-            Error::NotFound { href, .. }
-            | Error::Permission { href, .. }
-            | Error::NotAFile { href, .. }
-            | Error::Io { href, .. }
-            | Error::Unsupported { href, .. }
-            | Error::Corrupt { href, .. }
-            | Error::TooManyPixels { href, .. }
-            | Error::OutsideMediadir { href, .. }
-            | Error::Gpu { href, .. }
-            | Error::GpuOutOfMemory { href, .. }
-            | Error::LoadPanicked { href, .. }
-            | Error::Cancelled { href }
-            | Error::Video { href, .. } => Some(href),
-            Error::Config { .. }
-            | Error::Trace { .. }
-            | Error::Socket { .. }
-            | Error::Plot { .. }
-            | Error::Thread { .. } => None,
-        }
-    }
-
-    /// Classifies an I/O error on `path` into the typed variants of §10.
-    pub(crate) fn io(href: &str, path: &std::path::Path, e: std::io::Error) -> Error {
-        let (href, path) = (href.to_owned(), path.to_owned());
-        match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound { href, path },
-            std::io::ErrorKind::PermissionDenied => Error::Permission { href, path },
-            std::io::ErrorKind::IsADirectory => Error::NotAFile { href, path },
-            _ => Error::Io {
-                href,
-                path,
-                source: Arc::new(e),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Error as IoError, ErrorKind};
+    use std::io::{Error as IoError, ErrorKind as IoKind};
 
     #[test]
     fn io_errors_are_classified() {
         let p = std::path::Path::new("/m/a.png");
         assert!(matches!(
-            Error::io("a.png", p, IoError::from(ErrorKind::NotFound)),
-            Error::NotFound { .. }
+            *Error::io("a.png", p, IoError::from(IoKind::NotFound)).kind(),
+            ErrorKind::NotFound { .. }
         ));
         assert!(matches!(
-            Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied)),
-            Error::Permission { .. }
+            *Error::io("a.png", p, IoError::from(IoKind::PermissionDenied)).kind(),
+            ErrorKind::Permission { .. }
         ));
         assert!(matches!(
-            Error::io("a.png", p, IoError::from(ErrorKind::IsADirectory)),
-            Error::NotAFile { .. }
+            *Error::io("a.png", p, IoError::from(IoKind::IsADirectory)).kind(),
+            ErrorKind::NotAFile { .. }
         ));
-        let e = Error::io("a.png", p, IoError::from(ErrorKind::PermissionDenied));
+        let e = Error::io("a.png", p, IoError::from(IoKind::PermissionDenied));
         assert_eq!(e.to_string(), "a.png: permission denied (/m/a.png)");
     }
 }

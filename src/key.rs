@@ -34,7 +34,7 @@ pub struct Key {
     start: usize,
     /// Where the path ends in `path`: its length, or where the fit begins.
     end: usize,
-    /// [`KeyStr::hash_of`] the lookup string, computed once: the index compares it before the
+    /// the hash of the lookup string, computed once: the index compares it before the
     /// key's bytes on every hit, and rehashes with it when it grows, without touching the
     /// bytes again.
     hash: u64,
@@ -42,12 +42,12 @@ pub struct Key {
 
 /// What separates a fitted key's lookup string from its fit: a NUL, which no file path holds
 /// (so only an href that itself spells a fitted lookup string, NUL and all, names a fitted
-/// entry through the plain API; see the README).
-pub const FIT_MARK: char = '\0';
+/// entry through the plain API; see docs/guide.md).
+pub(crate) const FIT_MARK: char = '\0';
 
 /// Appends the fitted lookup string of `lookup` for a `w`x`h` box to `out` (allocation-free
 /// once `out` has room).
-pub fn push_fitted_lookup(out: &mut String, lookup: &str, (w, h): (u32, u32)) {
+pub(crate) fn push_fitted_lookup(out: &mut String, lookup: &str, (w, h): (u32, u32)) {
     let mut a = itoa::Buffer::new();
     out.push_str(lookup);
     out.push(FIT_MARK);
@@ -117,7 +117,7 @@ impl Key {
             ..*self
         }
     }
-    /// [`KeyStr::hash_of`] the lookup string (computed once, when the key was made).
+    /// the hash of the lookup string (computed once, when the key was made).
     #[inline]
     pub fn hash_value(&self) -> u64 {
         self.hash
@@ -136,7 +136,7 @@ impl Key {
 /// uses [`KeyHash`], which passes that one number through.
 #[derive(PartialEq, Eq)]
 #[repr(transparent)]
-pub struct KeyStr(str);
+pub(crate) struct KeyStr(str);
 
 impl KeyStr {
     /// Wraps a lookup string.
@@ -198,11 +198,11 @@ impl fmt::Debug for Key {
 /// The index's hasher: keys and [`KeyStr`]s hash themselves to one `u64`, which this passes
 /// through unchanged (it already is a good hash).
 #[derive(Clone, Copy, Default)]
-pub struct KeyHash;
+pub(crate) struct KeyHash;
 
 /// The [`Hasher`] of [`KeyHash`].
 #[derive(Default)]
-pub struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl std::hash::BuildHasher for KeyHash {
     type Hasher = KeyHasher;
@@ -589,7 +589,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                if x % 3 == 0 {
+                if x.is_multiple_of(3) {
                     href.push('/');
                 }
                 for i in 0..(x % 6) {

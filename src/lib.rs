@@ -12,7 +12,7 @@
 //! - [`video`] nodes decode frames ahead into a bounded queue of recycled buffers, with one
 //!   texture per node, and free all of it on stop;
 //! - budgets and limits come from a TOML file ([`Config`]); [`Stats`] shows what is held, in
-//!   process or through the [`control`] socket (`texcache stats`).
+//!   process or through the [`observe::control`] socket (`texcache stats`).
 //!
 //! ```
 //! # fn main() -> texcache::Result<()> {
@@ -31,67 +31,56 @@
 //! ```
 //!
 //! The rules the tiers keep and the formats texcache reads and writes are in the repository's
-//! `docs/formats.md`, whose numbered sections the docs here cite as `§N`.
+//! `docs/reference.md`, whose numbered sections the docs here cite as `§N`.
 //!
 //! Where things live: [`config`] (the TOML file), [`key`] (hrefs to keys), [`tier`] (the one
-//! byte-budgeted tier, thread-safe, with single-flight loading), [`bitmap`] (CPU loading),
-//! [`decode`] (image bytes to bitmaps),
-//! [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources, nodes, the node
-//! texture), [`cache`] (the facade), [`stats`] (the §6 snapshot), [`history`] (memory over
-//! time), [`pressure`] (budgets sized to the machine, memory given back under pressure),
-//! [`control`] (the control socket), [`request`] (non-blocking loads),
-//! [`trace`] (trace files, replay and recording).
+//! byte-budgeted tier, generic over what it holds, with single-flight loading), [`picture`]
+//! (files to bitmaps), [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources,
+//! nodes, the node texture), [`observe`] (stats, history, the control socket, memory
+//! pressure), [`trace`] (trace files, replay and recording), [`probe`] (what a file is); the
+//! facade, [`Cache`], ties them together.
 //!
 //! Cargo features: `gpu` (on by default) is the GPU tier, texture upload and video textures,
-//! and the only part that needs wgpu. Without it texcache builds no wgpu at all, and the GPU
-//! tier stays empty: its stats show its budget and zeros, and a trace's `texture` lines fail.
+//! and the only part that needs wgpu; without it the GPU tier stays empty (its stats show its
+//! budget and zeros). `ffmpeg`: video files and AVIF through the system's FFmpeg. `turbojpeg`:
+//! JPEG through the system's libjpeg-turbo instead of the pure-Rust decoders (`rust-jpeg`, on
+//! by default). `samples`: sample media writers for demos and tests.
 
 #![warn(missing_docs)]
 
-mod avif;
-pub mod bitmap;
-pub mod cache;
+mod cache;
 pub mod config;
-pub mod control;
-pub mod decode;
-pub mod error;
-mod file;
-mod fork;
-#[doc(hidden)]
-pub mod fuzzing;
+mod error;
+#[cfg(feature = "ffmpeg")]
+mod ffmpeg;
 #[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod history;
-mod jpeg;
 pub mod key;
-mod prefetch;
-pub mod pressure;
+pub mod observe;
+mod os;
+pub mod picture;
 pub mod probe;
-pub mod request;
-#[doc(hidden)]
-pub mod samples;
-pub mod stats;
 mod sync;
+#[cfg(feature = "samples")]
+pub mod testing;
 pub mod tier;
 pub mod trace;
-#[cfg(feature = "turbojpeg")]
-mod turbojpeg;
-pub mod units;
+mod units;
 pub mod video;
 
-pub use bitmap::Bitmap;
 #[cfg(feature = "gpu")]
 pub use cache::TextureHandle;
-pub use cache::{BitmapHandle, Cache};
+pub use cache::{BitmapHandle, Cache, Request};
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "gpu")]
 pub use gpu::{Gpu, Texture};
 pub use key::Key;
-pub use request::Request;
-pub use stats::{PixelFormat, Stats, TierStats};
+pub use observe::history::Sample;
+pub use observe::stats::{PixelFormat, Stats, TierStats};
+pub use picture::Bitmap;
 pub use tier::{Handle, TierKind};
-pub use units::ByteSize;
+pub use units::{Budget, ByteSize};
 /// The wgpu texcache's textures are made with (the same version an application must use to
 /// draw them).
 #[cfg(feature = "gpu")]

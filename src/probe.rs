@@ -5,7 +5,7 @@
 //! ```
 //! let dir = std::env::temp_dir().join("texcache-doc-probe");
 //! std::fs::create_dir_all(&dir).unwrap();
-//! texcache::samples::write_y4m(&dir.join("clip.y4m"), 64, 48, 10).unwrap();
+//! texcache::testing::samples::write_y4m(&dir.join("clip.y4m"), 64, 48, 10).unwrap();
 //! match texcache::probe::probe("clip.y4m", &dir.join("clip.y4m"), 1 << 24).unwrap() {
 //!     texcache::probe::Probe::Video(v) => {
 //!         assert_eq!((v.info.width, v.info.height, v.info.frames), (64, 48, Some(10)));
@@ -16,7 +16,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::stats::PixelFormat;
+use crate::observe::stats::PixelFormat;
 use crate::video::{SourceOptions, VideoInfo};
 use serde::Serialize;
 use std::path::Path;
@@ -66,9 +66,9 @@ pub struct PictureProbe {
 /// pixels from the header. Pictures are decoded (as the cache would, to know its exact bytes);
 /// videos have only their header read.
 pub fn probe(href: &str, path: &Path, max_pixels: u64) -> Result<Probe> {
-    let mut opened = crate::file::open_regular(href, path, None)?;
+    let mut opened = crate::os::file::open_regular(href, path, None)?;
     let mut head = [0u8; 32];
-    let n = crate::file::read_up_to(&mut opened.file, &mut head)
+    let n = crate::os::file::read_up_to(&mut opened.file, &mut head)
         .map_err(|e| Error::io(href, path, e))?;
     drop(opened);
     let head = &head[..n];
@@ -77,29 +77,29 @@ pub fn probe(href: &str, path: &Path, max_pixels: u64) -> Result<Probe> {
             max_pixels,
             decoder_threads: 1,
         };
-        crate::video::source::open(href, path, None, options).map(|s| {
+        crate::video::open(href, path, None, options).map(|s| {
             Probe::Video(VideoProbe {
                 info: s.info().clone(),
                 frame_bytes: s.info().frame_bytes(),
             })
         })
     };
-    if !crate::decode::is_picture(href, head) {
+    if !crate::picture::decode::is_picture(href, head) {
         return video();
     }
     // A picture format that animates (GIF, APNG, WebP) is a video when it has frames to play;
     // still ones, and every other picture, are pictures.
-    if crate::video::source::is_animation(head) {
+    if crate::video::is_animation(head) {
         if let Ok(v) = video() {
             return Ok(v);
         }
     }
-    let bytes = crate::bitmap::read_file(href, path, None, max_pixels)?;
-    let options = crate::decode::DecodeOptions::new(max_pixels);
-    let decoded = crate::decode::decode_telling(href, &bytes, &options)?;
+    let bytes = crate::picture::load::read_file(href, path, None, max_pixels)?;
+    let options = crate::picture::decode::DecodeOptions::new(max_pixels);
+    let decoded = crate::picture::decode::decode_telling(href, &bytes, &options)?;
     drop(bytes);
     let bitmap = decoded.bitmap;
-    let format = crate::decode::sniff(href, head)
+    let format = crate::picture::decode::sniff(href, head)
         .and_then(|f| f.extensions_str().first().copied())
         .unwrap_or("unknown");
     let format = if format == "jpg" { "jpeg" } else { format };

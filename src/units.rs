@@ -103,7 +103,7 @@ impl ByteSize {
     pub fn exact(self) -> String {
         let b = self.0;
         for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-            if b != 0 && b % (1u64 << shift) == 0 {
+            if b != 0 && b.is_multiple_of(1u64 << shift) {
                 return format!("{} {unit}", b >> shift);
             }
         }
@@ -146,7 +146,7 @@ impl ByteSize {
 }
 
 impl<'de> serde::Deserialize<'de> for ByteSize {
-    /// What [`Budget`] reads, refusing a percentage (with [`ByteSize`]'s own words for why).
+    /// What a budget reads, refusing a percentage (with [`ByteSize`]'s own words for why).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Budget::deserialize(d)? {
             Budget(bytes, None) => Ok(ByteSize(bytes)),
@@ -165,14 +165,14 @@ impl serde::Serialize for ByteSize {
 }
 
 /// The CPU tier's budget: bytes, or a percentage of the memory this process may use
-/// ([`crate::pressure::memory_limit`]), which [`crate::Config`] resolves to bytes when a file
+/// ([`crate::observe::pressure::memory_limit`]), which [`crate::Config`] resolves to bytes when a file
 /// is read, and again in [`crate::Cache::new`] and [`crate::Cache::reload_config`].
 ///
 /// Field 0 is the bytes (0 for a percentage not resolved yet), field 1 the percentage it came
 /// from, if any.
 ///
 /// ```
-/// use texcache::units::Budget;
+/// use texcache::Budget;
 /// assert_eq!("64 MiB".parse::<Budget>().unwrap(), Budget(64 << 20, None));
 /// let quarter: Budget = "25%".parse().unwrap();
 /// assert_eq!(quarter.1, Some(25.0));

@@ -9,19 +9,19 @@ mod common;
 fn a_fitted_jpeg_decode_never_holds_the_full_size_picture() {
     let path = common::corpus().join("photos/kodim23_3072x2048.jpg");
     let bytes = std::fs::read(&path).unwrap();
-    let mut options = texcache::decode::DecodeOptions::new(1 << 28);
+    let mut options = texcache::picture::DecodeOptions::new(1 << 28);
     options.fit = Some((768, 512));
     // Warm up the code paths (and the allocator's arenas) on a small box first.
     let mut warm = options;
     warm.fit = Some((8, 8));
-    drop(texcache::decode::decode("warm.jpg", &bytes, &warm).unwrap());
+    drop(texcache::picture::decode("warm.jpg", &bytes, &warm).unwrap());
     // Reset the peak to what is resident now (Linux: "5" resets VmHWM).
     if std::fs::write("/proc/self/clear_refs", "5").is_err() {
         eprintln!("cannot reset the peak RSS here; skipping");
         return;
     }
     let baseline = common::status("VmHWM:");
-    let b = texcache::decode::decode("big.jpg", &bytes, &options).unwrap();
+    let b = texcache::picture::decode("big.jpg", &bytes, &options).unwrap();
     let peak = common::status("VmHWM:");
     let fitted = texcache::tier::Resource::bytes(&b);
     assert_eq!((b.width(), b.height(), fitted), (768, 512, 768 * 512 * 4));

@@ -5,7 +5,7 @@ mod common;
 
 #[test]
 fn nothing_is_left_after_handles_and_cache_drop() {
-    assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0));
+    assert_eq!(texcache::picture::live_bitmaps(), (0, 0));
     let dir = common::corpus().join("pngsuite");
     let cache = common::cache(&dir, 64 * 1024);
     let mut held = Vec::new();
@@ -18,7 +18,7 @@ fn nothing_is_left_after_handles_and_cache_drop() {
         }
     }
     cache.remove(held[0].key().lookup());
-    let (live, bytes) = texcache::bitmap::live_bitmaps();
+    let (live, bytes) = texcache::picture::live_bitmaps();
     let s = cache.stats().cpu;
     assert_eq!(
         bytes as u64, s.used,
@@ -26,20 +26,20 @@ fn nothing_is_left_after_handles_and_cache_drop() {
     );
     assert_eq!(live as u64, s.entries);
     drop(cache);
-    let (_, bytes) = texcache::bitmap::live_bitmaps();
+    let (_, bytes) = texcache::picture::live_bitmaps();
     assert_eq!(
         bytes as u64,
         held.iter().map(|h| h.bytes()).sum::<u64>(),
         "only held bitmaps survive the cache"
     );
     drop(held);
-    assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0));
+    assert_eq!(texcache::picture::live_bitmaps(), (0, 0));
 }
 
 #[test]
 fn no_frame_buffer_is_left_after_video_nodes_stop() {
     let tmp = tempfile::tempdir().unwrap();
-    texcache::samples::write_y4m(&tmp.path().join("c.y4m"), 32, 16, 12).unwrap();
+    texcache::testing::samples::write_y4m(&tmp.path().join("c.y4m"), 32, 16, 12).unwrap();
     let cache = common::cache(tmp.path(), 1 << 20);
     let mut nodes: Vec<_> = (0..3).map(|_| cache.video("c.y4m").unwrap()).collect();
     let mut held = Vec::new();

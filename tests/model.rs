@@ -10,8 +10,9 @@ use shuttle::thread;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use texcache::key::Resolver;
-use texcache::stats::PixelFormat;
+use texcache::observe::stats::PixelFormat;
 use texcache::tier::{Resource, Tier};
+use texcache::ErrorKind;
 use texcache::{Error, TierKind};
 
 const ITERATIONS: usize = 4000;
@@ -179,10 +180,12 @@ fn coalescing(outcome: Outcome) {
                             w.loads.fetch_add(1, Ordering::Relaxed);
                             match outcome {
                                 Outcome::Ok => Ok(Res::new(1, &w.live)),
-                                Outcome::Fail => Err(Error::Corrupt {
-                                    href: "k".into(),
-                                    detail: "bad".into(),
-                                }),
+                                Outcome::Fail => Err(Error::new(
+                                    "k".into(),
+                                    ErrorKind::Corrupt {
+                                        detail: "bad".into(),
+                                    },
+                                )),
                                 Outcome::Panic => panic!("decoder bug"),
                             }
                         },
@@ -201,11 +204,15 @@ fn coalescing(outcome: Outcome) {
             Outcome::Fail | Outcome::Panic => {
                 for r in &results {
                     match (outcome, r) {
-                        (Outcome::Fail, Err(Error::Corrupt { href, .. })) => {
-                            assert_eq!(href, "k")
+                        (Outcome::Fail, Err(e))
+                            if matches!(e.kind(), ErrorKind::Corrupt { .. }) =>
+                        {
+                            assert_eq!(e.href(), Some("k"))
                         }
-                        (Outcome::Panic, Err(Error::LoadPanicked { href, .. })) => {
-                            assert_eq!(href, "/m/k")
+                        (Outcome::Panic, Err(e))
+                            if matches!(e.kind(), ErrorKind::LoadPanicked { .. }) =>
+                        {
+                            assert_eq!(e.href(), Some("/m/k"))
                         }
                         _ => panic!("unexpected {r:?}"),
                     }

@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::Command;
-use texcache::control::request;
-use texcache::{Cache, Error};
+use texcache::observe::control::request;
+use texcache::{Cache, ErrorKind};
 
 fn serving(dir: &Path, socket: &Path) -> Cache {
     let mut cfg = texcache::Config::default();
@@ -69,7 +69,7 @@ fn hostile_clients_cannot_block_it() {
     common::png(tmp.path(), "a.png", 10, 10);
     let sock = tmp.path().join("ctl.sock");
     let cache = serving(tmp.path(), &sock);
-    let rss_before = texcache::stats::process_rss();
+    let rss_before = texcache::observe::stats::process_rss();
 
     // A client that connects and never writes, held open throughout.
     let silent = UnixStream::connect(&sock).unwrap();
@@ -110,14 +110,14 @@ fn hostile_clients_cannot_block_it() {
                 assert_eq!(v["cpu"]["entries"], 1);
                 answered += 1;
             }
-            Err(Error::Socket { .. }) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::Socket { .. }) => {}
             Err(e) => panic!("{e}"),
         }
     }
     assert!(answered > 0);
     drop(silent);
     assert!(request(&sock, "stats").is_ok(), "still serving");
-    let grown = texcache::stats::process_rss().saturating_sub(rss_before);
+    let grown = texcache::observe::stats::process_rss().saturating_sub(rss_before);
     assert!(grown < 16 << 20, "RSS grew {grown} bytes");
 }
 
@@ -130,7 +130,9 @@ fn existing_files_at_the_path() {
     let mut cfg = texcache::Config::default();
     cfg.stats.socket = path.clone();
     match Cache::new(cfg.clone()) {
-        Err(e @ Error::Socket { .. }) => assert!(e.to_string().contains("ctl.sock"), "{e}"),
+        Err(e) if matches!(e.kind(), ErrorKind::Socket { .. }) => {
+            assert!(e.to_string().contains("ctl.sock"), "{e}")
+        }
         other => panic!("{:?}", other.map(|_| ())),
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
@@ -142,7 +144,7 @@ fn existing_files_at_the_path() {
     let cache = Cache::new(cfg.clone()).unwrap();
     assert!(request(&path, "stats").is_ok());
     // A live one is not taken over.
-    assert!(matches!(Cache::new(cfg), Err(Error::Socket { .. })));
+    assert!(matches!(Cache::new(cfg), Err(e) if matches!(e.kind(), ErrorKind::Socket { .. })));
     assert!(
         request(&path, "stats").is_ok(),
         "the first server still serves"
@@ -182,7 +184,7 @@ fn texcache_stats_against_replay_serve_matches_the_replay() {
     let table = common::stats_over(&sock, &[]);
     let svg = tmp.path().join("memory.svg");
     let plotted = common::stats_over(&sock, &["--plot", svg.to_str().unwrap()]);
-    let history = texcache::control::request(&sock, "stats history").unwrap();
+    let history = texcache::observe::control::request(&sock, "stats history").unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(

@@ -67,7 +67,7 @@ fn check_quiet(cache: &Cache) {
         assert_eq!(sum("refs"), 0, "{tier}");
         assert!(t.used <= t.budget, "{tier}: {t:?}");
     }
-    let (bitmaps, bitmap_bytes) = texcache::bitmap::live_bitmaps();
+    let (bitmaps, bitmap_bytes) = texcache::picture::live_bitmaps();
     assert_eq!(
         (bitmaps as u64, bitmap_bytes as u64),
         (s.cpu.entries, s.cpu.used)
@@ -157,7 +157,9 @@ fn random_operations_from_many_threads_keep_the_invariants() {
                             let budget = [total / 8, total / 4, total / 2][rng.below(3) as usize];
                             check_always(&cache.set_budget(TierKind::Cpu, budget));
                         }
-                        81..=85 => cache.prefetch([pick(&mut rng), pick(&mut rng)]).unwrap(),
+                        81..=85 => cache
+                            .prefetch([pick(&mut rng), pick(&mut rng)], None)
+                            .unwrap(),
                         86..=91 if with_gpu => {
                             if let Ok(h) = cache.texture(pick(&mut rng)) {
                                 textures.push(h);
@@ -221,6 +223,6 @@ fn random_operations_from_many_threads_keep_the_invariants() {
         "the run evicted textures: {g:?}"
     );
     drop(cache);
-    assert_eq!(texcache::bitmap::live_bitmaps(), (0, 0), "bitmaps leaked");
+    assert_eq!(texcache::picture::live_bitmaps(), (0, 0), "bitmaps leaked");
     assert_eq!(texcache::gpu::live_textures(), (0, 0), "textures leaked");
 }

@@ -6,7 +6,7 @@ use texcache::Cache;
 #[test]
 fn a_thousand_play_stop_cycles_leave_memory_flat() {
     let tmp = tempfile::tempdir().unwrap();
-    texcache::samples::write_y4m(&tmp.path().join("c.y4m"), 64, 48, 8).unwrap();
+    texcache::testing::samples::write_y4m(&tmp.path().join("c.y4m"), 64, 48, 8).unwrap();
     let mut cfg = texcache::Config::default();
     cfg.mediadir = tmp.path().to_path_buf();
     cfg.video.queue_length = 3;
@@ -25,9 +25,9 @@ fn a_thousand_play_stop_cycles_leave_memory_flat() {
         assert_eq!(cache.stats().video.cpu_bytes, 0, "cycle {cycle}");
         assert_eq!(texcache::video::live_frame_buffers(), 0, "cycle {cycle}");
         if cycle == 100 {
-            rss_after_warmup = texcache::stats::process_rss();
+            rss_after_warmup = texcache::observe::stats::process_rss();
         }
     }
-    let grown = texcache::stats::process_rss().saturating_sub(rss_after_warmup);
+    let grown = texcache::observe::stats::process_rss().saturating_sub(rss_after_warmup);
     assert!(grown < 4 << 20, "RSS grew {grown} bytes over 900 cycles");
 }

@@ -36,6 +36,7 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
     // the scratch file's, which `file` keeps open until after the second dup2 below. The saved
     // copy is closed exactly once, after stderr is restored from it.
     let saved = unsafe { libc::dup(2) };
+    // SAFETY: as above.
     if saved < 0 || unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
         if saved >= 0 {
             // SAFETY: `saved` is ours and still open.

@@ -1,8 +1,9 @@
 //! `texcache`: the command line. Each command lives in `src/cli/`; the formats it reads and
-//! prints are in `docs/formats.md`.
+//! prints are in `docs/reference.md`.
 
 mod cli;
 mod driver_noise;
+mod error;
 mod plot;
 
 use clap::{Parser, Subcommand};
@@ -46,7 +47,7 @@ enum Command {
         )]
         sheet: PathBuf,
     },
-    /// Play a trace (format: docs/formats.md) through a real cache and print the final
+    /// Play a trace (format: docs/reference.md) through a real cache and print the final
     /// statistics.
     Replay {
         /// The trace file.
@@ -134,7 +135,7 @@ enum Command {
 /// How statistics are printed.
 #[derive(clap::Args)]
 struct Output {
-    /// Print the statistics as JSON (docs/formats.md) instead of the table.
+    /// Print the statistics as JSON (docs/reference.md) instead of the table.
     #[arg(long)]
     json: bool,
     /// Include one object per entry.

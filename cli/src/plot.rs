@@ -2,11 +2,12 @@
 //! miss-ratio curve of `texcache tune --plot`. Drawn with `plotters` (its SVG backend only: no
 //! fonts or bitmaps to build), so the files are plain SVG any browser shows.
 
+use crate::error::{Error, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
-use texcache::history::Sample;
-use texcache::{Error, Result, TierKind};
+use texcache::observe::history::Sample;
+use texcache::TierKind;
 
 const MIB: f64 = (1u64 << 20) as f64;
 

@@ -1,4 +1,4 @@
-//! The command line as built (the library's tests in `../tests/` run it too): every SPEC §8
+//! The command line as built (the library's tests in `../tests/` run it too): every §8
 //! command is there and says what it does.
 
 #[test]

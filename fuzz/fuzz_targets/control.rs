@@ -1,3 +1,3 @@
-//! `cargo fuzz run control`: see [`texcache::fuzzing::control`].
+//! `cargo fuzz run control`: see [`texcache::testing::fuzzing::control`].
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| texcache::fuzzing::control(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| texcache::testing::fuzzing::control(data));

@@ -1,3 +1,3 @@
-//! `cargo fuzz run decode`: see [`texcache::fuzzing::decode`].
+//! `cargo fuzz run decode`: see [`texcache::testing::fuzzing::decode`].
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| texcache::fuzzing::decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| texcache::testing::fuzzing::decode(data));

@@ -1,3 +1,3 @@
-//! `cargo fuzz run trace`: see [`texcache::fuzzing::trace`].
+//! `cargo fuzz run trace`: see [`texcache::testing::fuzzing::trace`].
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| texcache::fuzzing::trace(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| texcache::testing::fuzzing::trace(data));

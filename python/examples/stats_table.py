@@ -2,7 +2,7 @@
 
     python stats_table.py SOCKET [--every SECS]
 
-The socket answers one line (`stats`) with one line of JSON (SPEC §9); this is what
+The socket answers one line (`stats`) with one line of JSON (§9 of docs/reference.md); this is what
 `texcache stats --socket SOCKET` does, in a few lines of Python.
 """
 

@@ -1,4 +1,4 @@
-"""The Python package over the real library (SPEC §11): zero-copy views and their lifetimes,
+"""The Python package over the real library (§11 of docs/reference.md): zero-copy views and their lifetimes,
 threads, every error class, and flat memory."""
 
 import ctypes

@@ -3,7 +3,7 @@
 //! An application that renders with wgpu passes its own `Device` and `Queue`
 //! ([`Gpu::from_device`]); the CLI and tests let texcache open one from `gpu.backend`
 //! ([`Gpu::open`]), lazily, on the first texture request. Validation and out-of-memory errors are
-//! captured with error scopes and returned as [`Error::Gpu`] naming the href; a lost device is
+//! captured with error scopes and returned as `ErrorKind::Gpu` naming the href; a lost device is
 //! remembered, so later uploads fail with a clear error instead of panicking, until the cache is
 //! bound to a new device.
 
@@ -17,7 +17,7 @@ pub use texture::{
 };
 
 use crate::config::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -104,10 +104,7 @@ impl Gpu {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
-        let err = |detail: String| Error::Gpu {
-            href: "<device>".into(),
-            detail,
-        };
+        let err = |detail: String| Error::new("<device>", ErrorKind::Gpu { detail });
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             ..Default::default()

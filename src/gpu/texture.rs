@@ -2,9 +2,9 @@
 
 use super::mipmap::{self, Mipmapper};
 use super::Gpu;
-use crate::bitmap::Bitmap;
-use crate::error::{Error, Result};
-use crate::stats::PixelFormat;
+use crate::error::{Error, ErrorKind, Result};
+use crate::observe::stats::PixelFormat;
+use crate::picture::bitmap::Bitmap;
 use crate::tier::Resource;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -118,17 +118,14 @@ impl Texture {
     /// # fn main() -> texcache::Result<()> {
     /// use std::sync::Arc;
     /// let gpu = Arc::new(texcache::Gpu::open(texcache::config::Backend::Auto)?);
-    /// let options = texcache::decode::DecodeOptions::new(1 << 28);
-    /// let bitmap = texcache::bitmap::decode("a.png", &std::fs::read("a.png").unwrap(), &options)?;
+    /// let options = texcache::picture::DecodeOptions::new(1 << 28);
+    /// let bitmap = texcache::picture::decode("a.png", &std::fs::read("a.png").unwrap(), &options)?;
     /// let texture = texcache::Texture::upload(&gpu, "a.png", &bitmap, true)?;
     /// assert_eq!(texture.mip_levels(), texcache::gpu::level_count(bitmap.width(), bitmap.height()));
     /// # Ok(()) }
     /// ```
     pub fn upload(gpu: &Arc<Gpu>, href: &str, bitmap: &Bitmap, mipmaps: bool) -> Result<Texture> {
-        let gpu_err = |detail: String| Error::Gpu {
-            href: href.into(),
-            detail,
-        };
+        let gpu_err = |detail: String| Error::new(href, ErrorKind::Gpu { detail });
         if gpu.is_lost() {
             return Err(gpu_err(
                 "the device was lost; bind the cache to a new device".into(),
@@ -218,10 +215,12 @@ impl Texture {
         let oom = pollster::block_on(scope.pop());
         if let Some(e) = oom {
             texture.destroy();
-            return Err(Error::GpuOutOfMemory {
-                href: href.into(),
-                detail: e.to_string(),
-            });
+            return Err(Error::new(
+                href,
+                ErrorKind::GpuOutOfMemory {
+                    detail: e.to_string(),
+                },
+            ));
         }
         if let Some(e) = invalid {
             texture.destroy();
@@ -278,7 +277,7 @@ static LIVE_TEXTURES: AtomicI64 = AtomicI64::new(0);
 static LIVE_TEXTURE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 /// Cached textures alive in this process and their bytes (for leak checks), like
-/// [`crate::bitmap::live_bitmaps`]. Video textures are not counted here (the video stats show
+/// [`crate::picture::bitmap::live_bitmaps`]. Video textures are not counted here (the video stats show
 /// them).
 ///
 /// ```
@@ -365,10 +364,7 @@ pub fn read_back_raw(gpu: &Gpu, texture: &wgpu::Texture, level: u32) -> Result<V
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    let err = |detail: String| Error::Gpu {
-        href: "<readback>".into(),
-        detail,
-    };
+    let err = |detail: String| Error::new("<readback>", ErrorKind::Gpu { detail });
     gpu.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| err(e.to_string()))?;

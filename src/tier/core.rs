@@ -4,7 +4,7 @@
 //! Both tiers (decoded bitmaps and GPU textures) use this one implementation; it is generic over
 //! what an entry holds and never looks inside it. [`super::Tier`] wraps it in a mutex for
 //! threads, and `placeholder.rs` holds the single-flight loading handshake. Keeping the algorithm
-//! here, free of threads, is what lets `tests/tier_model.rs` check it against a tiny model.
+//! here, free of threads, is what lets `tests/integration/tier_model.rs` check it against a tiny model.
 //!
 //! # The unused list: releases in order, deleted lazily
 //!
@@ -59,7 +59,7 @@
 
 use super::placeholder::Placeholder;
 use crate::key::{Key, KeyHash, KeyStr};
-use crate::stats::TierStats;
+use crate::observe::stats::TierStats;
 use hashbrown::HashTable;
 use std::collections::{HashMap, VecDeque};
 use std::ptr::NonNull;
@@ -244,10 +244,10 @@ pub enum Lookup<V> {
     /// Resident: one handle has been counted for the caller.
     Hit(EntryPtr<V>),
     /// Another caller is loading this key: wait on the placeholder (counted as coalesced).
-    Wait(Arc<Placeholder<V>>),
+    Wait(Arc<Placeholder<EntryPtr<V>>>),
     /// Nobody has it: the caller must load it and then call [`TierCore::complete`] or
     /// [`TierCore::fail`] with this placeholder (counted as a miss).
-    Miss(Arc<Placeholder<V>>),
+    Miss(Arc<Placeholder<EntryPtr<V>>>),
 }
 
 /// What is left of a release after [`TierCore::release`].
@@ -297,7 +297,7 @@ pub struct TierCore<V> {
     /// Sweeps so far (for tests).
     #[cfg(test)]
     sweeps: u64,
-    loading: HashMap<Key, Arc<Placeholder<V>>, KeyHash>,
+    loading: HashMap<Key, Arc<Placeholder<EntryPtr<V>>>, KeyHash>,
     /// Entries out of the index while still in use (§3.5), by address: they still count, so
     /// the entries listing shows them too. Touched only on the cold paths that make and free
     /// orphans.
@@ -421,7 +421,7 @@ impl<V> TierCore<V> {
     /// indexed (an orphan from birth).
     pub fn complete(
         &mut self,
-        ph: &Arc<Placeholder<V>>,
+        ph: &Arc<Placeholder<EntryPtr<V>>>,
         value: V,
         bytes: u64,
         freed: &mut Freed<V>,
@@ -484,7 +484,7 @@ impl<V> TierCore<V> {
     }
 
     /// A load failed (§3.2): count it and forget the placeholder; nothing is inserted.
-    pub fn fail(&mut self, ph: &Arc<Placeholder<V>>) {
+    pub fn fail(&mut self, ph: &Arc<Placeholder<EntryPtr<V>>>) {
         self.detach(ph);
         self.c.failures += 1;
     }
@@ -718,7 +718,7 @@ impl<V> TierCore<V> {
     }
 
     /// Removes `ph` from the loading map if it is still the one there; true if it was.
-    fn detach(&mut self, ph: &Arc<Placeholder<V>>) -> bool {
+    fn detach(&mut self, ph: &Arc<Placeholder<EntryPtr<V>>>) -> bool {
         match self.loading.get(&ph.key) {
             Some(cur) if Arc::ptr_eq(cur, ph) => {
                 self.loading.remove(&ph.key);
@@ -874,12 +874,12 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let k = if (x >> 40) % 8 == 0 {
+            let k = if (x >> 40).is_multiple_of(8) {
                 (x % KEYS as u64) as usize
             } else {
                 (x % 8) as usize
             };
-            if held.is_empty() || (held.len() < 5 && (x >> 20) % 2 == 0) {
+            if held.is_empty() || (held.len() < 5 && (x >> 20).is_multiple_of(2)) {
                 match core.acquire(&names[k], || r.key(&names[k])) {
                     Lookup::Hit(p) => {
                         assert!(resident[k], "step {step}");

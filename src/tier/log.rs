@@ -5,9 +5,9 @@
 //! [`Event`] to a buffer that lives under the tier lock it already holds: no extra lock, no
 //! string formatting, no allocation (the buffer is reused). An entry is named by its address,
 //! and its key travels once, when it is inserted ([`Event::Name`]). The recorder
-//! (`trace::record`) takes the buffer away on its own thread, turns the events into §7 lines and
+//! (`cache/record.rs`) takes the buffer away on its own thread, turns the events into §7 lines and
 //! writes them: this module is the tiers' half (what is written under the lock, and its
-//! encoding), `trace::record` the recorder's. The buffer's memory goes back and forth between two cores, so it is written in
+//! encoding), `cache/record.rs` the recorder's. The buffer's memory goes back and forth between two cores, so it is written in
 //! a way that never waits for the other core (see [`Words`]), and the recorder comes for it
 //! unasked while events come fast (asking it is a system call).
 //!

@@ -10,9 +10,9 @@ pub(crate) mod placeholder;
 
 use self::core::{EntryPtr, Freed, Lookup, Released, TierCore};
 use self::log::{Batch, Event, TierLog};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
-use crate::stats::{EntryInfo, PixelFormat, TierStats};
+use crate::observe::stats::{EntryInfo, PixelFormat, TierStats};
 use crate::sync::TierMutex;
 use std::fmt;
 use std::ops::Deref;
@@ -53,7 +53,7 @@ impl TierKind {
 pub(crate) struct Shared<R: Resource> {
     state: TierMutex<Locked<R>>,
     kind: TierKind,
-    /// The process generation the tier was made in ([`crate::fork`]): in a forked child, the
+    /// The process generation the tier was made in ([`crate::os::fork`]): in a forked child, the
     /// tier is the parent's, and is never locked (a parent thread may have held its lock).
     born: u64,
 }
@@ -63,7 +63,7 @@ impl<R: Resource> Shared<R> {
     /// generation is read only in a forked process).
     #[inline]
     fn is_ours(&self) -> bool {
-        !crate::fork::forked() || crate::fork::is_ours(self.born)
+        !crate::os::fork::forked() || crate::os::fork::is_ours(self.born)
     }
 }
 
@@ -116,21 +116,20 @@ pub(crate) struct Homed<R: Resource> {
     res: R,
 }
 
-// The way home lies in the entry's first cache line (with everything else a hit and a release
-// touch), whatever the tier holds.
-const _: () = {
-    use std::mem::offset_of;
-    assert!(offset_of!(core::Entry<Homed<crate::bitmap::Bitmap>>, value) + 8 <= 64);
-    #[cfg(feature = "gpu")]
-    assert!(offset_of!(core::Entry<Homed<crate::gpu::Texture>>, value) + 8 <= 64);
-};
+impl<R: Resource> Homed<R> {
+    /// The way home lies in the entry's first cache line (with everything else a hit and a
+    /// release touch), whatever the tier holds: checked at compile time for every resource a
+    /// tier is made for (in [`Tier::new`]).
+    const HOME_IN_FIRST_LINE: () =
+        assert!(std::mem::offset_of!(core::Entry<Homed<R>>, value) + 8 <= 64);
+}
 
 /// Fails a load for every waiter if its loader unwinds before publishing the outcome (as
 /// quick_cache's `PlaceholderGuard` does): the placeholder is detached, the failure counted,
 /// and `LoadPanicked` published, so the next acquire loads afresh.
 struct LoadGuard<'a, R: Resource> {
     shared: &'a Shared<R>,
-    ph: &'a Arc<placeholder::Placeholder<Homed<R>>>,
+    ph: &'a Arc<placeholder::Placeholder<core::EntryPtr<Homed<R>>>>,
     armed: bool,
 }
 
@@ -140,10 +139,12 @@ impl<R: Resource> Drop for LoadGuard<'_, R> {
             return;
         }
         self.shared.state.lock().core.fail(self.ph);
-        self.ph.publish(Err(Error::LoadPanicked {
-            href: self.ph.key.to_string(),
-            message: "the load unwound before it finished".into(),
-        }));
+        self.ph.publish(Err(Error::new(
+            self.ph.key.to_string(),
+            ErrorKind::LoadPanicked {
+                message: "the load unwound before it finished".into(),
+            },
+        )));
     }
 }
 
@@ -156,6 +157,8 @@ pub struct Tier<R: Resource> {
 impl<R: Resource> Tier<R> {
     /// An empty tier.
     pub fn new(kind: TierKind, budget: u64, max_entries: u64) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Homed::<R>::HOME_IN_FIRST_LINE;
         Tier {
             shared: Arc::new(Shared {
                 state: TierMutex::new(Locked {
@@ -163,7 +166,7 @@ impl<R: Resource> Tier<R> {
                     log: None,
                 }),
                 kind,
-                born: crate::fork::generation(),
+                born: crate::os::fork::generation(),
             }),
         }
     }
@@ -175,7 +178,7 @@ impl<R: Resource> Tier<R> {
 
     /// Acquires the entry for `lookup`: a hit, a wait for a load in flight, or a load with
     /// `load` (outside the lock). `make_key` builds the key on a miss. A panicking `load` is
-    /// turned into [`Error::LoadPanicked`] for the caller and every waiter.
+    /// turned into `ErrorKind::LoadPanicked` for the caller and every waiter.
     pub fn acquire(
         &self,
         lookup: &str,
@@ -226,10 +229,12 @@ impl<R: Resource> Tier<R> {
                     })
                 }))
                 .unwrap_or_else(|p| {
-                    Err(Error::LoadPanicked {
-                        href: ph.key.to_string(),
-                        message: panic_message(&*p),
-                    })
+                    Err(Error::new(
+                        ph.key.to_string(),
+                        ErrorKind::LoadPanicked {
+                            message: panic_message(&*p),
+                        },
+                    ))
                 });
                 let mut freed = Vec::new();
                 let mut id = 0;
@@ -510,7 +515,7 @@ impl<R: Resource> Drop for Tier<R> {
     }
 }
 
-/// A shared, reference-counted handle to one cached resource (§3.9).
+/// A shared, reference-counted handle to one cached resource (§3.10).
 ///
 /// Cloning is cheap (one uncontended lock round trip); all clones point at the same pixels.
 /// The handle may outlive the cache. When the last handle of an entry drops, the entry becomes
@@ -552,7 +557,7 @@ impl<R: Resource> Handle<R> {
         self.home().state.lock().core.refs(self.entry)
     }
     /// In a forked child: whether this handle's tier is the parent's (out of line: the hot
-    /// paths ask only once [`crate::fork::forked`] says this process was forked).
+    /// paths ask only once [`crate::os::fork::forked`] says this process was forked).
     #[cold]
     #[inline(never)]
     fn inherited(&self) -> bool {
@@ -573,7 +578,7 @@ impl<R: Resource> Deref for Handle<R> {
 
 impl<R: Resource> Clone for Handle<R> {
     fn clone(&self) -> Self {
-        if crate::fork::forked() && self.inherited() {
+        if crate::os::fork::forked() && self.inherited() {
             // The parent's entry, in a forked child: never freed here, so the clone needs no
             // count (see `Drop`).
             return Handle {
@@ -599,8 +604,8 @@ impl<R: Resource> Drop for Handle<R> {
     #[inline]
     fn drop(&mut self) {
         // A handle made in the parent, dropped in a forked child: the parent's tier is never
-        // locked nor freed here (`crate::fork`), so its entries stay readable.
-        if crate::fork::forked() && self.inherited() {
+        // locked nor freed here (`crate::os::fork`), so its entries stay readable.
+        if crate::os::fork::forked() && self.inherited() {
             return;
         }
         let now = now_ms();
@@ -676,12 +681,3 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         "non-string panic payload".into()
     }
 }
-
-// Handles cross threads (§3.9); keep that a compile-time fact.
-const _: () = {
-    const fn send_sync<T: Send + Sync>() {}
-    send_sync::<Handle<crate::bitmap::Bitmap>>();
-    #[cfg(feature = "gpu")]
-    send_sync::<Handle<crate::gpu::Texture>>();
-    send_sync::<Tier<crate::bitmap::Bitmap>>();
-};

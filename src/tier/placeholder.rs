@@ -1,31 +1,32 @@
 //! Single-flight loading: while one caller loads a key, later callers for the same key wait for
 //! that one result instead of decoding again (§3.1, "coalesced").
 //!
-//! The placeholder is created by [`super::core::TierCore::acquire`] on a miss and registered
+//! Generic over its outcome, it imports nothing of the core that uses it. The placeholder is
+//! created by the core's `acquire` on a miss and registered
 //! in the core's loading map. Waiters count themselves under the tier lock, so when the load
 //! completes the core creates the entry with one handle per waiter already counted; the waiters
 //! then only pick up the pointer. Success or failure is published exactly once, and
 //! [`super::Tier`] catches panicking loaders, so no waiter can block forever.
 
-use super::core::EntryPtr;
 use crate::error::Result;
 use crate::key::Key;
 use crate::sync::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// A load in flight for one key.
-pub struct Placeholder<V> {
+/// A load in flight for one key, and its outcome `T` once published (the core's entry
+/// pointer: the placeholder knows nothing of entries).
+pub struct Placeholder<T> {
     pub(crate) key: Key,
     /// Callers waiting on this load; changed only under the tier lock.
     pub(crate) waiters: AtomicUsize,
     /// While a trace is recorded: the next of the handle ids logged for the waiters when the
     /// load completed (0: none were).
     waiter_ids: AtomicU64,
-    result: Mutex<Option<Result<EntryPtr<V>>>>,
+    result: Mutex<Option<Result<T>>>,
     ready: Condvar,
 }
 
-impl<V> Placeholder<V> {
+impl<T: Clone> Placeholder<T> {
     pub(crate) fn new(key: Key) -> Self {
         Placeholder {
             key,
@@ -51,13 +52,13 @@ impl<V> Placeholder<V> {
     }
 
     /// Hands the outcome to every waiter.
-    pub(crate) fn publish(&self, outcome: Result<EntryPtr<V>>) {
+    pub(crate) fn publish(&self, outcome: Result<T>) {
         *self.result.lock() = Some(outcome);
         self.ready.notify_all();
     }
 
     /// Blocks until the outcome is published.
-    pub(crate) fn wait(&self) -> Result<EntryPtr<V>> {
+    pub(crate) fn wait(&self) -> Result<T> {
         let mut slot = self.result.lock();
         loop {
             if let Some(r) = slot.as_ref() {

@@ -6,12 +6,11 @@
 //! still held, or naming an unknown ID, is an error naming the line. A failed load is counted in
 //! the stats, not fatal: its ID is remembered as failed so that its `release` is a no-op.
 
-pub(crate) mod record;
-
+use crate::cache::record::RECORDING_HEADER;
 #[cfg(feature = "gpu")]
 use crate::cache::TextureHandle;
 use crate::cache::{BitmapHandle, Cache};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::tier::TierKind;
 use crate::units::ByteSize;
 use crate::video::VideoNode;
@@ -153,17 +152,16 @@ pub struct Trace {
     pub warnings: Vec<(usize, String)>,
 }
 
-/// The first line a recording starts with (`stats.trace`, [`crate::Cache::record_trace`]).
-pub(crate) const RECORDING_HEADER: &str = "# texcache trace recorded by process";
-
 impl Trace {
     /// Reads and parses a trace file.
     pub fn load(file: impl AsRef<Path>) -> Result<Trace> {
         let file = file.as_ref();
-        let text = crate::file::read_text(file).map_err(|e| Error::Trace {
-            file: file.into(),
-            line: e.line().unwrap_or(0),
-            message: format!("cannot read: {e}"),
+        let text = crate::os::file::read_text(file).map_err(|e| {
+            Error::from(ErrorKind::Trace {
+                file: file.into(),
+                line: e.line().unwrap_or(0),
+                message: format!("cannot read: {e}"),
+            })
         })?;
         Trace::parse(&text, file)
     }
@@ -206,11 +204,11 @@ impl Trace {
                     warnings.push((line, format!("ignored: unterminated last line ({message})")));
                 }
                 Err(message) => {
-                    return Err(Error::Trace {
+                    return Err(Error::from(ErrorKind::Trace {
                         file: file.into(),
                         line,
                         message,
-                    })
+                    }))
                 }
             }
         }
@@ -369,7 +367,7 @@ pub struct ReplayFailure {
     pub href: String,
     /// The error, in words (it names the href and the cause).
     pub error: String,
-    /// Whether the error is [`Error::NotFound`] (an href that names no file, as when a trace
+    /// Whether the error is `ErrorKind::NotFound` (an href that names no file, as when a trace
     /// is replayed without the `mediadir` it was recorded under).
     pub not_found: bool,
     /// How many times it happened.
@@ -410,10 +408,12 @@ impl<'c> Replayer<'c> {
         let total = trace.ops.len();
         for (i, (line, op)) in trace.ops.iter().enumerate() {
             self.line = *line;
-            self.step(op).map_err(|message| Error::Trace {
-                file: trace.file.clone(),
-                line: *line,
-                message,
+            self.step(op).map_err(|message| {
+                Error::from(ErrorKind::Trace {
+                    file: trace.file.clone(),
+                    line: *line,
+                    message,
+                })
             })?;
             progress(i + 1, total);
         }
@@ -433,7 +433,7 @@ impl<'c> Replayer<'c> {
 
     /// Notes a failure of `op` on `href`.
     fn failed(&mut self, op: &'static str, href: &str, error: &Error) {
-        let not_found = matches!(error, Error::NotFound { .. });
+        let not_found = matches!(error.kind(), ErrorKind::NotFound { .. });
         let error = error.to_string();
         let key = (op, href.to_string(), error);
         if let Some(&i) = self.seen.get(&key) {
@@ -616,8 +616,10 @@ impl<'c> Replayer<'c> {
 /// The failure of a `texture` line in a build without the GPU tier.
 #[cfg(not(feature = "gpu"))]
 fn no_gpu_tier(href: &str) -> Error {
-    Error::Gpu {
-        href: href.into(),
-        detail: "texcache was built without its `gpu` feature: there is no texture tier".into(),
-    }
+    Error::new(
+        href,
+        ErrorKind::Gpu {
+            detail: "texcache was built without its `gpu` feature: there is no texture tier".into(),
+        },
+    )
 }

@@ -5,7 +5,7 @@
 //! these constants; a test checks that the WGSL spells the same ones.
 
 use super::source::{Matrix, VideoInfo};
-use crate::stats::PixelFormat;
+use crate::observe::stats::PixelFormat;
 
 /// `(r from v, g from u, g from v, b from u)` for BT.601 (Kr 0.299, Kb 0.114).
 pub(crate) const BT601: [f32; 4] = [1.402, 0.344136, 0.714136, 1.772];

@@ -3,7 +3,7 @@
 //!
 //! Why this module is shaped as it is:
 //!
-//! - **Input is texcache's file.** The file is opened as [`crate::file`] opens every file
+//! - **Input is texcache's file.** The file is opened as [`crate::os::file`] opens every file
 //!   (regular files only, never blocking on a FIFO, confined to mediadir when asked) and
 //!   libavformat reads it through callbacks ([`Io`]); it is never handed a path, and any other
 //!   file or URL a demuxer asks for (playlists, `concat` lists, references in MOV files) is
@@ -24,8 +24,8 @@
 //!
 //! # Safety
 //!
-//! All FFmpeg objects of a source ([`Ffmpeg`]'s raw pointers) are created in [`Ffmpeg::open`],
-//! owned by the source alone, used only through `&mut self` (so by one thread at a time) and
+//! All FFmpeg objects of a source ([`Ffmpeg`]'s raw pointers and its [`Codec`]) are created in
+//! [`Ffmpeg::open`], owned by the source alone, used only through `&mut self` (so by one thread at a time) and
 //! freed once, in `Drop`, in dependency order (decoder, scaler, frame and packet, then the
 //! demuxer, then its I/O context and the [`Io`] it reads from). The callbacks FFmpeg calls
 //! (`read`, `seek`, `io_open`, `get_buffer`) receive pointers that live as long as the objects
@@ -33,8 +33,9 @@
 //! No callback unwinds into C: each catches panics and returns an error code.
 
 use super::source::{FrameSource, FrameTime, Matrix, VideoInfo};
-use crate::error::{Error, Result};
-use crate::stats::PixelFormat;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ffmpeg::{ff_error, quiet_logs, Codec};
+use crate::observe::stats::PixelFormat;
 use ffmpeg_sys_next as ff;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -43,7 +44,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
 /// Bytes libavformat reads from the file at a time.
 const IO_BUFFER: usize = 1 << 16;
@@ -58,6 +59,7 @@ unsafe extern "C" fn read(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_i
     // SAFETY: `opaque` is the `Io` box of the source whose I/O context calls this; it outlives
     // that context (see the module's rules). `buf` holds `size` bytes (FFmpeg's contract).
     let io = unsafe { &mut *(opaque as *mut Io) };
+    // SAFETY: as above: `buf` holds `size` bytes, writable, for the length of this call.
     let out = unsafe { std::slice::from_raw_parts_mut(buf, size.max(0) as usize) };
     let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
         match io.file.read(out) {
@@ -171,6 +173,7 @@ unsafe extern "C" fn get_buffer(
         // SAFETY: `opaque` is the source's `DecoderMemory`, which outlives the decoder (and
         // its thread contexts, which copy `opaque`): see the module's rules.
         let memory = unsafe { &*((*ctx).opaque as *const DecoderMemory) };
+        // SAFETY: `frame` was just filled by `avcodec_default_get_buffer2` (`saw`'s contract).
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
             memory.saw(frame)
         }));
@@ -185,10 +188,8 @@ pub struct Ffmpeg {
     fmt: *mut ff::AVFormatContext,
     avio: *mut ff::AVIOContext,
     io: *mut Io,
-    dec: *mut ff::AVCodecContext,
-    pkt: *mut ff::AVPacket,
-    frame: *mut ff::AVFrame,
-    sws: *mut ff::SwsContext,
+    /// The decoder, its packet and frame, and the scaler.
+    codec: Codec,
     stream: c_int,
     time_base: ff::AVRational,
     /// The stream's first timestamp: times count from it.
@@ -211,34 +212,8 @@ pub struct Ffmpeg {
 // (see the module's rules); FFmpeg's contexts may be used from any one thread at a time.
 unsafe impl Send for Ffmpeg {}
 
-pub(crate) fn ff_error(code: c_int) -> String {
-    let mut buf = [0 as c_char; 128];
-    // SAFETY: `buf` is writable for its length; av_strerror always terminates it.
-    unsafe {
-        ff::av_strerror(code, buf.as_mut_ptr(), buf.len());
-        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
-    }
-}
-
-/// Sets FFmpeg's log level to quiet once, unless the application chose one: FFmpeg would
-/// otherwise print every damaged packet to the process's stderr. Errors reach the caller as
-/// typed errors and counts instead. `TEXCACHE_FFMPEG_LOG=1` keeps FFmpeg's messages.
-pub(crate) fn quiet_logs() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: plain global getters and setters of libavutil.
-        unsafe {
-            if std::env::var_os("TEXCACHE_FFMPEG_LOG").is_none()
-                && ff::av_log_get_level() == ff::AV_LOG_INFO as c_int
-            {
-                ff::av_log_set_level(ff::AV_LOG_QUIET);
-            }
-        }
-    });
-}
-
 impl Ffmpeg {
-    /// Opens `file` (already opened and checked by [`crate::file`]) and its best video stream,
+    /// Opens `file` (already opened and checked by [`crate::os::file`]) and its best video stream,
     /// refusing frames of more than `max_pixels` pixels from the header. `threads`: decoder
     /// threads, 0 for FFmpeg's choice.
     pub fn open(
@@ -256,10 +231,7 @@ impl Ffmpeg {
             fmt: ptr::null_mut(),
             avio: ptr::null_mut(),
             io: Box::into_raw(Box::new(Io { file, len })),
-            dec: ptr::null_mut(),
-            pkt: ptr::null_mut(),
-            frame: ptr::null_mut(),
-            sws: ptr::null_mut(),
+            codec: Codec::default(),
             stream: -1,
             time_base: ff::AVRational { num: 1, den: 1 },
             start: 0,
@@ -278,17 +250,18 @@ impl Ffmpeg {
     }
 
     fn err(&self, detail: String) -> Error {
-        Error::Video {
-            href: self.href.clone(),
-            detail,
-        }
+        Error::new(self.href.clone(), ErrorKind::Video { detail })
     }
 
     fn open_input(&mut self, path: &Path) -> Result<()> {
         let href = self.href.clone();
-        let oom = || Error::Video {
-            href: href.clone(),
-            detail: "out of memory opening the demuxer".into(),
+        let oom = || {
+            Error::new(
+                href.clone(),
+                ErrorKind::Video {
+                    detail: "out of memory opening the demuxer".into(),
+                },
+            )
         };
         // SAFETY: each object is checked for null before use and stored in `self` at once, so
         // `Drop` frees it whatever fails later (the module's rules).
@@ -337,10 +310,12 @@ impl Ffmpeg {
     fn open_error(&self, code: c_int, what: &str) -> Error {
         let detail = format!("{what}: {}", ff_error(code));
         if code == ff::AVERROR_INVALIDDATA {
-            Error::Unsupported {
-                href: self.href.clone(),
-                detail: format!("{detail} (not a video file FFmpeg knows)"),
-            }
+            Error::new(
+                self.href.clone(),
+                ErrorKind::Unsupported {
+                    detail: format!("{detail} (not a video file FFmpeg knows)"),
+                },
+            )
         } else {
             self.err(detail)
         }
@@ -360,10 +335,12 @@ impl Ffmpeg {
                 0,
             );
             if s == ff::AVERROR_STREAM_NOT_FOUND {
-                return Err(Error::Unsupported {
-                    href: self.href.clone(),
-                    detail: "the file has no video stream".into(),
-                });
+                return Err(Error::new(
+                    self.href.clone(),
+                    ErrorKind::Unsupported {
+                        detail: "the file has no video stream".into(),
+                    },
+                ));
             }
             if s < 0 || codec.is_null() {
                 let id = if s >= 0 {
@@ -374,10 +351,12 @@ impl Ffmpeg {
                 } else {
                     ff_error(s)
                 };
-                return Err(Error::Unsupported {
-                    href: self.href.clone(),
-                    detail: format!("no decoder for its video stream ({id})"),
-                });
+                return Err(Error::new(
+                    self.href.clone(),
+                    ErrorKind::Unsupported {
+                        detail: format!("no decoder for its video stream ({id})"),
+                    },
+                ));
             }
             self.stream = s;
             let st = *(*self.fmt).streams.add(s as usize);
@@ -386,26 +365,26 @@ impl Ffmpeg {
             if w <= 0 || h <= 0 {
                 return Err(self.err(format!("the video stream has no frame size ({w}x{h})")));
             }
-            crate::decode::check_pixels(&self.href, w as u32, h as u32, max_pixels)?;
-            self.dec = ff::avcodec_alloc_context3(codec);
-            if self.dec.is_null() {
+            crate::picture::limits::check_pixels(&self.href, w as u32, h as u32, max_pixels)?;
+            self.codec.ctx = ff::avcodec_alloc_context3(codec);
+            if self.codec.ctx.is_null() {
                 return Err(self.err("out of memory opening the decoder".into()));
             }
-            let r = ff::avcodec_parameters_to_context(self.dec, par);
+            let r = ff::avcodec_parameters_to_context(self.codec.ctx, par);
             if r < 0 {
                 return Err(self.err(format!("decoder parameters: {}", ff_error(r))));
             }
-            (*self.dec).thread_count = threads.min(64) as c_int;
-            (*self.dec).opaque = Arc::as_ptr(&self.memory) as *mut c_void;
-            (*self.dec).get_buffer2 = Some(get_buffer);
-            (*self.dec).pkt_timebase = (*st).time_base;
-            let r = ff::avcodec_open2(self.dec, codec, ptr::null_mut());
+            (*self.codec.ctx).thread_count = threads.min(64) as c_int;
+            (*self.codec.ctx).opaque = Arc::as_ptr(&self.memory) as *mut c_void;
+            (*self.codec.ctx).get_buffer2 = Some(get_buffer);
+            (*self.codec.ctx).pkt_timebase = (*st).time_base;
+            let r = ff::avcodec_open2(self.codec.ctx, codec, ptr::null_mut());
             if r < 0 {
                 return Err(self.err(format!("cannot open the decoder: {}", ff_error(r))));
             }
-            self.pkt = ff::av_packet_alloc();
-            self.frame = ff::av_frame_alloc();
-            if self.pkt.is_null() || self.frame.is_null() {
+            self.codec.pkt = ff::av_packet_alloc();
+            self.codec.frame = ff::av_frame_alloc();
+            if self.codec.pkt.is_null() || self.codec.frame.is_null() {
                 return Err(self.err("out of memory".into()));
             }
             self.time_base = (*st).time_base;
@@ -423,7 +402,7 @@ impl Ffmpeg {
     ///
     /// # Safety
     ///
-    /// `st` is a stream of the open demuxer, `codec` its decoder, `self.dec` open.
+    /// `st` is a stream of the open demuxer, `codec` its decoder, `self.codec.ctx` open.
     unsafe fn describe(
         &self,
         st: *const ff::AVStream,
@@ -433,7 +412,7 @@ impl Ffmpeg {
     ) -> VideoInfo {
         // SAFETY: the caller's contract; FFmpeg's descriptors and names are static.
         unsafe {
-            let dec = &*self.dec;
+            let dec = &*self.codec.ctx;
             let desc = ff::av_pix_fmt_desc_get(dec.pix_fmt);
             let alpha = !desc.is_null() && (*desc).flags & ff::AV_PIX_FMT_FLAG_ALPHA as u64 != 0;
             // The stream's base rate (what a constant-rate file is coded at); the average
@@ -499,20 +478,20 @@ impl Ffmpeg {
         // SAFETY: `fmt`, `pkt` and `dec` are open (the module's rules).
         unsafe {
             loop {
-                let r = ff::av_read_frame(self.fmt, self.pkt);
+                let r = ff::av_read_frame(self.fmt, self.codec.pkt);
                 if r < 0 {
                     // End of file, or input that cannot be read any further: what was read is
                     // decoded to its end; `read_frame` tells a short stream from a whole one.
-                    ff::avcodec_send_packet(self.dec, ptr::null());
+                    ff::avcodec_send_packet(self.codec.ctx, ptr::null());
                     self.draining = true;
                     return false;
                 }
-                if (*self.pkt).stream_index != self.stream {
-                    ff::av_packet_unref(self.pkt);
+                if (*self.codec.pkt).stream_index != self.stream {
+                    ff::av_packet_unref(self.codec.pkt);
                     continue;
                 }
-                let r = ff::avcodec_send_packet(self.dec, self.pkt);
-                ff::av_packet_unref(self.pkt);
+                let r = ff::avcodec_send_packet(self.codec.ctx, self.codec.pkt);
+                ff::av_packet_unref(self.codec.pkt);
                 if r < 0 && r != -libc::EAGAIN {
                     self.corrupt += 1;
                     continue;
@@ -528,7 +507,7 @@ impl Ffmpeg {
         // SAFETY: `frame` holds a decoded frame (its planes valid for its size and strides);
         // `buf` is exactly the node's frame size, which the destination planes below split.
         unsafe {
-            let f = &*self.frame;
+            let f = &*self.codec.frame;
             let same_size = f.width as usize == w && f.height as usize == h;
             let (dst_fmt, planes): (ff::AVPixelFormat, &[(usize, usize, usize)]) =
                 match self.info.format {
@@ -555,8 +534,8 @@ impl Ffmpeg {
                 }
                 return Ok(());
             }
-            self.sws = ff::sws_getCachedContext(
-                self.sws,
+            self.codec.sws = ff::sws_getCachedContext(
+                self.codec.sws,
                 f.width,
                 f.height,
                 std::mem::transmute::<c_int, ff::AVPixelFormat>(f.format),
@@ -568,7 +547,7 @@ impl Ffmpeg {
                 ptr::null_mut(),
                 ptr::null(),
             );
-            if self.sws.is_null() {
+            if self.codec.sws.is_null() {
                 return Err(self.err(format!(
                     "cannot convert frames of {}x{} {} to {}",
                     f.width,
@@ -585,7 +564,7 @@ impl Ffmpeg {
             }
             let src: [*const u8; 4] = [f.data[0], f.data[1], f.data[2], f.data[3]];
             ff::sws_scale(
-                self.sws,
+                self.codec.sws,
                 src.as_ptr(),
                 f.linesize.as_ptr(),
                 0,
@@ -600,7 +579,7 @@ impl Ffmpeg {
     /// The decoded frame's time in seconds from the stream's start.
     fn frame_time(&self) -> Option<f64> {
         // SAFETY: `frame` holds a decoded frame.
-        let f = unsafe { &*self.frame };
+        let f = unsafe { &*self.codec.frame };
         let ts = if f.best_effort_timestamp != ff::AV_NOPTS_VALUE {
             f.best_effort_timestamp
         } else {
@@ -635,6 +614,7 @@ unsafe fn rotation(st: *const ff::AVStream) -> u32 {
         return 0;
     }
     // av_display_rotation_get gives degrees counterclockwise.
+    // SAFETY: `m` is the stream's display matrix (a 3x3 matrix of `i32`, as above), non-null.
     let ccw = unsafe { ff::av_display_rotation_get(m as *const i32) };
     if ccw.is_nan() {
         return 0;
@@ -652,7 +632,7 @@ impl FrameSource for Ffmpeg {
         let mut failures = 0u32;
         loop {
             // SAFETY: `dec` and `frame` are open (the module's rules).
-            let r = unsafe { ff::avcodec_receive_frame(self.dec, self.frame) };
+            let r = unsafe { ff::avcodec_receive_frame(self.codec.ctx, self.codec.frame) };
             if r == ff::AVERROR_EOF {
                 return self.ended();
             }
@@ -669,20 +649,22 @@ impl FrameSource for Ffmpeg {
                 self.corrupt += 1;
                 failures += 1;
                 if failures > 64 {
-                    return Err(Error::Corrupt {
-                        href: self.href.clone(),
-                        detail: format!(
-                            "the decoder fails at frame {}: {}",
-                            self.frames_so_far(),
-                            ff_error(r)
-                        ),
-                    });
+                    return Err(Error::new(
+                        self.href.clone(),
+                        ErrorKind::Corrupt {
+                            detail: format!(
+                                "the decoder fails at frame {}: {}",
+                                self.frames_so_far(),
+                                ff_error(r)
+                            ),
+                        },
+                    ));
                 }
                 continue;
             }
             // SAFETY: a frame was just received.
             let damaged = unsafe {
-                let f = &*self.frame;
+                let f = &*self.codec.frame;
                 f.decode_error_flags != 0 || f.flags & ff::AV_FRAME_FLAG_CORRUPT as c_int != 0
             };
             self.corrupt += damaged as u64;
@@ -692,13 +674,13 @@ impl FrameSource for Ffmpeg {
                 .unwrap_or(0.0);
             if self.drop_before.is_some_and(|t| time < t - 1e-6) {
                 // SAFETY: as above.
-                unsafe { ff::av_frame_unref(self.frame) };
+                unsafe { ff::av_frame_unref(self.codec.frame) };
                 continue;
             }
             self.drop_before = None;
             let converted = self.convert(buf);
             // SAFETY: as above; the frame's buffers go back to the decoder's pool.
-            unsafe { ff::av_frame_unref(self.frame) };
+            unsafe { ff::av_frame_unref(self.codec.frame) };
             converted?;
             let index = match self.next_index {
                 Some(i) => i,
@@ -723,6 +705,7 @@ impl FrameSource for Ffmpeg {
         };
         if r < 0 {
             // Some inputs cannot seek by time; byte 0 is always the start.
+            // SAFETY: the demuxer is this source's own, open (the module's rules).
             let r0 = unsafe {
                 ff::av_seek_frame(
                     self.fmt,
@@ -735,7 +718,8 @@ impl FrameSource for Ffmpeg {
                 return Err(self.err(format!("cannot seek to {seconds:.3} s: {}", ff_error(r))));
             }
         }
-        unsafe { ff::avcodec_flush_buffers(self.dec) };
+        // SAFETY: the decoder is this source's own, open (the module's rules).
+        unsafe { ff::avcodec_flush_buffers(self.codec.ctx) };
         self.draining = false;
         self.last_time = None;
         self.drop_before = (seconds > 0.0).then_some(seconds);
@@ -762,13 +746,15 @@ impl Ffmpeg {
             Some(want) if self.from_start && got + self.corrupt < want => {
                 // Report once: the next read is a plain end.
                 self.from_start = false;
-                Err(Error::Corrupt {
-                    href: self.href.clone(),
-                    detail: format!(
+                Err(Error::new(
+                    self.href.clone(),
+                    ErrorKind::Corrupt {
+                        detail: format!(
                         "the video stream ends at frame {got} of the {want} its header promised \
                          (the file is cut short or damaged there)"
                     ),
-                })
+                    },
+                ))
             }
             _ => Ok(None),
         }
@@ -780,10 +766,7 @@ impl Drop for Ffmpeg {
         // SAFETY: each pointer is null or owned by this source alone, freed once here in
         // dependency order (the module's rules). FFmpeg's free functions take null.
         unsafe {
-            ff::avcodec_free_context(&mut self.dec);
-            ff::sws_freeContext(self.sws);
-            ff::av_frame_free(&mut self.frame);
-            ff::av_packet_free(&mut self.pkt);
+            self.codec.free();
             if !self.fmt.is_null() {
                 ff::avformat_close_input(&mut self.fmt);
             }
@@ -793,182 +776,6 @@ impl Drop for Ffmpeg {
                 ff::avio_context_free(&mut self.avio);
             }
             drop(Box::from_raw(self.io));
-        }
-    }
-}
-
-/// Encodes `frames` frames of 8-bit 4:2:0 at 30 fps into the file at `path` (its container
-/// from the extension: `.mp4`, `.mkv`, `.webm`, ...) with H.264 (libx264) where this FFmpeg has
-/// it, else MPEG-4 part 2 (FFmpeg's own encoder, always present): sample media for the demo
-/// and the benches, made by a real encoder. Width and height must be even. `fill(frame_index,
-/// y, u, v)` draws each frame into tightly packed planes.
-pub(crate) fn encode(
-    path: &Path,
-    width: u32,
-    height: u32,
-    frames: u32,
-    mut fill: impl FnMut(u32, &mut [u8], &mut [u8], &mut [u8]),
-) -> Result<()> {
-    let href = path.display().to_string();
-    let fail = |what: &str, code: c_int| Error::Video {
-        href: href.clone(),
-        detail: format!("cannot encode the sample: {what}: {}", ff_error(code)),
-    };
-    if width % 2 != 0 || height % 2 != 0 || width == 0 || height == 0 {
-        return Err(Error::Video {
-            href,
-            detail: format!("cannot encode {width}x{height}: 4:2:0 encoders need even sizes"),
-        });
-    }
-    let (w, h) = (width as usize, height as usize);
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let mut planes = (vec![0u8; w * h], vec![0u8; cw * ch], vec![0u8; cw * ch]);
-    let url = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| fail("a path with a NUL byte", -libc::EINVAL))?;
-    quiet_logs();
-    // SAFETY: every object is checked before use and freed below on every path (`Encoder`'s
-    // drop); FFmpeg's encode API is used as its documentation says (send a frame, receive
-    // packets until EAGAIN, rescale, interleave; flush with a null frame).
-    unsafe {
-        let mut e = Encoder {
-            oc: ptr::null_mut(),
-            enc: ptr::null_mut(),
-            frame: ptr::null_mut(),
-            pkt: ptr::null_mut(),
-        };
-        let r =
-            ff::avformat_alloc_output_context2(&mut e.oc, ptr::null(), ptr::null(), url.as_ptr());
-        if r < 0 || e.oc.is_null() {
-            return Err(fail("no container for this file name", r));
-        }
-        let x264 = c"libx264";
-        let mut codec = ff::avcodec_find_encoder_by_name(x264.as_ptr());
-        if codec.is_null() {
-            codec = ff::avcodec_find_encoder(ff::AVCodecID::AV_CODEC_ID_MPEG4);
-        }
-        if codec.is_null() {
-            return Err(fail("no H.264 or MPEG-4 encoder", -libc::ENOSYS));
-        }
-        let st = ff::avformat_new_stream(e.oc, ptr::null());
-        e.enc = ff::avcodec_alloc_context3(codec);
-        e.frame = ff::av_frame_alloc();
-        e.pkt = ff::av_packet_alloc();
-        if st.is_null() || e.enc.is_null() || e.frame.is_null() || e.pkt.is_null() {
-            return Err(fail("out of memory", -libc::ENOMEM));
-        }
-        let enc = &mut *e.enc;
-        enc.width = width as c_int;
-        enc.height = height as c_int;
-        enc.time_base = ff::AVRational { num: 1, den: 30 };
-        enc.framerate = ff::AVRational { num: 30, den: 1 };
-        enc.pix_fmt = ff::AVPixelFormat::AV_PIX_FMT_YUV420P;
-        enc.gop_size = 30;
-        enc.max_b_frames = 2;
-        enc.bit_rate = 2_000_000;
-        enc.thread_count = 1;
-        if (*(*e.oc).oformat).flags & ff::AVFMT_GLOBALHEADER as c_int != 0 {
-            enc.flags |= ff::AV_CODEC_FLAG_GLOBAL_HEADER as c_int;
-        }
-        if !enc.priv_data.is_null() {
-            ff::av_opt_set(enc.priv_data, c"preset".as_ptr(), c"veryfast".as_ptr(), 0);
-        }
-        let r = ff::avcodec_open2(e.enc, codec, ptr::null_mut());
-        if r < 0 {
-            return Err(fail("cannot open the encoder", r));
-        }
-        let r = ff::avcodec_parameters_from_context((*st).codecpar, e.enc);
-        if r < 0 {
-            return Err(fail("stream parameters", r));
-        }
-        (*st).time_base = (*e.enc).time_base;
-        let r = ff::avio_open(&mut (*e.oc).pb, url.as_ptr(), ff::AVIO_FLAG_WRITE as c_int);
-        if r < 0 {
-            return Err(fail("cannot create the file", r));
-        }
-        let r = ff::avformat_write_header(e.oc, ptr::null_mut());
-        if r < 0 {
-            return Err(fail("cannot write the header", r));
-        }
-        let f = &mut *e.frame;
-        f.format = ff::AVPixelFormat::AV_PIX_FMT_YUV420P as c_int;
-        f.width = width as c_int;
-        f.height = height as c_int;
-        let r = ff::av_frame_get_buffer(e.frame, 0);
-        if r < 0 {
-            return Err(fail("frame buffer", r));
-        }
-        for i in 0..=frames {
-            let send = if i < frames {
-                let r = ff::av_frame_make_writable(e.frame);
-                if r < 0 {
-                    return Err(fail("frame buffer", r));
-                }
-                fill(i, &mut planes.0, &mut planes.1, &mut planes.2);
-                let f = &mut *e.frame;
-                for (p, (src, row, rows)) in
-                    [(&planes.0, w, h), (&planes.1, cw, ch), (&planes.2, cw, ch)]
-                        .into_iter()
-                        .enumerate()
-                {
-                    for y in 0..rows {
-                        let dst = f.data[p].offset(y as isize * f.linesize[p] as isize);
-                        ptr::copy_nonoverlapping(src[y * row..].as_ptr(), dst, row);
-                    }
-                }
-                f.pts = i as i64;
-                e.frame as *const ff::AVFrame
-            } else {
-                ptr::null()
-            };
-            let r = ff::avcodec_send_frame(e.enc, send);
-            if r < 0 {
-                return Err(fail("cannot encode a frame", r));
-            }
-            loop {
-                let r = ff::avcodec_receive_packet(e.enc, e.pkt);
-                if r == -libc::EAGAIN || r == ff::AVERROR_EOF {
-                    break;
-                }
-                if r < 0 {
-                    return Err(fail("cannot encode a frame", r));
-                }
-                ff::av_packet_rescale_ts(e.pkt, (*e.enc).time_base, (*st).time_base);
-                (*e.pkt).stream_index = (*st).index;
-                let r = ff::av_interleaved_write_frame(e.oc, e.pkt);
-                if r < 0 {
-                    return Err(fail("cannot write a packet", r));
-                }
-            }
-        }
-        let r = ff::av_write_trailer(e.oc);
-        if r < 0 {
-            return Err(fail("cannot finish the file", r));
-        }
-    }
-    Ok(())
-}
-
-/// The objects of [`encode`], freed whatever happens.
-struct Encoder {
-    oc: *mut ff::AVFormatContext,
-    enc: *mut ff::AVCodecContext,
-    frame: *mut ff::AVFrame,
-    pkt: *mut ff::AVPacket,
-}
-
-impl Drop for Encoder {
-    fn drop(&mut self) {
-        // SAFETY: each pointer is null or owned here alone; FFmpeg's free functions take null.
-        unsafe {
-            ff::av_packet_free(&mut self.pkt);
-            ff::av_frame_free(&mut self.frame);
-            ff::avcodec_free_context(&mut self.enc);
-            if !self.oc.is_null() {
-                if !(*self.oc).pb.is_null() {
-                    ff::avio_closep(&mut (*self.oc).pb);
-                }
-                ff::avformat_free_context(self.oc);
-            }
         }
     }
 }

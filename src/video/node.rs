@@ -11,14 +11,15 @@
 //! thread into the one pooled buffer. `stop` joins the thread and frees the queue, the pool and
 //! the texture before it returns.
 
-use super::source::{self, FrameSource, FrameTime, SourceOptions, VideoInfo};
+use super::open::open as open_source;
+use super::source::{index_at, FrameSource, FrameTime, SourceOptions, VideoInfo};
 #[cfg(feature = "gpu")]
 use super::texture::VideoTexture;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 #[cfg(feature = "gpu")]
 use crate::gpu::Gpu;
-use crate::stats::PixelFormat;
-pub use crate::stats::{NodeStats, State};
+use crate::observe::stats::PixelFormat;
+pub use crate::observe::stats::{NodeStats, State};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -137,7 +138,7 @@ impl Frame {
 impl Drop for Frame {
     fn drop(&mut self) {
         let buf = self.buf.take().expect("present until drop");
-        if !crate::fork::is_ours(self.home.born) {
+        if !crate::os::fork::is_ours(self.home.born) {
             // A frame of the parent's node, dropped in a forked child: the node's lock may be
             // held by the parent's decoder thread, so the buffer is let go of unrecycled.
             std::mem::forget(buf);
@@ -180,7 +181,7 @@ impl std::fmt::Debug for Frame {
 /// What the decoder thread and the consumer share.
 pub(crate) struct Shared {
     pub(crate) href: String,
-    /// The process generation the node was opened in ([`crate::fork`]): in a forked child its
+    /// The process generation the node was opened in ([`crate::os::fork`]): in a forked child its
     /// decoder thread is the parent's, and the node only answers that it cannot play here.
     born: u64,
     path: PathBuf,
@@ -203,7 +204,7 @@ impl Shared {
     /// Opens the file again for decoding. A file replaced since the node was opened must still
     /// have the node's frame size and format: the node's buffers and texture are sized for it.
     fn reopen(&self) -> Result<Box<dyn FrameSource>> {
-        let src = source::open(
+        let src = open_source(
             &self.href,
             &self.path,
             self.confine.as_deref(),
@@ -211,13 +212,15 @@ impl Shared {
         )?;
         let (a, b) = (src.info(), &*self.info);
         if (a.width, a.height, a.format) != (b.width, b.height, b.format) {
-            return Err(Error::Video {
-                href: self.href.clone(),
-                detail: format!(
-                    "the file changed since the node was opened: {}x{} {:?}, was {}x{} {:?}",
-                    a.width, a.height, a.format, b.width, b.height, b.format
-                ),
-            });
+            return Err(Error::new(
+                self.href.clone(),
+                ErrorKind::Video {
+                    detail: format!(
+                        "the file changed since the node was opened: {}x{} {:?}, was {}x{} {:?}",
+                        a.width, a.height, a.format, b.width, b.height, b.format
+                    ),
+                },
+            ));
         }
         Ok(src)
     }
@@ -384,7 +387,7 @@ impl Shared {
 /// # fn main() -> texcache::Result<()> {
 /// let dir = std::env::temp_dir().join("texcache-doc-node");
 /// std::fs::create_dir_all(&dir).unwrap();
-/// texcache::samples::write_y4m(&dir.join("clip.y4m"), 64, 48, 10).unwrap();
+/// texcache::testing::samples::write_y4m(&dir.join("clip.y4m"), 64, 48, 10).unwrap();
 /// let mut cfg = texcache::Config::default();
 /// cfg.mediadir = dir;
 /// cfg.video.queue_length = 4;
@@ -423,12 +426,12 @@ impl VideoNode {
         queue_length: usize,
         options: SourceOptions,
     ) -> Result<VideoNode> {
-        let src = source::open(href, &path, confine.as_deref(), options)?;
+        let src = open_source(href, &path, confine.as_deref(), options)?;
         let info = Arc::new(src.info().clone());
         Ok(VideoNode {
             shared: Arc::new(Shared {
                 href: href.into(),
-                born: crate::fork::generation(),
+                born: crate::os::fork::generation(),
                 path,
                 confine,
                 options,
@@ -484,7 +487,7 @@ impl VideoNode {
 
     /// The current state.
     pub fn state(&self) -> State {
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             return State::Stopped; // in a forked child: it cannot play here
         }
         self.shared.state.lock().state
@@ -497,7 +500,7 @@ impl VideoNode {
 
     /// Whether the stream starts again after its last frame.
     pub fn set_looping(&self, looping: bool) {
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             return;
         }
         self.shared.state.lock().looping = looping;
@@ -516,16 +519,18 @@ impl VideoNode {
 
     /// The error of a node used in a child forked from the process that opened it.
     fn forked_error(&self) -> Error {
-        Error::Video {
-            href: self.shared.href.clone(),
-            detail: "this video node was opened before the process forked: its decoder is the \
+        Error::new(
+            self.shared.href.clone(),
+            ErrorKind::Video {
+                detail: "this video node was opened before the process forked: its decoder is the \
                      parent's; open the video again in this process"
-                .into(),
-        }
+                    .into(),
+            },
+        )
     }
 
     fn start(&mut self, to: State) -> Result<()> {
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             return Err(self.forked_error());
         }
         let was = {
@@ -546,10 +551,12 @@ impl VideoNode {
                 Ok(t) => self.thread = Some(t),
                 Err(e) => {
                     self.shared.state.lock().state = State::Stopped;
-                    return Err(Error::Video {
-                        href: self.shared.href.clone(),
-                        detail: format!("cannot start the decoder thread: {e}"),
-                    });
+                    return Err(Error::new(
+                        self.shared.href.clone(),
+                        ErrorKind::Video {
+                            detail: format!("cannot start the decoder thread: {e}"),
+                        },
+                    ));
                 }
             }
         } else if self.source.is_none() {
@@ -564,14 +571,16 @@ impl VideoNode {
     /// sleeping thread is slow to wake on some machines); [`VideoNode::try_next_frame`] never
     /// waits.
     pub fn next_frame(&mut self) -> Result<Option<Frame>> {
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             return Err(self.forked_error());
         }
         if self.state() == State::Stopped {
-            return Err(Error::Video {
-                href: self.shared.href.clone(),
-                detail: "the node is stopped: play or pause it first".into(),
-            });
+            return Err(Error::new(
+                self.shared.href.clone(),
+                ErrorKind::Video {
+                    detail: "the node is stopped: play or pause it first".into(),
+                },
+            ));
         }
         if let Some(f) = self.pending.take() {
             return Ok(Some(f));
@@ -595,14 +604,16 @@ impl VideoNode {
             // Every slot is a frame the consumer holds: the decoder cannot start another until
             // one is dropped, so waiting would be for ever.
             if st.queue.is_empty() && st.in_flight == 0 && st.held >= self.shared.queue_length {
-                return Err(Error::Video {
-                    href: self.shared.href.clone(),
-                    detail: format!(
+                return Err(Error::new(
+                    self.shared.href.clone(),
+                    ErrorKind::Video {
+                        detail: format!(
                         "all {} frame slots (video.queue_length) are frames the consumer still \
                          holds: drop one before asking for the next",
                         self.shared.queue_length
                     ),
-                });
+                    },
+                ));
             }
             let now = std::time::Instant::now();
             if now < *spin_until.get_or_insert(now + WAIT_SPIN) {
@@ -618,7 +629,7 @@ impl VideoNode {
         if let Some(f) = self.pending.take() {
             return Some(f);
         }
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             return None;
         }
         let mut st = self.shared.state.lock();
@@ -672,7 +683,7 @@ impl VideoNode {
 
     /// Blocks until the queue is full or the stream has ended (threaded); at once otherwise.
     pub fn wait_full(&self) {
-        if !self.threaded || !crate::fork::is_ours(self.shared.born) {
+        if !self.threaded || !crate::os::fork::is_ours(self.shared.born) {
             return;
         }
         let mut st = self.shared.state.lock();
@@ -690,7 +701,7 @@ impl VideoNode {
     /// frame, the next is the end of the stream.
     pub fn seek(&mut self, seconds: f64) {
         self.pending = None;
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             return;
         }
         let mut st = self.shared.state.lock();
@@ -699,7 +710,7 @@ impl VideoNode {
         }
         st.generation += 1;
         st.seek_to = Some(seconds.max(0.0));
-        st.next = source::index_at(&self.shared.info, seconds);
+        st.next = index_at(&self.shared.info, seconds);
         st.eos = false;
         st.error = None;
         drop(st);
@@ -759,7 +770,7 @@ impl VideoNode {
     /// holds stay valid and are freed when dropped.
     pub fn stop(&mut self) {
         self.pending = None;
-        if !crate::fork::is_ours(self.shared.born) {
+        if !crate::os::fork::is_ours(self.shared.born) {
             // In a forked child: the decoder thread is the parent's, and the node's lock may
             // be held by it. Nothing is joined or locked; the node's memory is let go of.
             std::mem::forget(self.thread.take());

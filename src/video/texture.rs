@@ -15,13 +15,13 @@
 
 use super::source::{Matrix, VideoInfo};
 use super::Frame;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::gpu::Gpu;
-use crate::stats::PixelFormat;
+use crate::observe::stats::PixelFormat;
 use std::sync::{Arc, OnceLock};
 
 /// WGSL: `yuv_to_rgb(tex, params, pixel)` reads the three planes of a node texture at one
-/// pixel and converts to non-linear R'G'B' in 0..1. `params` is the WGSL struct `YuvParams`, filled from [`yuv_params`] as a uniform.
+/// pixel and converts to non-linear R'G'B' in 0..1. `params` is the WGSL struct `YuvParams`, filled from the stream's matrix and range as a uniform.
 pub const YUV_WGSL: &str = r#"
 struct YuvParams {
     // Frame width and height in pixels.
@@ -98,7 +98,7 @@ fn fs(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
 "#;
 
 /// The uniform block of [`YUV_WGSL`], as bytes for a buffer: four `u32`s.
-pub fn yuv_params(info: &VideoInfo) -> [u8; 16] {
+pub(crate) fn yuv_params(info: &VideoInfo) -> [u8; 16] {
     let words = [
         info.width,
         info.height,
@@ -132,10 +132,7 @@ impl VideoTexture {
             ),
             _ => ((w, h), wgpu::TextureFormat::Rgba8UnormSrgb),
         };
-        let err = |detail: String| Error::Gpu {
-            href: href.into(),
-            detail,
-        };
+        let err = |detail: String| Error::new(href, ErrorKind::Gpu { detail });
         if gpu.is_lost() {
             return Err(err("the device was lost".into()));
         }
@@ -225,10 +222,12 @@ impl VideoTexture {
             None => put(frame.data(), 0, 0, w, h, 4),
         }
         if self.gpu.is_lost() {
-            return Err(Error::Gpu {
-                href: "<video>".into(),
-                detail: "the device was lost".into(),
-            });
+            return Err(Error::new(
+                "<video>",
+                ErrorKind::Gpu {
+                    detail: "the device was lost".into(),
+                },
+            ));
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ pub fn cache(mediadir: &Path, cpu_budget: u64) -> texcache::Cache {
 
 /// Writes an RGBA PNG of `w`x`h` into `dir/name`.
 pub fn png(dir: &Path, name: &str, w: u32, h: u32) {
-    texcache::samples::picture(w, h, w * 31 + h)
+    texcache::testing::samples::picture(w, h, w * 31 + h)
         .save(dir.join(name))
         .unwrap();
 }

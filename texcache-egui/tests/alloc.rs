@@ -20,7 +20,8 @@ fn loading_what_is_on_screen_again_allocates_nothing() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let names = texcache::samples::write_pictures(tmp.path(), 20, 320, 240, false).unwrap();
+    let names =
+        texcache::testing::samples::write_pictures(tmp.path(), 20, 320, 240, false).unwrap();
     let mut cfg = texcache::Config::default();
     cfg.mediadir = tmp.path().into();
     cfg.stats.history_interval_ms = 0; // no sampler thread allocating beside the test

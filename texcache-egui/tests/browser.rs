@@ -14,7 +14,8 @@ use std::sync::Arc;
 fn the_grid_shows_each_pictures_fitted_thumbnail() {
     let Some(rs) = render_state() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let names = texcache::samples::write_pictures(tmp.path(), 12, 320, 240, false).unwrap();
+    let names =
+        texcache::testing::samples::write_pictures(tmp.path(), 12, 320, 240, false).unwrap();
     let cache = cache(tmp.path(), 16 << 20, 32 << 20);
     let mut h = harness(&rs, cache.clone(), &names, egui::vec2(720.0, 560.0));
     settle(&mut h);
@@ -77,7 +78,8 @@ fn the_grid_shows_each_pictures_fitted_thumbnail() {
 fn scrolling_a_thousand_thumbnails_stays_inside_the_gpu_budget() {
     let Some(rs) = render_state() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let names = texcache::samples::write_pictures(tmp.path(), 1000, 64, 48, false).unwrap();
+    let names =
+        texcache::testing::samples::write_pictures(tmp.path(), 1000, 64, 48, false).unwrap();
     // Pictures smaller than the 160x120 box are not scaled up: a texture is 64x48.
     let thumb_bytes = 64 * 48 * 4;
     let budget = 40 * thumb_bytes;
@@ -123,7 +125,8 @@ fn scrolling_a_thousand_thumbnails_stays_inside_the_gpu_budget() {
 fn a_bad_file_is_eguis_error_not_a_panic() {
     let Some(rs) = render_state() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let mut names = texcache::samples::write_pictures(tmp.path(), 3, 64, 48, false).unwrap();
+    let mut names =
+        texcache::testing::samples::write_pictures(tmp.path(), 3, 64, 48, false).unwrap();
     std::fs::write(tmp.path().join("bad.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     names.insert(1, "bad.png".into());
     names.push("missing.jpg".into());
@@ -182,7 +185,8 @@ fn a_bad_file_is_eguis_error_not_a_panic() {
 fn a_click_opens_the_picture_at_window_size_and_m_shows_the_memory_panel() {
     let Some(rs) = render_state() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let names = texcache::samples::write_pictures(tmp.path(), 4, 1600, 1200, false).unwrap();
+    let names =
+        texcache::testing::samples::write_pictures(tmp.path(), 4, 1600, 1200, false).unwrap();
     let cache = cache(tmp.path(), 64 << 20, 64 << 20);
     let mut h = harness(&rs, cache.clone(), &names, egui::vec2(720.0, 560.0));
     settle(&mut h);
@@ -208,7 +212,7 @@ fn a_click_opens_the_picture_at_window_size_and_m_shows_the_memory_panel() {
         .unwrap()
         .into_iter()
         .filter_map(|e| match e {
-            texcache::stats::Entry::Cached(e) if e.tier == "gpu" => {
+            texcache::observe::stats::Entry::Cached(e) if e.tier == "gpu" => {
                 Some((e.width, e.height, e.refs))
             }
             _ => None,

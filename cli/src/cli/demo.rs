@@ -20,12 +20,17 @@
 //! what was shown, read back from the GPU textures. Without a GPU adapter the demo says so and
 //! runs the CPU tier alone.
 
+use crate::error::Result;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use texcache::stats::process_rss;
-use texcache::{samples, BitmapHandle, ByteSize, Cache, Config, Gpu, Result, TextureHandle};
+use texcache::observe::stats::process_rss;
+use texcache::testing::samples;
+use texcache::video::VideoNode;
+use texcache::{
+    BitmapHandle, ByteSize, Cache, Config, Error, ErrorKind, Gpu, TextureHandle, TierKind,
+};
 
 /// The pictures, their size, and the thumbnails' box.
 const COUNT: usize = 24;
@@ -114,8 +119,8 @@ struct Demo<'a> {
 
 impl Demo<'_> {
     fn misses(&self) -> (u64, u64) {
-        let cpu = self.cache.cpu_tier().stats().misses;
-        let gpu = self.cache.gpu_tier().stats().misses;
+        let cpu = self.cache.tier_stats(TierKind::Cpu).misses;
+        let gpu = self.cache.tier_stats(TierKind::Gpu).misses;
         (cpu, gpu)
     }
 
@@ -160,10 +165,8 @@ impl Demo<'_> {
         for &href in hrefs {
             let before = self.misses();
             match (self.gpu, fit) {
-                (true, None) => self.cache.prefetch_textures([href])?,
-                (true, Some((w, h))) => self.cache.prefetch_textures_fit([href], w, h)?,
-                (false, None) => self.cache.prefetch([href])?,
-                (false, Some((w, h))) => self.cache.prefetch_fit([href], w, h)?,
+                (true, fit) => self.cache.prefetch_textures([href], fit)?,
+                (false, fit) => self.cache.prefetch([href], fit)?,
             }
             self.cache.wait_prefetch();
             self.count(href, before);
@@ -190,20 +193,7 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path, sheet: &Path) -> Resul
             .len();
         file_bytes.insert(n.clone(), len);
     }
-
-    let picture = SIZE.0 as u64 * SIZE.1 as u64 * 4;
-    let thumb = THUMB.0 as u64 * THUMB.1 as u64 * 4;
-    let mut cfg = Config::default();
-    cfg.mediadir = media.clone();
-    cfg.cpu.budget.0 = CPU_PICTURES * picture;
-    cfg.gpu.budget.0 = GPU_PICTURES * picture;
-    cfg.video.queue_length = 4;
-    // One loader thread, waited for at each step: the same counts on every run.
-    cfg.loader.threads = 1;
-    // The demo samples its memory history itself, at every step and every frame.
-    cfg.stats.history_interval_ms = 0;
-    cfg.stats.history_length = 10_000;
-    let cache = Cache::new(cfg)?;
+    let cache = Cache::new(config(&media))?;
     let say = |s: String| {
         if !json {
             println!("{s}");
@@ -241,130 +231,23 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path, sheet: &Path) -> Resul
     };
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let bar = super::progress(3, "demo");
-
-    // 1. The grid: page 1, page 2 (prefetched while page 1 is on screen), back to page 1.
-    demo.phase("grid");
-    let page = |demo: &mut Demo, p: usize| -> Result<Vec<Shown>> {
-        names[p * PAGE..(p + 1) * PAGE]
-            .iter()
-            .map(|n| demo.show(n, Some(THUMB)))
-            .collect()
-    };
-    let mut grid = page(&mut demo, 0)?;
-    demo.prefetch(&names[PAGE..2 * PAGE], Some(THUMB))?;
-    for p in [1, 0, 1, 0] {
-        let next = page(&mut demo, p)?;
-        drop(grid);
-        grid = next;
-    }
+    let grid = demo.grid(&names)?;
     bar.inc(1);
-
-    // 2. The viewer beside the grid: forward, back, favourites, forward, favourites.
-    demo.phase("viewer");
-    let mut path: Vec<usize> = (0..12).collect();
-    path.extend((4..11).rev());
-    path.extend([2, 17, 2, 5, 17, 2]);
-    path.extend(12..20);
-    path.extend((14..19).rev());
-    path.extend([2, 17, 5, 2]);
-    let mut viewer: Option<(usize, Shown)> = None;
-    let mut compare: Option<(usize, Shown)> = None;
-    for (step, &i) in path.iter().enumerate() {
-        let on_screen = compare.as_ref().is_some_and(|(c, _)| *c == i);
-        let shown = demo.show(names[i], None)?;
-        if on_screen {
-            demo.report.shared_shows += 1;
-        }
-        // The old picture goes once the new one is there (a cross-fade holds both).
-        viewer = Some((i, shown));
-        if i == 2 && compare.is_none() {
-            compare = Some((i, demo.show(names[i], None)?));
-            demo.report.shared_shows += 1;
-        }
-        // Prefetch ahead in the direction of travel.
-        if let Some(&next) = path.get(step + 1) {
-            let ahead: Vec<&str> = if next == i + 1 {
-                [i + 1, i + 2]
-                    .iter()
-                    .filter(|&&j| j < COUNT)
-                    .map(|&j| names[j])
-                    .collect()
-            } else if next + 1 == i {
-                [i.checked_sub(1), i.checked_sub(2)]
-                    .into_iter()
-                    .flatten()
-                    .map(|j| names[j])
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            demo.prefetch(&ahead, None)?;
-        }
-    }
-    drop(compare);
+    let viewer = demo.viewer(&names)?;
     bar.inc(1);
-
-    // 3. The clip through a video node; it stays open, paused on a full queue.
-    demo.phase("video");
-    let mut clip = cache.video(clip_name)?;
-    let codec = format!("{} in {}", clip.info().codec, clip.info().container);
-    clip.play()?;
-    let mut frames = 0u64;
-    for _ in 0..CLIP_FRAMES {
-        let Some(f) = clip.next_frame()? else {
-            break;
-        };
-        if let Some(gpu) = &gpu {
-            clip.upload(gpu, &f)?;
-        }
-        frames += 1;
-        cache.sample_history();
-    }
-    clip.wait_full();
+    let (clip, codec) = demo.video(clip_name, gpu.as_ref())?;
     demo.phase("end");
     bar.finish_and_clear();
-    demo.report.video_frames = frames;
 
     // The grid and the last picture are still on screen while we look at the memory.
     let stats = cache.stats();
-    let software = gpu.as_ref().is_some_and(|g| g.adapter().contains("Cpu)"));
-    let r = &mut demo.report;
-    r.decodes = stats.cpu.misses;
-    r.decodes_without_cache = r.shown_thumbnails + r.shown_full;
-    r.decodes_avoided = r.decodes_without_cache.saturating_sub(r.decodes);
-    if gpu.is_some() {
-        r.uploads = stats.gpu.misses;
-        r.uploads_without_cache = r.decodes_without_cache;
-        r.uploads_avoided = r.uploads_without_cache.saturating_sub(r.uploads);
-    }
-    r.file_bytes_not_read = r.file_bytes_without_cache.saturating_sub(r.file_bytes_read);
-    let tiers = if gpu.is_some() { 2 } else { 1 };
-    r.peak_bytes = stats.cpu.peak_used + stats.gpu.peak_used;
-    r.up_front_bytes = tiers * COUNT as u64 * (picture + thumb);
-    r.software_adapter = software;
-    let now = Resident::now();
-    r.rss = now.driver_code + now.other_code + now.heap;
-    r.rss_driver_code = now.driver_code;
-    r.rss_other_code = now.other_code;
-    r.rss_texcache = stats.cpu.used
-        + stats.video.cpu_bytes
-        + stats.video.decoder_bytes
-        + if software {
-            stats.gpu.used + stats.video.gpu_bytes
-        } else {
-            0
-        };
-    // The heap is texcache's, the driver's from the opening, and the rest (never below 0:
-    // what the allocator handed back to the system is no longer resident).
-    r.rss_driver_heap = rss_driver_heap.min(now.heap.saturating_sub(r.rss_texcache));
-    r.rss_other_heap = now.heap.saturating_sub(r.rss_texcache + r.rss_driver_heap);
-    r.rss_texcache = r.rss_texcache.min(now.heap);
-
+    demo.account(&stats, gpu.as_ref(), rss_driver_heap);
     if json {
         let mut v = serde_json::to_value(&stats).expect("stats serialise");
         v["demo"] = serde_json::to_value(&demo.report).expect("report serialises");
         println!("{v}");
     } else {
+        let frames = demo.report.video_frames;
         say(format!("video: {clip_name} ({codec}), {frames} frames played; the node stays open with its queue full"));
         println!("{stats}");
         print!("{}", savings(&demo.report, &stats, gpu.is_some()));
@@ -376,27 +259,184 @@ pub fn run(dir: Option<PathBuf>, json: bool, plot: &Path, sheet: &Path) -> Resul
         &demo.phases,
     )?;
     if let Some(gpu) = &gpu {
-        let mut tiles: Vec<Tile> = grid
-            .iter()
-            .filter_map(Shown::texture)
-            .map(tile_of)
-            .collect::<Result<_>>()?;
-        if let Some(t) = viewer.as_ref().and_then(|(_, s)| s.texture()) {
-            tiles.push(tile_of(t)?);
-        }
-        if let Some(vt) = clip.texture() {
-            let rgba = vt.to_rgba()?;
-            let pixels = texcache::gpu::read_back_raw(gpu, &rgba, 0)?;
-            tiles.push((rgba.width(), rgba.height(), pixels));
-        }
-        write_sheet(sheet, &tiles)?;
-        eprintln!(
-            "contact sheet ({} pictures read back from the GPU): {}",
-            tiles.len(),
-            super::shown_path(sheet).display()
-        );
+        contact_sheet(gpu, sheet, &grid, viewer.as_ref(), &clip)?;
     }
     drop((grid, viewer, clip));
+    Ok(())
+}
+
+/// The demo's config: budgets of [`CPU_PICTURES`] and [`GPU_PICTURES`] pictures, one loader
+/// thread waited for at each step (the same counts on every run), a history sampled by hand.
+fn config(media: &Path) -> Config {
+    let picture = SIZE.0 as u64 * SIZE.1 as u64 * 4;
+    let mut cfg = Config::default();
+    cfg.mediadir = media.to_path_buf();
+    cfg.cpu.budget.0 = CPU_PICTURES * picture;
+    cfg.gpu.budget.0 = GPU_PICTURES * picture;
+    cfg.video.queue_length = 4;
+    cfg.loader.threads = 1;
+    // The demo samples its memory history itself, at every step and every frame.
+    cfg.stats.history_interval_ms = 0;
+    cfg.stats.history_length = 10_000;
+    cfg
+}
+
+impl Demo<'_> {
+    /// Phase 1, the grid: page 1, page 2 (prefetched while page 1 is on screen), back to page 1;
+    /// what is left on screen.
+    fn grid(&mut self, names: &[&str]) -> Result<Vec<Shown>> {
+        self.phase("grid");
+        let page = |demo: &mut Demo, p: usize| -> Result<Vec<Shown>> {
+            names[p * PAGE..(p + 1) * PAGE]
+                .iter()
+                .map(|n| demo.show(n, Some(THUMB)))
+                .collect()
+        };
+        let mut grid = page(self, 0)?;
+        self.prefetch(&names[PAGE..2 * PAGE], Some(THUMB))?;
+        for p in [1, 0, 1, 0] {
+            let next = page(self, p)?;
+            drop(grid);
+            grid = next;
+        }
+        Ok(grid)
+    }
+
+    /// Phase 2, the viewer beside the grid: forward, back, favourites, forward, favourites; the
+    /// picture left on screen.
+    fn viewer(&mut self, names: &[&str]) -> Result<Option<(usize, Shown)>> {
+        self.phase("viewer");
+        let mut path: Vec<usize> = (0..12).collect();
+        path.extend((4..11).rev());
+        path.extend([2, 17, 2, 5, 17, 2]);
+        path.extend(12..20);
+        path.extend((14..19).rev());
+        path.extend([2, 17, 5, 2]);
+        let mut viewer: Option<(usize, Shown)> = None;
+        let mut compare: Option<(usize, Shown)> = None;
+        for (step, &i) in path.iter().enumerate() {
+            let on_screen = compare.as_ref().is_some_and(|(c, _)| *c == i);
+            let shown = self.show(names[i], None)?;
+            if on_screen {
+                self.report.shared_shows += 1;
+            }
+            // The old picture goes once the new one is there (a cross-fade holds both).
+            viewer = Some((i, shown));
+            if i == 2 && compare.is_none() {
+                compare = Some((i, self.show(names[i], None)?));
+                self.report.shared_shows += 1;
+            }
+            // Prefetch ahead in the direction of travel.
+            if let Some(&next) = path.get(step + 1) {
+                let ahead: Vec<&str> = if next == i + 1 {
+                    [i + 1, i + 2]
+                        .iter()
+                        .filter(|&&j| j < COUNT)
+                        .map(|&j| names[j])
+                        .collect()
+                } else if next + 1 == i {
+                    [i.checked_sub(1), i.checked_sub(2)]
+                        .into_iter()
+                        .flatten()
+                        .map(|j| names[j])
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                self.prefetch(&ahead, None)?;
+            }
+        }
+        Ok(viewer)
+    }
+
+    /// Phase 3, the clip through a video node, its frames uploaded to the node's texture; the node
+    /// stays open, paused on a full queue. The node and its codec in words.
+    fn video(&mut self, clip_name: &str, gpu: Option<&Arc<Gpu>>) -> Result<(VideoNode, String)> {
+        self.phase("video");
+        let mut clip = self.cache.video(clip_name)?;
+        let codec = format!("{} in {}", clip.info().codec, clip.info().container);
+        clip.play()?;
+        for _ in 0..CLIP_FRAMES {
+            let Some(f) = clip.next_frame()? else {
+                break;
+            };
+            if let Some(gpu) = gpu {
+                clip.upload(gpu, &f)?;
+            }
+            self.report.video_frames += 1;
+            self.cache.sample_history();
+        }
+        clip.wait_full();
+        Ok((clip, codec))
+    }
+
+    /// Fills the report's totals from the final `stats` and the process's memory now.
+    fn account(&mut self, stats: &texcache::Stats, gpu: Option<&Arc<Gpu>>, rss_driver_heap: u64) {
+        let picture = SIZE.0 as u64 * SIZE.1 as u64 * 4;
+        let thumb = THUMB.0 as u64 * THUMB.1 as u64 * 4;
+        let software = gpu.is_some_and(|g| g.adapter().contains("Cpu)"));
+        let r = &mut self.report;
+        r.decodes = stats.cpu.misses;
+        r.decodes_without_cache = r.shown_thumbnails + r.shown_full;
+        r.decodes_avoided = r.decodes_without_cache.saturating_sub(r.decodes);
+        if gpu.is_some() {
+            r.uploads = stats.gpu.misses;
+            r.uploads_without_cache = r.decodes_without_cache;
+            r.uploads_avoided = r.uploads_without_cache.saturating_sub(r.uploads);
+        }
+        r.file_bytes_not_read = r.file_bytes_without_cache.saturating_sub(r.file_bytes_read);
+        let tiers = if gpu.is_some() { 2 } else { 1 };
+        r.peak_bytes = stats.cpu.peak_used + stats.gpu.peak_used;
+        r.up_front_bytes = tiers * COUNT as u64 * (picture + thumb);
+        r.software_adapter = software;
+        let now = Resident::now();
+        r.rss = now.driver_code + now.other_code + now.heap;
+        r.rss_driver_code = now.driver_code;
+        r.rss_other_code = now.other_code;
+        r.rss_texcache = stats.cpu.used
+            + stats.video.cpu_bytes
+            + stats.video.decoder_bytes
+            + if software {
+                stats.gpu.used + stats.video.gpu_bytes
+            } else {
+                0
+            };
+        // The heap is texcache's, the driver's from the opening, and the rest (never below 0:
+        // what the allocator handed back to the system is no longer resident).
+        r.rss_driver_heap = rss_driver_heap.min(now.heap.saturating_sub(r.rss_texcache));
+        r.rss_other_heap = now.heap.saturating_sub(r.rss_texcache + r.rss_driver_heap);
+        r.rss_texcache = r.rss_texcache.min(now.heap);
+    }
+}
+
+/// The contact sheet: the grid's thumbnails, the picture in the viewer and the clip's frame,
+/// read back from their GPU textures.
+fn contact_sheet(
+    gpu: &Gpu,
+    sheet: &Path,
+    grid: &[Shown],
+    viewer: Option<&(usize, Shown)>,
+    clip: &VideoNode,
+) -> Result<()> {
+    let mut tiles: Vec<Tile> = grid
+        .iter()
+        .filter_map(Shown::texture)
+        .map(tile_of)
+        .collect::<Result<_>>()?;
+    if let Some(t) = viewer.and_then(|(_, s)| s.texture()) {
+        tiles.push(tile_of(t)?);
+    }
+    if let Some(vt) = clip.texture() {
+        let rgba = vt.to_rgba()?;
+        let pixels = texcache::gpu::read_back_raw(gpu, &rgba, 0)?;
+        tiles.push((rgba.width(), rgba.height(), pixels));
+    }
+    write_sheet(sheet, &tiles)?;
+    eprintln!(
+        "contact sheet ({} pictures read back from the GPU): {}",
+        tiles.len(),
+        super::shown_path(sheet).display()
+    );
     Ok(())
 }
 
@@ -583,11 +623,13 @@ fn write_sheet(path: &Path, tiles: &[Tile]) -> Result<()> {
 
 /// An I/O error on a file the demo writes or reads.
 fn io_err(path: &Path, e: &dyn std::fmt::Display) -> texcache::Error {
-    texcache::Error::Io {
-        href: path.display().to_string(),
-        path: path.into(),
-        source: Arc::new(std::io::Error::other(e.to_string())),
-    }
+    Error::new(
+        path.display().to_string(),
+        ErrorKind::Io {
+            path: path.into(),
+            source: Arc::new(std::io::Error::other(e.to_string())),
+        },
+    )
 }
 
 /// Writes the demo's clip (90 frames of 320x240 at 30 fps) unless it is there; its file name.
@@ -605,9 +647,13 @@ fn write_clip(media: &Path) -> Result<&'static str> {
     {
         let clip = media.join("clip.y4m");
         if !clip.exists() {
-            samples::write_y4m(&clip, 320, 240, 90).map_err(|e| texcache::Error::Video {
-                href: clip.display().to_string(),
-                detail: format!("cannot write the sample clip: {e}"),
+            samples::write_y4m(&clip, 320, 240, 90).map_err(|e| {
+                Error::new(
+                    clip.display().to_string(),
+                    ErrorKind::Video {
+                        detail: format!("cannot write the sample clip: {e}"),
+                    },
+                )
             })?;
         }
         Ok("clip.y4m")

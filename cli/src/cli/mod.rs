@@ -6,12 +6,13 @@ pub mod replay;
 pub mod stats;
 pub mod tune;
 
+use crate::error::Result;
 use std::path::Path;
-use texcache::{Config, Result};
+use texcache::Config;
 
 /// Loads `--config FILE`, else `TEXCACHE_CONFIG`, else the defaults; what in the file is
 /// probably a mistake is said on stderr ([`Config::load_checked`]).
-pub fn load_config(file: Option<&Path>) -> Result<Config> {
+pub fn load_config(file: Option<&Path>) -> texcache::Result<Config> {
     let file = file.map(Path::to_path_buf).or_else(Config::env_file);
     let Some(file) = file else {
         return Ok(Config::default());
@@ -93,7 +94,7 @@ pub fn check_config(file: &Path) -> Result<()> {
     };
     println!("# {}: {verdict}. Effective settings:", file.display());
     if let Some(p) = cfg.cpu.budget.1 {
-        if let Ok(limit) = texcache::pressure::memory_limit(Path::new("/")) {
+        if let Ok(limit) = texcache::observe::pressure::memory_limit(Path::new("/")) {
             println!(
                 "# cpu.budget = {p}% of {} ({}) = {} bytes ({})",
                 texcache::ByteSize(limit.bytes),
@@ -144,7 +145,7 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 /// statistics go to stdout as JSON).
 pub fn write_memory_plot(
     path: &Path,
-    samples: &[texcache::history::Sample],
+    samples: &[texcache::observe::history::Sample],
     title: &str,
     phases: &[crate::plot::Phase],
 ) -> Result<()> {

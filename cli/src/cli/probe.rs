@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 use texcache::probe::Probe;
 use texcache::ByteSize;
+use texcache::{Error, ErrorKind};
 
 /// Probes every file; prints a line each (or one JSON array). Fails, after printing all of
 /// them, if any file gave an error.
-pub fn run(files: &[PathBuf], config: Option<&Path>, json: bool) -> texcache::Result<()> {
+pub fn run(files: &[PathBuf], config: Option<&Path>, json: bool) -> crate::error::Result<()> {
     let max_pixels = super::load_config(config)?.loader.max_pixels;
     let mut failed = 0;
     let mut out = Vec::new();
@@ -32,11 +33,12 @@ pub fn run(files: &[PathBuf], config: Option<&Path>, json: bool) -> texcache::Re
         println!("{}", serde_json::Value::Array(out));
     }
     if failed > 0 {
-        return Err(texcache::Error::Config {
+        return Err(Error::from(ErrorKind::Config {
             file: PathBuf::from("probe"),
             line: None,
             message: format!("{failed} of {} file(s) could not be read", files.len()),
-        });
+        })
+        .into());
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `texcache replay`: a trace through a real cache.
 
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use texcache::trace::{Op, Replayer};
-use texcache::{Cache, Result};
+use texcache::Cache;
 
 pub fn run(
     trace_path: &Path,

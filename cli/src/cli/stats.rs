@@ -1,37 +1,40 @@
 //! `texcache stats`: the memory statistics of a running application, through its control
 //! socket (§8–9).
 
+use crate::error::Result;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use texcache::history::Sample;
-use texcache::{Error, Result, Stats};
+use texcache::observe::history::Sample;
+use texcache::{Error, ErrorKind, Stats};
 
 /// Where the socket is: `--socket`, else `stats.socket` of `--config` (or `TEXCACHE_CONFIG`).
-fn socket_path(socket: Option<PathBuf>, config: Option<&Path>) -> Result<PathBuf> {
+fn socket_path(socket: Option<PathBuf>, config: Option<&Path>) -> texcache::Result<PathBuf> {
     if let Some(s) = socket {
         return Ok(s);
     }
     let cfg = super::load_config(config)?;
     if cfg.stats.socket.as_os_str().is_empty() {
-        return Err(Error::Socket {
+        return Err(Error::from(ErrorKind::Socket {
             path: PathBuf::new(),
             detail: "no socket given. The application serves its statistics only when its \
                      config sets `stats.socket` ([stats] socket = \"/run/user/.../app.sock\"); \
                      then pass --socket PATH, or --config FILE (its config), or set \
                      TEXCACHE_CONFIG"
                 .into(),
-        });
+        }));
     }
     Ok(cfg.stats.socket)
 }
 
 /// One snapshot over the socket: `stats`, `stats entries` or `stats history`.
-pub fn fetch(path: &Path, request: &str) -> Result<(Stats, String)> {
-    let line = texcache::control::request(path, request)?;
-    let bad = |detail: String| Error::Socket {
-        path: path.into(),
-        detail,
+pub fn fetch(path: &Path, request: &str) -> texcache::Result<(Stats, String)> {
+    let line = texcache::observe::control::request(path, request)?;
+    let bad = |detail: String| {
+        Error::from(ErrorKind::Socket {
+            path: path.into(),
+            detail,
+        })
     };
     let value: serde_json::Value =
         serde_json::from_str(&line).map_err(|e| bad(format!("answer is not JSON: {e}")))?;
@@ -63,7 +66,7 @@ pub fn run(
         if !history.is_empty() {
             return Ok(history);
         }
-        own.push(Sample::of(&stats, started.elapsed().as_millis() as u64));
+        own.push(stats.sample(started.elapsed().as_millis() as u64));
         Ok(own.clone())
     };
     let title = format!("texcache: {}", path.display());

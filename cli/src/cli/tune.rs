@@ -20,7 +20,7 @@ pub fn run(
     gpu_budgets: &[ByteSize],
     json: bool,
     plot: Option<&Path>,
-) -> Result<()> {
+) -> crate::error::Result<()> {
     let mut base = super::load_config(config)?;
     // Every replay is its own cache: no socket, no recording, no sampler thread.
     base.stats = Default::default();
@@ -152,8 +152,8 @@ fn one(
         cache.bind_gpu(g.clone());
     }
     let of_tier = |cache: &Cache| match tier {
-        TierKind::Cpu => cache.cpu_tier().stats(),
-        TierKind::Gpu => cache.gpu_tier().stats(),
+        TierKind::Cpu => cache.tier_stats(TierKind::Cpu),
+        TierKind::Gpu => cache.tier_stats(TierKind::Gpu),
     };
     let mut replayer = Replayer::new(&cache);
     // The most bytes held by live handles at once: what a tier cannot evict, and so the reason
@@ -202,7 +202,7 @@ fn table(points: &[TunePoint]) -> String {
     }
     if over {
         s += "* above the budget: entries in use (held by the trace's live handles) are never \
-              evicted,\n  so a tier holds at least its peak in use whatever its budget (SPEC §3.4)\n";
+              evicted,\n  so a tier holds at least its peak in use whatever its budget (§3.4 of docs/reference.md)\n";
     }
     s
 }

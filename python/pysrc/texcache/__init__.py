@@ -7,7 +7,7 @@
 Pictures are decoded once and shared: every array of one href is a read-only view of the same
 cached pixels (no copy), and the entry stays in use while any view lives. Unused pictures are
 evicted, least recently released first, when the budget is exceeded. See the repository's
-SPEC §11 and python/README.md.
+docs/reference.md §11 and python/README.md.
 """
 
 from ._texcache import Bitmap, Cache, Frame, Video, decode_file, version

@@ -153,7 +153,7 @@ impl Browser {
     fn memory_panel(&mut self, ui: &mut egui::Ui) {
         let history = self.cache.history();
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let series = |f: fn(&texcache::history::Sample) -> u64| -> PlotPoints<'static> {
+        let series = |f: fn(&texcache::observe::history::Sample) -> u64| -> PlotPoints<'static> {
             history
                 .iter()
                 .map(|s| [s.t_ms as f64 / 1000.0, mib(f(s))])

@@ -58,7 +58,7 @@ fn main() -> eframe::Result {
                 "photo_browser: making 600 pictures in {} (once)",
                 d.display()
             );
-            let names = texcache::samples::write_pictures(&d, 600, 640, 480, true)
+            let names = texcache::testing::samples::write_pictures(&d, 600, 640, 480, true)
                 .unwrap_or_else(|e| fail(&e.to_string()));
             (d, names)
         }
