@@ -39,6 +39,16 @@ pub struct Config {
     pub pressure: PressureConfig,
     /// `[stats]`: socket, trace recording, history.
     pub stats: StatsConfig,
+    /// `[shared]`: the CPU tier shared with other processes (§12).
+    pub shared: SharedConfig,
+}
+
+/// `[shared]`: sharing the CPU tier with other processes of the machine (§12).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedConfig {
+    /// The socket clients connect to (`texcache::shared::connect`); empty: not shared.
+    pub socket: PathBuf,
 }
 
 /// `[pressure]`: what the cache does when the system runs short of memory (see
@@ -179,6 +189,7 @@ impl Default for Config {
             loader: LoaderConfig::default(),
             pressure: PressureConfig::default(),
             stats: StatsConfig::default(),
+            shared: SharedConfig::default(),
         }
     }
 }
@@ -347,6 +358,7 @@ impl Config {
         for (key, path) in [
             ("stats.socket", &cfg.stats.socket),
             ("stats.trace", &cfg.stats.trace),
+            ("shared.socket", &cfg.shared.socket),
         ] {
             let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
                 continue;

@@ -222,6 +222,13 @@ pub enum ErrorKind {
         /// What went wrong, in words (the decoder's or driver's message where there is one).
         detail: String,
     },
+    /// The owner of a shared cache (§12) has ended: a client's calls fail with this at once
+    /// (the views it holds stay readable).
+    #[error("the owner of the shared cache at {} has ended", socket.display())]
+    OwnerGone {
+        /// The socket the client connected to.
+        socket: PathBuf,
+    },
 }
 
 #[cfg(test)]

@@ -37,8 +37,9 @@
 //! byte-budgeted tier, generic over what it holds, with single-flight loading), [`picture`]
 //! (files to bitmaps), [`gpu`] (the device, texture upload, mipmaps), [`video`] (sources,
 //! nodes, the node texture), [`observe`] (stats, history, the control socket, memory
-//! pressure), [`trace`] (trace files, replay and recording), [`probe`] (what a file is); the
-//! facade, [`Cache`], ties them together.
+//! pressure), [`shared`] (the CPU tier shared between processes), [`trace`] (trace files,
+//! replay and recording), [`probe`] (what a file is); the facade, [`Cache`], ties them
+//! together.
 //!
 //! Cargo features: `gpu` (on by default) is the GPU tier, texture upload and video textures,
 //! and the only part that needs wgpu; without it the GPU tier stays empty (its stats show its
@@ -60,6 +61,7 @@ pub mod observe;
 mod os;
 pub mod picture;
 pub mod probe;
+pub mod shared;
 mod sync;
 #[cfg(feature = "samples")]
 pub mod testing;

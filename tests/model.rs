@@ -181,7 +181,7 @@ fn coalescing(outcome: Outcome) {
                             match outcome {
                                 Outcome::Ok => Ok(Res::new(1, &w.live)),
                                 Outcome::Fail => Err(Error::new(
-                                    "k".into(),
+                                    "k",
                                     ErrorKind::Corrupt {
                                         detail: "bad".into(),
                                     },

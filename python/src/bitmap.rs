@@ -9,7 +9,23 @@ use pyo3::types::PyTuple;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
+use texcache::shared::SharedBitmap;
 use texcache::{BitmapHandle, PixelFormat};
+
+/// The name a `Bitmap` shows: its entry's key, or the href a shared cache's client asked for.
+enum Name {
+    Key(texcache::Key),
+    Href(String),
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Key(k) => k.fmt(f),
+            Name::Href(h) => h.fmt(f),
+        }
+    }
+}
 
 /// A decoded picture held from the cache: `numpy.asarray(bm)` is a read-only (h, w, 4) or
 /// (h, w) uint8 array of its pixels, without a copy (the buffer protocol, as `memoryview(bm)`
@@ -20,7 +36,7 @@ use texcache::{BitmapHandle, PixelFormat};
 pub(crate) struct Bitmap {
     /// The entry's handle; `None` once released and no export is left. Locked only to take
     /// it away or to clone it (DLPack, `refs`): exports read `pixels`.
-    handle: Mutex<Option<BitmapHandle>>,
+    handle: Mutex<Option<Held>>,
     /// Buffers exported and not yet released (arrays and memoryviews alive). Read and written
     /// only with the GIL held (the buffer slots, `release`, getters: the package is built for
     /// GIL-holding CPython), so a load and a store make a count no other thread interleaves;
@@ -39,8 +55,9 @@ pub(crate) struct Bitmap {
     /// consumers through the `Py_buffer` while an export lives (which keeps this object).
     shape: [pyo3::ffi::Py_ssize_t; 3],
     strides: [pyo3::ffi::Py_ssize_t; 3],
-    /// The entry's key (an `Arc` clone: no allocation on a hit); shown as a string on demand.
-    key: texcache::Key,
+    /// The entry's key (an `Arc` clone: no allocation on a hit), or the href of a shared
+    /// picture; shown as a string on demand.
+    key: Name,
 }
 
 // SAFETY: `pixels` is only read, and only while the handle that keeps the entry's immutable
@@ -51,6 +68,16 @@ unsafe impl Sync for Bitmap {}
 
 impl Bitmap {
     pub(crate) fn of(h: BitmapHandle) -> Bitmap {
+        let key = Name::Key(h.key().clone());
+        Bitmap::holding(Held::Local(h), key)
+    }
+
+    /// A `Bitmap` of a picture held from a shared cache's owner, asked for as `href`.
+    pub(crate) fn of_shared(s: SharedBitmap, href: &str) -> Bitmap {
+        Bitmap::holding(Held::Shared(s), Name::Href(href.to_string()))
+    }
+
+    fn holding(h: Held, key: Name) -> Bitmap {
         let (w, ht, bpp) = (
             h.width() as isize,
             h.height() as isize,
@@ -67,20 +94,20 @@ impl Bitmap {
             format: h.format().name(),
             shape,
             strides,
-            key: h.key().clone(),
+            key,
             pixels: h.pixels().as_ptr(),
             exports: AtomicUsize::new(0),
             released: AtomicBool::new(false),
             handle: Mutex::new(Some(h)),
         }
     }
-    fn handle(&self) -> std::sync::MutexGuard<'_, Option<BitmapHandle>> {
+    fn handle(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
         self.handle
             .lock()
             .expect("never poisoned: no code panics holding it")
     }
     /// A clone of the handle, unless released.
-    fn hold(&self) -> PyResult<BitmapHandle> {
+    fn hold(&self) -> PyResult<Held> {
         match &*self.handle() {
             Some(h) if !self.released.load(Relaxed) => Ok(h.clone()),
             _ => Err(self.released_error()),
@@ -139,7 +166,8 @@ impl Bitmap {
     #[getter]
     fn refs(&self) -> PyResult<usize> {
         match &*self.handle() {
-            Some(h) => Ok(h.refs()),
+            Some(Held::Local(h)) => Ok(h.refs()),
+            Some(Held::Shared(s)) => Ok(s.holds()),
             None => Err(self.released_error()),
         }
     }

@@ -4,12 +4,31 @@
 use pyo3::prelude::*;
 use std::ffi::c_void;
 use std::sync::Arc;
+use texcache::shared::SharedBitmap;
 use texcache::video::Frame as RsFrame;
 use texcache::BitmapHandle;
 
+/// What a `Bitmap` (or an array made by `Cache.array`) holds: an entry of this process's cache, or a picture held from the owner
+/// of a shared cache (§12).
+#[derive(Clone)]
+pub(crate) enum Held {
+    Local(BitmapHandle),
+    Shared(SharedBitmap),
+}
+
+impl std::ops::Deref for Held {
+    type Target = texcache::Bitmap;
+    fn deref(&self) -> &texcache::Bitmap {
+        match self {
+            Held::Local(h) => h,
+            Held::Shared(s) => s,
+        }
+    }
+}
+
 /// What keeps a view's memory alive: an entry's handle, a video frame, or owned pixels.
 pub(crate) enum Owner {
-    Bitmap(#[allow(dead_code)] BitmapHandle),
+    Bitmap(#[allow(dead_code)] Held),
     Decoded(#[allow(dead_code)] texcache::Bitmap),
     Frame(#[allow(dead_code)] Arc<RsFrame>),
     Owned(#[allow(dead_code)] Vec<u8>),
@@ -43,7 +62,7 @@ pub(crate) fn layout(w: i64, h: i64, bpp: i64) -> (Vec<i64>, Vec<i64>) {
 }
 
 impl Pixels {
-    pub(crate) fn of_bitmap(h: BitmapHandle) -> Pixels {
+    pub(crate) fn of_bitmap(h: Held) -> Pixels {
         let (w, ht, bpp) = (
             h.width() as i64,
             h.height() as i64,

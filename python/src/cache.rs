@@ -9,7 +9,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use texcache::shared::Client;
 use texcache::{BitmapHandle, ByteSize};
 
 /// A bounded, shared cache of decoded pictures (§11).
@@ -19,10 +20,73 @@ use texcache::{BitmapHandle, ByteSize};
 /// `mediadir="data"`, `loader_threads=4`.
 #[pyclass(frozen, module = "texcache._texcache")]
 pub(crate) struct Cache {
-    cache: Arc<texcache::Cache>,
+    /// This process's cache; `None` for a client of a shared cache (`texcache.connect`).
+    local: Option<Arc<texcache::Cache>>,
+    /// The process this `Cache` was made in.
+    pid: u32,
+    /// The socket the tier is shared at (an owner, after `share`) or connected to (a client).
+    shared: OnceLock<PathBuf>,
+    /// The connection to the owner: a client's from the start; a shared owner's `Cache` in a
+    /// process forked from it makes one on its first call (§12).
+    client: OnceLock<Client>,
 }
 
 impl Cache {
+    fn with_local(cache: texcache::Cache) -> Cache {
+        Cache {
+            local: Some(Arc::new(cache)),
+            pid: std::process::id(),
+            shared: OnceLock::new(),
+            client: OnceLock::new(),
+        }
+    }
+
+    /// The client to ask instead of a cache of this process's: a client's connection, or, in a
+    /// process forked from a shared owner, a new connection to it.
+    fn client(&self) -> PyResult<Option<&Client>> {
+        if let Some(c) = self.client.get() {
+            return Ok(Some(c));
+        }
+        if self.local.is_none() || std::process::id() == self.pid {
+            return Ok(None);
+        }
+        let Some(path) = self.shared.get() else {
+            return Ok(None);
+        };
+        let c = texcache::shared::connect(path).map_err(py_err)?;
+        let _ = self.client.set(c);
+        Ok(self.client.get())
+    }
+
+    /// This process's cache, for the calls a client of a shared cache does not have.
+    fn cache(&self) -> PyResult<&Arc<texcache::Cache>> {
+        self.local.as_ref().ok_or_else(|| {
+            py_err(texcache::Error::new(
+                "shared cache",
+                texcache::ErrorKind::Unsupported {
+                    detail: "a client of a shared cache has only the calls for pictures (bitmap, \
+                             array, prefetch, remove, stats); the rest is the owner's"
+                        .into(),
+                },
+            ))
+        })
+    }
+
+    /// The picture of `href`: from the owner, for a client; else a hit or a load here.
+    fn acquire_held(&self, py: Python<'_>, href: &str, fit: Option<(u32, u32)>) -> PyResult<Held> {
+        if let Some(client) = self.client()? {
+            let fit = fit_of(fit)?;
+            let s = py
+                .detach(|| match fit {
+                    None => client.bitmap(href),
+                    Some((w, h)) => client.bitmap_fit(href, w, h),
+                })
+                .map_err(py_err)?;
+            return Ok(Held::Shared(s));
+        }
+        self.acquire(py, href, fit).map(Held::Local)
+    }
+
     /// A hit, or a load without the GIL (§3.1).
     fn acquire(
         &self,
@@ -31,7 +95,7 @@ impl Cache {
         fit: Option<(u32, u32)>,
     ) -> PyResult<BitmapHandle> {
         let fit = fit_of(fit)?;
-        let c = &self.cache;
+        let c = self.cache()?;
         // A resident picture is a hit without giving up the GIL (which costs more than it).
         if fit.is_none() {
             if let Some(h) = c.bitmap_if_resident(href) {
@@ -90,9 +154,7 @@ impl Cache {
             }
         };
         let cache = py.detach(|| texcache::Cache::new(cfg)).map_err(py_err)?;
-        Ok(Cache {
-            cache: Arc::new(cache),
-        })
+        Ok(Cache::with_local(cache))
     }
 
     /// The decoded picture `href` (fitted into `fit=(w, h)` when given): a hit, or a load
@@ -104,7 +166,11 @@ impl Cache {
         href: &Bound<'_, PyAny>,
         fit: Option<(u32, u32)>,
     ) -> PyResult<Bitmap> {
-        self.acquire(py, &href_of(href)?, fit).map(Bitmap::of)
+        let href = href_of(href)?;
+        Ok(match self.acquire_held(py, &href, fit)? {
+            Held::Local(h) => Bitmap::of(h),
+            Held::Shared(s) => Bitmap::of_shared(s, &href),
+        })
     }
 
     /// `numpy.asarray(cache.bitmap(href, fit))` in one call, without the `Bitmap` and the
@@ -119,7 +185,7 @@ impl Cache {
     ) -> PyResult<Bound<'py, PyAny>> {
         array(
             py,
-            Pixels::of_bitmap(self.acquire(py, &href_of(href)?, fit)?),
+            Pixels::of_bitmap(self.acquire_held(py, &href_of(href)?, fit)?),
         )
     }
 
@@ -139,17 +205,27 @@ impl Cache {
                 .map(|h| h.and_then(|h| Ok(href_of(&h)?.into_owned())))
                 .collect::<PyResult<_>>()?
         };
-        self.cache.prefetch(hrefs, fit).map_err(py_err)
+        match self.client()? {
+            Some(client) => client.prefetch(hrefs, fit),
+            None => self.cache()?.prefetch(hrefs, fit),
+        }
+        .map_err(py_err)
     }
 
     /// Blocks (without the GIL) until every prefetch queued so far is done.
-    fn wait_prefetch(&self, py: Python<'_>) {
-        py.detach(|| self.cache.wait_prefetch())
+    fn wait_prefetch(&self, py: Python<'_>) -> PyResult<()> {
+        let c = self.cache()?;
+        py.detach(|| c.wait_prefetch());
+        Ok(())
     }
 
     /// Removes `href` (every size of it) from the cache (§3.5); whether anything was there.
     fn remove(&self, href: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.cache.remove(&href_of(href)?))
+        let href = href_of(href)?;
+        match self.client()? {
+            Some(client) => client.remove(&href).map_err(py_err),
+            None => Ok(self.cache()?.remove(&href)),
+        }
     }
 
     /// Evicts unused entries of `tier` ("cpu") until it uses at most `size` (§3.6).
@@ -160,7 +236,7 @@ impl Cache {
         size: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (t, b) = (tier_of(tier)?, size_of(size)?);
-        let s = self.cache.trim(t, b);
+        let s = self.cache()?.trim(t, b);
         json(py, &serde_json::to_string(&s).expect("stats serialise"))
     }
 
@@ -172,14 +248,18 @@ impl Cache {
         size: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (t, b) = (tier_of(tier)?, size_of(size)?);
-        let s = self.cache.set_budget(t, b);
+        let s = self.cache()?.set_budget(t, b);
         json(py, &serde_json::to_string(&s).expect("stats serialise"))
     }
 
     /// The §6 statistics as a dict (`entries=True` adds the entries).
     #[pyo3(signature = (entries=false))]
     fn stats<'py>(&self, py: Python<'py>, entries: bool) -> PyResult<Bound<'py, PyAny>> {
-        let c = &self.cache;
+        if let Some(client) = self.client()? {
+            let s = py.detach(|| client.stats()).map_err(py_err)?;
+            return json(py, &s.to_json());
+        }
+        let c = self.cache()?;
         let s = py.detach(|| {
             if entries {
                 c.stats_with_entries()
@@ -192,7 +272,7 @@ impl Cache {
 
     /// Opens the video `href` (stopped: the header only).
     fn video(&self, py: Python<'_>, href: &Bound<'_, PyAny>) -> PyResult<Video> {
-        let c = &self.cache;
+        let c = self.cache()?;
         let href = href_of(href)?;
         let node = py.detach(|| c.video(&href)).map_err(py_err)?;
         Ok(Video::of(node))
@@ -200,21 +280,66 @@ impl Cache {
 
     /// Records every acquire and release to the trace file `path` (§7).
     fn record_trace(&self, path: PathBuf) -> PyResult<()> {
-        self.cache.record_trace(&path).map_err(py_err)
+        self.cache()?.record_trace(&path).map_err(py_err)
     }
 
     /// Serves the control socket at `path` (§9), for `texcache stats --socket PATH`.
     fn serve(&self, path: PathBuf) -> PyResult<()> {
-        self.cache.serve(&path).map_err(py_err)
+        self.cache()?.serve(&path).map_err(py_err)
+    }
+
+    /// Shares this cache's pictures with the other processes of the machine (§12): they
+    /// `texcache.connect(path)` (or unpickle this `Cache`, or use it after `fork`) and view the
+    /// pictures this process decodes, one decode and one copy for all. `path` is the socket's
+    /// (None: a private one); returns it.
+    #[pyo3(signature = (path=None))]
+    fn share(&self, py: Python<'_>, path: Option<PathBuf>) -> PyResult<String> {
+        let c = self.cache()?;
+        let path = path.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            std::env::temp_dir().join(format!("texcache-{}-{nanos:08x}.sock", std::process::id()))
+        });
+        py.detach(|| c.share(&path)).map_err(py_err)?;
+        let _ = self.shared.set(path.clone());
+        Ok(path.display().to_string())
+    }
+
+    /// The socket of the shared cache: where this cache shares its tier, or the owner this
+    /// client connects to; None when not shared.
+    #[getter]
+    fn shared(&self) -> Option<String> {
+        self.shared.get().map(|p| p.display().to_string())
+    }
+
+    /// A shared cache pickles to a client of its owner (`spawn` and `forkserver` workers).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let Some(path) = self.shared.get() else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "only a shared texcache.Cache can be pickled (call cache.share() first): \
+                 another process then gets a client of it",
+            ));
+        };
+        let connect = py.import("texcache")?.getattr("connect")?;
+        Ok((connect, (path.display().to_string(),)))
     }
 
     /// The key `href` resolves to.
     fn key(&self, href: &Bound<'_, PyAny>) -> PyResult<String> {
-        Ok(self.cache.key(&href_of(href)?).to_string())
+        Ok(self.cache()?.key(&href_of(href)?).to_string())
     }
 
     fn __repr__(&self) -> String {
-        let s = self.cache.stats();
+        let Some(c) = &self.local else {
+            return format!(
+                "<texcache.Cache client of {}>",
+                self.shared
+                    .get()
+                    .map_or("?".into(), |p| p.display().to_string())
+            );
+        };
+        let s = c.stats();
         format!(
             "<texcache.Cache cpu {} of {}, {} entries>",
             ByteSize(s.cpu.used),
@@ -222,6 +347,24 @@ impl Cache {
             s.cpu.entries
         )
     }
+}
+
+/// A client of the shared cache whose owner serves `path` (§12): a `Cache` with the calls for
+/// pictures (bitmap, array, prefetch, remove, stats), its pixels the owner's, decoded once.
+#[pyfunction]
+pub(crate) fn connect(py: Python<'_>, path: PathBuf) -> PyResult<Cache> {
+    let client = py
+        .detach(|| texcache::shared::connect(&path))
+        .map_err(py_err)?;
+    let (shared, c) = (OnceLock::new(), OnceLock::new());
+    let _ = shared.set(path);
+    let _ = c.set(client);
+    Ok(Cache {
+        local: None,
+        pid: std::process::id(),
+        shared,
+        client: c,
+    })
 }
 
 /// Decodes the picture at `path` as the cache would (EXIF orientation, `fit`, `max_pixels`),

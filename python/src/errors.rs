@@ -15,7 +15,7 @@ use texcache::{Error, ErrorKind};
 static RESOLVED: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 
 /// The class names of `texcache`'s exceptions; the last, `Error`, is every other kind's.
-const CLASSES: [&str; 17] = [
+const CLASSES: [&str; 18] = [
     "NotFound",
     "PermissionDenied",
     "NotAFile",
@@ -32,6 +32,7 @@ const CLASSES: [&str; 17] = [
     "SocketError",
     "ThreadError",
     "VideoError",
+    "OwnerGone",
     "Error",
 ];
 
@@ -54,7 +55,8 @@ fn class_of(kind: &ErrorKind) -> usize {
         ErrorKind::Socket { .. } => 13,
         ErrorKind::Thread { .. } => 14,
         ErrorKind::Video { .. } => 15,
-        _ => 16,
+        ErrorKind::OwnerGone { .. } => 16,
+        _ => 17,
     }
 }
 

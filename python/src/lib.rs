@@ -47,5 +47,6 @@ fn _texcache(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffers::View>()?;
     m.add_function(wrap_pyfunction!(cache::version, m)?)?;
     m.add_function(wrap_pyfunction!(cache::decode_file, m)?)?;
+    m.add_function(wrap_pyfunction!(cache::connect, m)?)?;
     Ok(())
 }

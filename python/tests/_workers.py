@@ -2,6 +2,7 @@
 forkserver workers can import it by name."""
 
 import hashlib
+import os
 
 import texcache
 
@@ -19,3 +20,19 @@ def digest(href):
     (under fork: the cache the parent made, inherited)."""
     a = CACHE.array(href)
     return a.shape, hashlib.sha256(a.tobytes()).hexdigest()
+
+
+SHARED = None
+
+
+def keep_shared(cache):
+    """A pool initializer: the shared cache, unpickled in a spawn or forkserver worker (a
+    client of its owner), or inherited by a forked one (a client from its first call)."""
+    global SHARED
+    SHARED = cache
+
+
+def shared_digest(href):
+    """The picture's shape and digest, read from the shared cache, and this process's id."""
+    a = SHARED.array(href)
+    return os.getpid(), a.shape, hashlib.sha256(a.tobytes()).hexdigest()

@@ -55,3 +55,17 @@ def test_the_stats_table_reads_a_running_cache(tmp_path):
     assert lines[0].startswith("tier") and lines[1].startswith("cpu")
     assert "16.0 KiB" in lines[1] and " 1 " in lines[1], out.stdout
     del held
+
+
+def test_the_shared_loader_decodes_each_photo_once_for_all_workers(corpus):
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "shared_loader.py"), "--dir", str(corpus / "photos"),
+         "--epochs", "2", "--workers", "2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 2
+    photos = int(lines[0].split()[2])
+    # Each photo decoded once, by the owner, for both workers and both epochs.
+    assert f"misses {photos}," in lines[0] and f"misses {photos}," in lines[1], out.stdout

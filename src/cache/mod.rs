@@ -158,6 +158,10 @@ pub(crate) struct Inner {
     videos: Mutex<Vec<Weak<video::Shared>>>,
     /// The control socket, when `stats.socket` is set (dropped first, see `Drop`).
     control: Mutex<Option<Server>>,
+    /// The shared tier's server, when `shared.socket` is set or [`Cache::share`] was called.
+    shared: Mutex<Option<crate::shared::owner::Owner>>,
+    /// Whether decoded bitmaps go to shared memory (once this cache shares its tier).
+    sharing: std::sync::atomic::AtomicBool,
     /// The trace recording, when `stats.trace` is set or [`Cache::record_trace`] was called.
     recorder: Mutex<Option<Recorder>>,
     /// Memory over time (shared with the sampler thread).
@@ -197,6 +201,37 @@ impl WeakCache {
     }
 }
 
+impl crate::shared::owner::Backend for WeakCache {
+    fn bitmap(&self, href: &str, fit: Option<(u32, u32)>) -> Option<Result<BitmapHandle>> {
+        let cache = self.upgrade()?;
+        let acquire = |cache: &Cache| match fit {
+            None => cache.bitmap(href),
+            Some((w, h)) => cache.bitmap_fit(href, w, h),
+        };
+        Some(match acquire(&cache) {
+            // Decoded before this cache shared its tier: loaded again, into shared memory.
+            Ok(h) if h.shared().is_none() => {
+                drop(h);
+                cache.remove(href);
+                acquire(&cache)
+            }
+            other => other,
+        })
+    }
+
+    fn prefetch(&self, hrefs: Vec<String>, fit: Option<(u32, u32)>) -> Option<Result<()>> {
+        Some(self.upgrade()?.prefetch(hrefs, fit))
+    }
+
+    fn remove(&self, href: &str) -> Option<bool> {
+        Some(self.upgrade()?.remove(href))
+    }
+
+    fn stats_json(&self) -> Option<String> {
+        Some(self.upgrade()?.stats().to_json())
+    }
+}
+
 /// The blocking acquire a request's loader thread runs: the cache, the href, the fit.
 type BlockingAcquire<R> = fn(&Cache, &str, Option<(u32, u32)>) -> Result<Handle<R>>;
 
@@ -218,6 +253,7 @@ impl Cache {
             None
         };
         let stats = config.stats.clone();
+        let shared_socket = config.shared.socket.clone();
         let inner = Inner::start(config, resolver, confine_root);
         let cache = Cache {
             _owner: Some(Arc::new(Owner {
@@ -231,6 +267,9 @@ impl Cache {
         }
         if !stats.socket.as_os_str().is_empty() {
             cache.serve(&stats.socket)?;
+        }
+        if !shared_socket.as_os_str().is_empty() {
+            cache.share(&shared_socket)?;
         }
         Inner::start_sampling(&cache.inner)?;
         Ok(cache)
@@ -393,6 +432,24 @@ impl Cache {
         let cache = self.downgrade();
         let handler = Box::new(move |line: &str| cache.upgrade().map(|c| c.answer(line)));
         *control = Some(Server::start(path, handler)?);
+        Ok(())
+    }
+
+    /// Shares this cache's CPU tier with the other processes of the machine (§12), serving
+    /// their [`crate::shared::connect`] at `path` (mode 0600; a stale socket there is replaced,
+    /// anything else left alone and reported), instead of the socket shared before, if any.
+    /// `Cache::new` does this for `shared.socket`.
+    ///
+    /// From then on every picture this cache decodes goes to shared memory (a sealed `memfd`
+    /// per picture, which clients map read-only). A picture decoded before, still resident when
+    /// a client asks for it, is removed and loaded again into shared memory.
+    pub fn share(&self, path: &Path) -> Result<()> {
+        let inner = self.inner();
+        let mut shared = inner.shared.lock();
+        *shared = None;
+        inner.sharing.store(true, Ordering::Relaxed);
+        let backend: Arc<dyn crate::shared::owner::Backend> = Arc::new(self.downgrade());
+        *shared = Some(crate::shared::owner::Owner::start(path, backend)?);
         Ok(())
     }
 
@@ -814,6 +871,7 @@ impl Cache {
             },
             entries: None,
             history: None,
+            shared: self.inner().shared.lock().as_ref().map(|o| o.stats()),
         }
     }
 
@@ -863,6 +921,8 @@ impl Inner {
             device: Mutex::new(None),
             videos: Mutex::new(Vec::new()),
             control: Mutex::new(None),
+            shared: Mutex::new(None),
+            sharing: std::sync::atomic::AtomicBool::new(false),
             recorder: Mutex::new(None),
             history: Arc::new(History::new(config.stats.history_length)),
             prefetch: Pool::new(),
@@ -1116,7 +1176,24 @@ impl Inner {
             orientation: self.orientation.load(Ordering::Relaxed),
             fit: key.fit(),
         };
-        crate::picture::load::load_file(href, &key.path(), self.confine_root.as_deref(), &options)
+        let bitmap = crate::picture::load::load_file(
+            href,
+            &key.path(),
+            self.confine_root.as_deref(),
+            &options,
+        )?;
+        if !self.sharing.load(Ordering::Relaxed) {
+            return Ok(bitmap);
+        }
+        bitmap.into_shared().map_err(|e| {
+            Error::new(
+                href,
+                ErrorKind::Io {
+                    path: key.path().into(),
+                    source: Arc::new(e),
+                },
+            )
+        })
     }
 }
 
@@ -1206,6 +1283,7 @@ impl Inner {
         self.history.stop();
         // Stops the socket thread and removes the socket file.
         drop(self.control.lock().take());
+        drop(self.shared.lock().take());
         // Writes the rest of the trace while the tiers still exist.
         if let Some(r) = self.recorder.lock().take() {
             if let Err(e) = r.finish() {

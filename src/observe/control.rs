@@ -22,11 +22,11 @@
 //! is removed when the cache is dropped.
 
 use crate::error::{Error, Result};
+use crate::os::socket::{pipe, SocketFile};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,8 @@ pub(crate) type Handler = Box<dyn Fn(&str) -> Option<String> + Send>;
 
 /// A running control socket; dropping it stops the thread and removes the socket.
 pub(crate) struct Server {
-    path: PathBuf,
-    ino: u64,
+    /// Declared before the thread so that the socket file goes after the thread has stopped.
+    _file: SocketFile,
     /// The write end of the server thread's wake-up pipe: dropping it wakes the thread's
     /// `poll`, whatever happened to the socket's path meanwhile.
     wake: Option<OwnedFd>,
@@ -61,47 +61,8 @@ impl Server {
     /// there is nothing left to serve (the cache it asks is gone), which ends the server.
     pub(crate) fn start(path: &Path, handler: Handler) -> Result<Server> {
         let err = |d: String| socket_err(path, d);
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
-                Ok(_) => return Err(err("another process is serving this socket".into())),
-                Err(_) => {
-                    std::fs::remove_file(path).map_err(|e| err(format!("stale socket: {e}")))?
-                }
-            },
-            Ok(_) => {
-                return Err(err(
-                    "a file that is not a socket exists at this path; left untouched".into(),
-                ))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e.to_string())),
-        }
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let private = parent.join(format!(".texcache-socket-{:016x}", random_u64()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&private)
-            .map_err(|e| {
-                err(format!(
-                    "cannot create a private directory in {}: {e}",
-                    parent.display()
-                ))
-            })?;
-        let staged = private.join("s");
-        let bound = UnixListener::bind(&staged).and_then(|l| {
-            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
-            std::fs::rename(&staged, path)?;
-            Ok(l)
-        });
-        let _ = std::fs::remove_file(&staged);
-        let _ = std::fs::remove_dir(&private);
-        let listener = bound.map_err(|e| err(e.to_string()))?;
-        let ino = std::fs::symlink_metadata(path)
-            .map_err(|e| err(e.to_string()))?
-            .ino();
+        let (listener, file) =
+            SocketFile::bind(path, |p: &Path| UnixListener::bind(p)).map_err(err)?;
         let (wake_read, wake) = pipe().map_err(|e| err(format!("cannot make a pipe: {e}")))?;
         listener
             .set_nonblocking(true)
@@ -111,8 +72,7 @@ impl Server {
             .spawn(move || serve(listener, handler, wake_read))
             .map_err(|e| err(format!("cannot start the server thread: {e}")))?;
         Ok(Server {
-            path: path.into(),
-            ino,
+            _file: file,
             wake: Some(wake),
             thread: Some(thread),
         })
@@ -131,10 +91,7 @@ impl Drop for Server {
                 let _ = t.join();
             }
         }
-        // Remove the socket only if it is still ours.
-        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        // The socket file is removed (if still ours) when `_file` drops, after this.
     }
 }
 
@@ -177,38 +134,6 @@ fn serve(listener: UnixListener, handler: Handler, wake: OwnedFd) {
         let _ = conn.write_all(answer.as_bytes());
         let _ = conn.write_all(b"\n");
     }
-}
-
-/// A pipe (read end, write end), both close-on-exec.
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// A random number from the kernel, for names others must not guess (the private socket
-/// directory in a shared folder such as `/tmp`).
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_ok()
-    {
-        return u64::from_ne_bytes(bytes);
-    }
-    // No /dev/urandom (a sandbox): the std hasher's per-process random keys.
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 /// Reads one request line within [`CLIENT_TIME`]: `None` if the client gave up or ran out of

@@ -329,6 +329,33 @@ pub struct Stats {
     /// Recent memory samples, oldest first (`stats history` on the socket).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub history: Option<Vec<Sample>>,
+    /// The CPU tier shared with other processes (§12), when this cache shares it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shared: Option<SharedStats>,
+}
+
+/// The `"shared"` object of §12: the socket, the client processes, the shared memory mapped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SharedStats {
+    /// The socket clients connect to.
+    pub socket: String,
+    /// The connected client processes.
+    pub clients: Vec<ClientStats>,
+    /// Bytes of shared pixels mapped in the owner's process.
+    pub mapped_bytes: u64,
+}
+
+/// One client process of a shared cache (§12).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientStats {
+    /// Its process id.
+    pub pid: u32,
+    /// Pictures it holds.
+    pub held_entries: u64,
+    /// Their bytes (each counted once however often it is held).
+    pub held_bytes: u64,
+    /// Requests it has made.
+    pub requests: u64,
 }
 
 impl Stats {
@@ -472,6 +499,32 @@ impl fmt::Display for Stats {
                     &p.watcher
                 }
             )?;
+        }
+        if let Some(sh) = &self.shared {
+            writeln!(
+                f,
+                "shared at {}: {} client(s), {} mapped",
+                sh.socket,
+                sh.clients.len(),
+                ByteSize(sh.mapped_bytes)
+            )?;
+            if !sh.clients.is_empty() {
+                writeln!(
+                    f,
+                    "  {:>8} {:>8} {:>11} {:>9}",
+                    "pid", "held", "held bytes", "requests"
+                )?;
+            }
+            for c in &sh.clients {
+                writeln!(
+                    f,
+                    "  {:>8} {:>8} {:>11} {:>9}",
+                    c.pid,
+                    c.held_entries,
+                    ByteSize(c.held_bytes).to_string(),
+                    c.requests
+                )?;
+            }
         }
         write!(
             f,

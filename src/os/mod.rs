@@ -4,3 +4,5 @@
 
 pub(crate) mod file;
 pub(crate) mod fork;
+pub(crate) mod shm;
+pub(crate) mod socket;

@@ -2,6 +2,7 @@
 //! grayscale sources without alpha (§2), counted while alive for leak checks.
 
 use crate::observe::stats::PixelFormat;
+use crate::os::shm::SharedPixels;
 use crate::tier::Resource;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -19,8 +20,27 @@ pub struct Bitmap {
     width: u32,
     height: u32,
     format: PixelFormat,
-    pixels: Vec<u8>,
+    pixels: Pixels,
 }
+
+/// Where a bitmap's pixels are: this process's heap, or shared memory (§12) that other
+/// processes map too, with the id the owner gives it.
+enum Pixels {
+    Heap(Vec<u8>),
+    Shared(SharedPixels, u64),
+}
+
+impl Pixels {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Pixels::Heap(v) => v,
+            Pixels::Shared(s, _) => s.as_slice(),
+        }
+    }
+}
+
+/// The next id of a shared bitmap in this process.
+static NEXT_SHARED_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Bitmap {
     /// Wraps pixels. Panics if `pixels.len()` does not match the size and format: that is a
@@ -42,7 +62,7 @@ impl Bitmap {
             width,
             height,
             format,
-            pixels,
+            pixels: Pixels::Heap(pixels),
         }
     }
     /// Width in pixels.
@@ -67,26 +87,75 @@ impl Bitmap {
     }
     /// The pixels, rows top to bottom, tightly packed.
     pub fn pixels(&self) -> &[u8] {
-        &self.pixels
+        self.pixels.as_slice()
     }
-    /// The pixels, taken out (the bitmap is gone; the live counts follow).
+    /// The pixels, taken out (the bitmap is gone; the live counts follow); a copy of shared
+    /// ones.
     pub(crate) fn into_pixels(mut self) -> Vec<u8> {
-        let pixels = std::mem::take(&mut self.pixels);
+        let pixels = match std::mem::replace(&mut self.pixels, Pixels::Heap(Vec::new())) {
+            Pixels::Heap(v) => v,
+            Pixels::Shared(s, _) => s.as_slice().to_vec(),
+        };
         LIVE_BITMAP_BYTES.fetch_sub(pixels.len() as i64, Ordering::Relaxed);
         pixels
+    }
+
+    /// The same picture with its pixels in a new sealed shared-memory region (§12), with a
+    /// new id; one copy. A shared bitmap is returned as it is.
+    pub(crate) fn into_shared(self) -> std::io::Result<Bitmap> {
+        if matches!(self.pixels, Pixels::Shared(..)) {
+            return Ok(self);
+        }
+        let region = SharedPixels::from_bytes(c"texcache", self.pixels())?;
+        let id = NEXT_SHARED_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Bitmap::from_shared(
+            self.width,
+            self.height,
+            self.format,
+            region,
+            id,
+        ))
+    }
+
+    /// A bitmap over a shared region (of this process or mapped from the owner's), its id the
+    /// owner's.
+    pub(crate) fn from_shared(
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        region: SharedPixels,
+        id: u64,
+    ) -> Bitmap {
+        let bytes = region.len() as i64;
+        LIVE_BITMAPS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BITMAP_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        Bitmap {
+            width,
+            height,
+            format,
+            pixels: Pixels::Shared(region, id),
+        }
+    }
+
+    /// The shared region and its id, for a bitmap in shared memory.
+    pub(crate) fn shared(&self) -> Option<(&SharedPixels, u64)> {
+        match &self.pixels {
+            Pixels::Shared(s, id) => Some((s, *id)),
+            Pixels::Heap(_) => None,
+        }
     }
 }
 
 impl Drop for Bitmap {
     fn drop(&mut self) {
         LIVE_BITMAPS.fetch_sub(1, Ordering::Relaxed);
-        LIVE_BITMAP_BYTES.fetch_sub(self.pixels.len() as i64, Ordering::Relaxed);
+        LIVE_BITMAP_BYTES.fetch_sub(self.pixels.as_slice().len() as i64, Ordering::Relaxed);
     }
 }
 
 impl Resource for Bitmap {
     fn bytes(&self) -> u64 {
-        self.pixels.len() as u64
+        self.pixels.as_slice().len() as u64
     }
     fn dimensions(&self) -> (u32, u32) {
         (self.width, self.height)

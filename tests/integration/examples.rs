@@ -136,3 +136,35 @@ fn the_readme_embedding_example_runs() {
     assert!(text.lines().any(|l| l.starts_with("cpu ")), "{text}");
     assert!(text.contains("video 1 node(s), 0 playing"), "{text}");
 }
+
+#[test]
+fn the_shared_example_decodes_each_picture_once_for_three_clients() {
+    let out = run("shared", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sums: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("client "))
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(sums.len(), 3, "{text}");
+    assert!(
+        sums.iter().all(|s| *s == sums[0]),
+        "every client saw the same pixels: {text}"
+    );
+    // The table's cpu row: 8 misses (one decode each), 16 hits or waits.
+    let cpu: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("cpu"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // (Sizes are two words: count the columns from the end.)
+    let n = cpu.len();
+    let (hits, misses, coalesced) = (cpu[n - 5], cpu[n - 4], cpu[n - 3]);
+    assert_eq!(misses, "8", "{text}");
+    assert_eq!(
+        hits.parse::<u32>().unwrap() + coalesced.parse::<u32>().unwrap(),
+        16,
+        "{text}"
+    );
+}

@@ -24,6 +24,7 @@ mod pressure_psi;
 mod readme;
 mod record;
 mod request;
+mod shared;
 mod tier_model;
 mod video;
 mod video_ffmpeg;

@@ -10,13 +10,13 @@ evicted, least recently released first, when the budget is exceeded. See the rep
 docs/reference.md §11 and python/README.md.
 """
 
-from ._texcache import Bitmap, Cache, Frame, Video, decode_file, version
+from ._texcache import Bitmap, Cache, Frame, Video, connect, decode_file, version
 
 __all__ = [
-    "Cache", "Bitmap", "Video", "Frame", "decode_file", "version",
+    "Cache", "Bitmap", "Video", "Frame", "connect", "decode_file", "version",
     "Error", "NotFound", "PermissionDenied", "NotAFile", "ReadError", "Unsupported", "Corrupt",
     "TooManyPixels", "OutsideMediadir", "GpuError", "GpuOutOfMemory", "LoadPanicked",
-    "ConfigError", "TraceError", "SocketError", "ThreadError", "VideoError",
+    "ConfigError", "TraceError", "SocketError", "ThreadError", "VideoError", "OwnerGone",
 ]
 
 
@@ -88,3 +88,7 @@ class ThreadError(Error, RuntimeError):
 
 class VideoError(Error, ValueError):
     """A video could not be opened or decoded."""
+
+
+class OwnerGone(Error, ConnectionError):
+    """The owner of a shared cache has ended; views already made stay readable."""
