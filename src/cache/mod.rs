@@ -445,11 +445,14 @@ impl Cache {
     /// a client asks for it, is removed and loaded again into shared memory.
     pub fn share(&self, path: &Path) -> Result<()> {
         let inner = self.inner();
-        let mut shared = inner.shared.lock();
-        *shared = None;
+        // The server shared before goes first (outside the lock: its client threads may be
+        // waiting for it, to reconcile).
+        let old = inner.shared.lock().take();
+        drop(old);
         inner.sharing.store(true, Ordering::Relaxed);
         let backend: Arc<dyn crate::shared::owner::Backend> = Arc::new(self.downgrade());
-        *shared = Some(crate::shared::owner::Owner::start(path, backend)?);
+        let owner = crate::shared::owner::Owner::start(path, backend)?;
+        *inner.shared.lock() = Some(owner);
         Ok(())
     }
 
@@ -758,11 +761,18 @@ impl Cache {
             removed |= self.inner().gpu.remove_fitted(&lookup);
             removed |= self.inner().cpu.remove_fitted(&lookup);
         }
+        // Clients of this shared cache ask again, and get the picture loaded afresh (§12).
+        if self.inner().sharing.load(Ordering::Relaxed) {
+            if let Some(owner) = self.inner().shared.lock().as_ref() {
+                owner.invalidate();
+            }
+        }
         removed
     }
 
     /// §3.6: evicts unused entries of `tier` until it uses at most `bytes`.
     pub fn trim(&self, tier: TierKind, bytes: u64) -> TierStats {
+        self.inner().reconcile_clients();
         match tier {
             TierKind::Cpu => self.inner().cpu.trim(bytes),
             TierKind::Gpu => self.inner().gpu.trim(bytes),
@@ -771,6 +781,7 @@ impl Cache {
 
     /// §3.7: changes a tier's budget at runtime; shrinking evicts at once.
     pub fn set_budget(&self, tier: TierKind, bytes: u64) -> TierStats {
+        self.inner().reconcile_clients();
         let mut cfg = self.inner().config.lock();
         match tier {
             TierKind::Cpu => {
@@ -849,6 +860,7 @@ impl Cache {
 
     /// The §6 snapshot (no entries).
     pub fn stats(&self) -> Stats {
+        self.inner().reconcile_clients();
         let mut v = stats::VideoStats::default();
         for n in self.video_nodes() {
             v.nodes += 1;
@@ -858,11 +870,15 @@ impl Cache {
             v.gpu_bytes += n.gpu_bytes;
             v.decoder_bytes += n.decoder_bytes;
         }
+        let shared = self.inner().shared.lock().as_ref().map(|o| o.stats());
+        let mut cpu = TierStats {
+            budget_percent: self.inner().config.lock().cpu.budget.1,
+            ..self.inner().cpu.stats()
+        };
+        // The hits shared-cache clients served themselves are this tier's hits too (§12).
+        cpu.hits += shared.as_ref().map_or(0, |s| s.client_hits);
         Stats {
-            cpu: TierStats {
-                budget_percent: self.inner().config.lock().cpu.budget.1,
-                ..self.inner().cpu.stats()
-            },
+            cpu,
             gpu: self.inner().gpu.stats(),
             video: v,
             pressure: self.inner().pressure.stats(),
@@ -871,7 +887,7 @@ impl Cache {
             },
             entries: None,
             history: None,
-            shared: self.inner().shared.lock().as_ref().map(|o| o.stats()),
+            shared,
         }
     }
 
@@ -1154,6 +1170,16 @@ impl Inner {
         })
     }
 
+    /// When this cache shares its tier: lets go of the pictures its clients hold no more
+    /// (§12), so that the tier sees their releases.
+    fn reconcile_clients(&self) {
+        if self.sharing.load(Ordering::Relaxed) {
+            if let Some(owner) = self.shared.lock().as_ref() {
+                owner.reconcile();
+            }
+        }
+    }
+
     /// With `confine`: refuses a key outside mediadir by its path alone (symlinks are checked
     /// when the file is opened).
     fn check_inside(&self, href: &str, key: &Key) -> Result<()> {
@@ -1171,6 +1197,8 @@ impl Inner {
     /// Reads and decodes the file behind `key`, outside any lock.
     fn decode(&self, href: &str, key: &Key) -> Result<Bitmap> {
         self.check_inside(href, key)?;
+        // Before a load makes the tier evict: the pictures clients hold no more are let go.
+        self.reconcile_clients();
         let options = crate::picture::decode::DecodeOptions {
             max_pixels: self.max_pixels.load(Ordering::Relaxed),
             orientation: self.orientation.load(Ordering::Relaxed),
@@ -1283,7 +1311,8 @@ impl Inner {
         self.history.stop();
         // Stops the socket thread and removes the socket file.
         drop(self.control.lock().take());
-        drop(self.shared.lock().take());
+        let shared = self.shared.lock().take();
+        drop(shared);
         // Writes the rest of the trace while the tiers still exist.
         if let Some(r) = self.recorder.lock().take() {
             if let Err(e) = r.finish() {

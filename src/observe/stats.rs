@@ -341,8 +341,13 @@ pub struct SharedStats {
     pub socket: String,
     /// The connected client processes.
     pub clients: Vec<ClientStats>,
-    /// Bytes of shared pixels mapped in the owner's process.
+    /// Bytes of shared memory mapped in the owner's process (pictures and clients' hold
+    /// tables).
     pub mapped_bytes: u64,
+    /// Hits the clients served themselves, from their hold tables, without a message (counted
+    /// in `cpu.hits` too).
+    #[serde(default)]
+    pub client_hits: u64,
 }
 
 /// One client process of a shared cache (§12).
@@ -354,8 +359,11 @@ pub struct ClientStats {
     pub held_entries: u64,
     /// Their bytes (each counted once however often it is held).
     pub held_bytes: u64,
-    /// Requests it has made.
+    /// Requests it has made (its own hits, served without one, not included).
     pub requests: u64,
+    /// Hits it served itself, from its hold table.
+    #[serde(default)]
+    pub hits: u64,
 }
 
 impl Stats {

@@ -59,20 +59,37 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A new `memfd` of `len` zero bytes named `name`, close-on-exec, open to seals.
+fn memfd(name: &CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid C string; the flags are memfd_create's.
+    let raw = check(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let size =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a plain call on our own descriptor.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+    Ok(fd)
+}
+
+/// The seals and the size of the memory behind `fd`.
+fn seals_and_size(fd: &OwnedFd) -> io::Result<(libc::c_int, u64)> {
+    // SAFETY: plain fcntl and fstat calls on a descriptor we own, into a zeroed stat.
+    unsafe {
+        let seals = check(libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS))?;
+        let mut st: libc::stat = std::mem::zeroed();
+        check(libc::fstat(fd.as_raw_fd(), &mut st))?;
+        Ok((seals, u64::try_from(st.st_size).unwrap_or(u64::MAX)))
+    }
+}
+
 impl SharedPixels {
     /// `len` zero bytes in a new sealed `memfd` named `name` (the name shows in
     /// `/proc/PID/maps` as `/memfd:NAME`), writable in this process alone.
     pub(crate) fn new(name: &CStr, len: usize) -> io::Result<SharedPixels> {
-        // SAFETY: `name` is a valid C string; the flags are memfd_create's.
-        let raw = check(unsafe {
-            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-        })?;
-        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let size =
-            libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: a plain call on our own descriptor.
-        check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+        let fd = memfd(name, len)?;
         let ptr = map(&fd, len, libc::PROT_READ | libc::PROT_WRITE)?;
         let pixels = SharedPixels {
             fd,
@@ -107,19 +124,13 @@ impl SharedPixels {
     /// and holds `len` bytes.
     pub(crate) fn map_readonly(fd: OwnedFd, len: usize) -> io::Result<SharedPixels> {
         let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-        // SAFETY: plain fcntl and fstat calls on a descriptor we own, into a zeroed stat.
-        let (seals, size) = unsafe {
-            let seals = check(libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS))?;
-            let mut st: libc::stat = std::mem::zeroed();
-            check(libc::fstat(fd.as_raw_fd(), &mut st))?;
-            (seals, st.st_size)
-        };
+        let (seals, size) = seals_and_size(&fd)?;
         if seals & SEALS != SEALS {
             return Err(invalid(
                 "the shared memory is not sealed against writes and resizing",
             ));
         }
-        if u64::try_from(size).ok() != Some(len as u64) {
+        if size != len as u64 {
             return Err(invalid("the shared memory is not the size announced"));
         }
         let ptr = map(&fd, len, libc::PROT_READ)?;
@@ -197,6 +208,75 @@ impl std::fmt::Debug for SharedPixels {
             self.len,
             self.fd.as_raw_fd()
         )
+    }
+}
+
+/// Words in shared memory that the owner and one client both write: a client's hold table
+/// (§12). Unsealed (the client writes it) and private to the pair: the owner makes one for
+/// each client. Its words are only ever accessed as atomics.
+pub(crate) struct SharedWords {
+    fd: OwnedFd,
+    ptr: NonNull<u8>,
+    words: usize,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics (see `word`).
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    /// `words` zeroed 64-bit words in a new `memfd`, mapped writable.
+    pub(crate) fn new(name: &CStr, words: usize) -> io::Result<SharedWords> {
+        let len = words * 8;
+        let fd = memfd(name, len)?;
+        // Nobody may resize it under a mapping.
+        // SAFETY: a plain fcntl on our own descriptor.
+        check(unsafe {
+            libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+            )
+        })?;
+        let ptr = map(&fd, len, libc::PROT_READ | libc::PROT_WRITE)?;
+        Ok(SharedWords { fd, ptr, words })
+    }
+
+    /// Maps the words another process made, writable, after checking that they cannot
+    /// shrink and hold `words` words.
+    pub(crate) fn map(fd: OwnedFd, words: usize) -> io::Result<SharedWords> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+        let (seals, size) = seals_and_size(&fd)?;
+        if seals & libc::F_SEAL_SHRINK == 0 || size != words as u64 * 8 {
+            return Err(invalid(
+                "the hold table is not sealed against shrinking, or not its size",
+            ));
+        }
+        let ptr = map(&fd, words * 8, libc::PROT_READ | libc::PROT_WRITE)?;
+        Ok(SharedWords { fd, ptr, words })
+    }
+
+    /// Word `i` (panics past the end).
+    pub(crate) fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(i < self.words, "word {i} of {}", self.words);
+        // SAFETY: `i` is inside the mapping, which lives as long as `&self`; the memory is
+        // 8-aligned (page-aligned mapping) and only ever accessed as atomics, by either
+        // process, so an `AtomicU64` over it is sound.
+        unsafe { &*(self.ptr.as_ptr().add(i * 8) as *const std::sync::atomic::AtomicU64) }
+    }
+
+    /// The descriptor, to hand to the client.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: the one mapping this value owns, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.words * 8) };
+        MAPPED_BYTES.fetch_sub(self.words as u64 * 8, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

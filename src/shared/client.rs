@@ -2,9 +2,11 @@
 //!
 //! [`connect`] gives a [`Client`] with the calls for pictures a [`crate::Cache`] has: `bitmap`,
 //! `bitmap_fit`, `prefetch`, `remove`, `stats`. Each picture arrives as a [`SharedBitmap`]: a
-//! read-only view of the owner's pixels (its shared memory, mapped here once and kept while any
-//! view of it lives), held in the owner's tier until the last clone of it drops. Decoding
-//! happens in the owner, once per key for all processes.
+//! read-only view of the owner's pixels (its shared memory, mapped here once), held in the
+//! owner's tier while any view of it lives. Decoding happens in the owner, once per key for
+//! all processes. The first time a client asks for a picture it asks the owner; after that, as
+//! long as the owner keeps the picture, the client counts a hold in its table and serves the
+//! hit itself, with no message and no allocation (`wire.rs` says how the two share the table).
 //!
 //! When the owner ends, views stay readable (the mappings are this process's), and every call
 //! after fails at once with [`ErrorKind::OwnerGone`](crate::ErrorKind::OwnerGone).
@@ -21,7 +23,7 @@
 use super::wire::{self, Writer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::stats::{PixelFormat, Stats};
-use crate::os::shm::SharedPixels;
+use crate::os::shm::{SharedPixels, SharedWords};
 use crate::os::socket;
 use crate::picture::bitmap::Bitmap;
 use parking_lot::Mutex;
@@ -46,38 +48,56 @@ struct Conn {
     /// Held for a request and its reply; the reply buffer.
     exchange: Mutex<Vec<u8>>,
     gone: AtomicBool,
+    /// The hold table this client shares with the owner (see `wire.rs`).
+    table: SharedWords,
+    /// The pictures this client has had, by href: with each fit, the owner's slot for it and
+    /// its generation, and the mapping. A hit of one of these is served here, from the table.
+    known: Mutex<HashMap<String, Vec<Known>>>,
     /// The pictures mapped in this process, by the owner's id, while a view of them lives.
     mapped: Mutex<HashMap<u64, Weak<Bitmap>>>,
 }
 
+/// A picture this client has had: what it needs to hit it again without the owner.
+struct Known {
+    fit: Option<(u32, u32)>,
+    slot: u32,
+    generation: u32,
+    bitmap: Arc<Bitmap>,
+}
+
 /// A picture held from a shared cache: its pixels are the owner's shared memory, mapped
-/// read-only here. Clones share one hold; the hold ends when the last clone drops.
-#[derive(Clone)]
+/// read-only here. Each `SharedBitmap` (each clone too) is one hold in the client's table,
+/// dropped with it, so the picture is in use in the owner's tier while any of them lives.
 pub struct SharedBitmap {
     bitmap: Arc<Bitmap>,
-    _hold: Arc<Hold>,
-}
-
-/// One hold in the owner's tier, released when dropped.
-struct Hold {
     conn: Arc<Conn>,
-    id: u64,
+    slot: u32,
 }
 
-impl Drop for Hold {
-    fn drop(&mut self) {
-        if !self.conn.gone.load(Ordering::Relaxed) {
-            let _guard = self.conn.exchange.lock();
-            let release = Writer::new(wire::RELEASE).u64(self.id);
-            let _ = socket::send_packet(self.conn.socket.as_fd(), &release.0, None);
+impl Clone for SharedBitmap {
+    fn clone(&self) -> SharedBitmap {
+        // A hold is already counted: the slot cannot be taken back meanwhile (the owner takes
+        // back only slots at zero), so a plain increment keeps the generation.
+        self.conn.slot(self.slot).fetch_add(1, Ordering::SeqCst);
+        SharedBitmap {
+            bitmap: self.bitmap.clone(),
+            conn: self.conn.clone(),
+            slot: self.slot,
         }
     }
 }
 
+impl Drop for SharedBitmap {
+    fn drop(&mut self) {
+        self.conn.slot(self.slot).fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl SharedBitmap {
-    /// Clones of this view alive now (they share one hold in the owner's tier).
+    /// This client's holds of the picture now (this view, its clones and the other views of
+    /// it).
     pub fn holds(&self) -> usize {
-        Arc::strong_count(&self._hold)
+        (self.conn.slot(self.slot).load(Ordering::Relaxed) & wire::COUNT) as usize
     }
 }
 
@@ -111,18 +131,40 @@ pub fn connect(path: &Path) -> Result<Client> {
             },
         })
     })?;
+    // The owner sends this client's hold table first.
+    let gone = || {
+        Error::from(ErrorKind::OwnerGone {
+            socket: path.into(),
+        })
+    };
+    let mut buf = Vec::with_capacity(16);
+    let mut table = None;
+    match socket::recv_packet(fd.as_fd(), &mut buf, &mut table) {
+        Ok(true) if buf == [wire::TABLE] => {}
+        _ => return Err(gone()),
+    }
+    let table = table
+        .and_then(|t| SharedWords::map(t, wire::TABLE_WORDS).ok())
+        .ok_or_else(gone)?;
     Ok(Client {
         conn: Arc::new(Conn {
             socket: fd,
             path: path.into(),
             exchange: Mutex::new(Vec::with_capacity(MAX_REPLY)),
             gone: AtomicBool::new(false),
+            table,
+            known: Mutex::new(HashMap::new()),
             mapped: Mutex::new(HashMap::new()),
         }),
     })
 }
 
 impl Conn {
+    /// Hold slot `slot` of the table.
+    fn slot(&self, slot: u32) -> &std::sync::atomic::AtomicU64 {
+        self.table.word(1 + slot as usize)
+    }
+
     fn gone(&self) -> Error {
         self.gone.store(true, Ordering::Relaxed);
         Error::from(ErrorKind::OwnerGone {
@@ -179,27 +221,28 @@ impl Client {
     }
 
     fn acquire(&self, href: &str, fit: Option<(u32, u32)>) -> Result<SharedBitmap> {
+        if let Some(hit) = self.hit(href, fit) {
+            return Ok(hit);
+        }
         let request = Writer::new(wire::ACQUIRE).fit(fit).bytes(href.as_bytes());
         let conn = &self.conn;
-        let bitmap = conn.exchange(&request.0, |tag, body, fd| {
+        let (bitmap, slot, generation) = conn.exchange(&request.0, |tag, body, fd| {
             let mut r = wire::Reader(body);
             let parsed = (tag == wire::PICTURE)
                 .then(|| {
-                    Some((
-                        r.u64()?,
-                        r.u32()?,
-                        r.u32()?,
-                        wire::format_of(r.u8()?)?,
-                        r.u64()?,
-                    ))
+                    let picture = (r.u64()?, r.u32()?, r.u32()?, wire::format_of(r.u8()?)?);
+                    Some((picture, r.u64()?, r.u32()?, r.u32()?))
                 })
                 .flatten();
-            let (Some((id, w, h, format, len)), Some(fd)) = (parsed, fd) else {
+            let (Some(((id, w, h, format), len, slot, generation)), Some(fd)) = (parsed, fd) else {
                 return Err(conn.garbled());
             };
+            if slot as usize >= wire::SLOTS {
+                return Err(conn.garbled());
+            }
             let mut mapped = conn.mapped.lock();
             if let Some(b) = mapped.get(&id).and_then(Weak::upgrade) {
-                return Ok(b);
+                return Ok((b, slot, generation));
             }
             let bpp = if format == PixelFormat::Gray8 { 1 } else { 4 };
             if len != w as u64 * h as u64 * bpp {
@@ -217,15 +260,54 @@ impl Client {
             let b = Arc::new(Bitmap::from_shared(w, h, format, region, id));
             mapped.retain(|_, v| v.strong_count() > 0);
             mapped.insert(id, Arc::downgrade(&b));
-            Ok(b)
+            Ok((b, slot, generation))
         })?;
-        let id = bitmap.shared().map_or(0, |(_, id)| id);
+        // The owner counted this hold. Remember the picture, for hits without the owner, and
+        // forget those whose slots the owner took back (so their mappings go).
+        let mut known = conn.known.lock();
+        known.retain(|_, pictures| {
+            pictures.retain(|k| {
+                wire::generation(conn.slot(k.slot).load(Ordering::Relaxed)) == k.generation
+            });
+            !pictures.is_empty()
+        });
+        let pictures = known.entry(href.to_string()).or_default();
+        pictures.retain(|k| k.fit != fit);
+        pictures.push(Known {
+            fit,
+            slot,
+            generation,
+            bitmap: bitmap.clone(),
+        });
         Ok(SharedBitmap {
             bitmap,
-            _hold: Arc::new(Hold {
-                conn: self.conn.clone(),
-                id,
-            }),
+            conn: conn.clone(),
+            slot,
+        })
+    }
+
+    /// A hit served here: a picture this client has had, whose slot the owner has not taken
+    /// back, held by counting a hold in the table (no message, no allocation).
+    fn hit(&self, href: &str, fit: Option<(u32, u32)>) -> Option<SharedBitmap> {
+        let conn = &self.conn;
+        let known = conn.known.lock();
+        let k = known.get(href)?.iter().find(|k| k.fit == fit)?;
+        let word = conn.slot(k.slot);
+        let mut cur = word.load(Ordering::SeqCst);
+        loop {
+            if wire::generation(cur) != k.generation || cur & wire::STALE != 0 {
+                return None; // taken back, or removed: ask the owner
+            }
+            match word.compare_exchange_weak(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        conn.table.word(0).fetch_add(1, Ordering::Relaxed);
+        Some(SharedBitmap {
+            bitmap: k.bitmap.clone(),
+            conn: conn.clone(),
+            slot: k.slot,
         })
     }
 

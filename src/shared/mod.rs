@@ -9,8 +9,9 @@
 //! - `wire.rs`: the messages between them.
 //!
 //! Each picture's pixels are a sealed `memfd` (`crate::os::shm`): clients map them read-only
-//! and cannot map them writable, whatever descriptor they use. Every client call is one
-//! exchange with the owner over a `SOCK_SEQPACKET` Unix socket.
+//! and cannot map them writable, whatever descriptor they use. A client's first request for a
+//! picture is an exchange with the owner over a `SOCK_SEQPACKET` Unix socket; its later hits
+//! of it are served in the client, from a hold table it shares with the owner (`wire.rs`).
 
 mod client;
 pub(crate) mod owner;

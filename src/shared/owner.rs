@@ -3,10 +3,13 @@
 //!
 //! The server knows nothing of the cache: it asks a [`Backend`] (the cache's, holding it
 //! weakly) for pictures, prefetches, removals and statistics. What a client holds is a real
-//! handle in the owner's tier, kept in that client's table here: in use (§3, never evicted)
-//! until the client releases it or its connection ends, however it ends. A client that
+//! handle in the owner's tier, with a slot in that client's hold table (`wire.rs` says how the
+//! two share it): in use (§3, never evicted) while the client holds any view of it. A client
+//! hits a picture it knows by counting a hold in its table, without a message; the owner sees
+//! the holds it dropped when it reconciles ([`Owner::reconcile`], which the cache does before
+//! every load, statistics and trim) and lets go of those pictures then. A client that
 //! disconnects or is killed (`kill -9`) has its connection closed by the kernel; its thread sees
-//! the end at once and drops the client's table, releasing everything it held.
+//! the end at once and drops the client's handles, releasing everything it held.
 //!
 //! A client that sends anything malformed is dropped; one that stops reading is dropped when a
 //! reply has waited [`SEND_TIME`] to be sent; each client has its own thread, so none holds up
@@ -15,6 +18,7 @@
 use super::wire::{self, Request, Writer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::stats::{ClientStats, SharedStats};
+use crate::os::shm::SharedWords;
 use crate::os::socket::{self, SocketFile};
 use crate::picture::bitmap::Bitmap;
 use crate::tier::Handle;
@@ -49,9 +53,94 @@ struct Client {
     pid: u32,
     /// A copy of the connection, to shut it down when the owner stops.
     socket: OwnedFd,
-    /// What it holds: picture id → the handle and how many holds.
-    holds: Mutex<HashMap<u64, (Handle<Bitmap>, u32)>>,
+    /// Its hold table (see `wire.rs`), shared with it.
+    table: SharedWords,
+    /// What it holds, under the lock that also orders the owner's writes to the table.
+    holds: Mutex<Holds>,
     requests: AtomicU64,
+}
+
+/// The pictures a client holds: picture id → the owner's handle for it and the client's slot.
+#[derive(Default)]
+struct Holds {
+    by_id: HashMap<u64, (Handle<Bitmap>, u32)>,
+    free: Vec<u32>,
+    next: u32,
+}
+
+impl Client {
+    /// [`Client::hold`] of a shared picture's handle; `None` for a picture outside shared
+    /// memory or when every slot is taken.
+    fn hold_for(&self, handle: &Handle<Bitmap>) -> Option<(u32, u32)> {
+        let (_, id) = handle.shared()?;
+        self.hold(id, handle)
+    }
+
+    /// Counts one hold of `handle`'s picture (`id`) for this client: its slot and generation;
+    /// `None` when every slot is taken.
+    fn hold(&self, id: u64, handle: &Handle<Bitmap>) -> Option<(u32, u32)> {
+        let mut holds = self.holds.lock();
+        let slot = match holds.by_id.get(&id) {
+            Some(&(_, slot)) => slot,
+            None => {
+                let slot = match holds.free.pop() {
+                    Some(s) => s,
+                    None if (holds.next as usize) < wire::SLOTS => {
+                        holds.next += 1;
+                        holds.next - 1
+                    }
+                    None => return None,
+                };
+                holds.by_id.insert(id, (handle.clone(), slot));
+                slot
+            }
+        };
+        let word = self.table.word(1 + slot as usize);
+        // This is the picture the href names now: not stale.
+        word.fetch_and(!wire::STALE, Ordering::SeqCst);
+        let was = word.fetch_add(1, Ordering::SeqCst);
+        Some((slot, wire::generation(was)))
+    }
+
+    /// Lets go of every picture the client holds no more: each slot at zero holds is taken
+    /// back (its generation bumped, so the client's next hit of it asks the owner) and the
+    /// owner's handle dropped.
+    fn reconcile(&self) {
+        let mut holds = self.holds.lock();
+        let Holds { by_id, free, .. } = &mut *holds;
+        by_id.retain(|_, (_, slot)| {
+            let word = self.table.word(1 + *slot as usize);
+            let cur = word.load(Ordering::SeqCst);
+            let idle = cur & wire::COUNT == 0
+                && word
+                    .compare_exchange(
+                        cur,
+                        ((wire::generation(cur) as u64 + 1) & 0x7fff_ffff) << 32,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_ok();
+            if idle {
+                free.push(*slot);
+            }
+            !idle
+        });
+    }
+
+    /// Makes every hit of a picture the client knows ask the owner (after a `remove`).
+    fn invalidate(&self) {
+        let holds = self.holds.lock();
+        for &(_, slot) in holds.by_id.values() {
+            self.table
+                .word(1 + slot as usize)
+                .fetch_or(wire::STALE, Ordering::SeqCst);
+        }
+    }
+
+    /// The hits the client served from its table.
+    fn hits(&self) -> u64 {
+        self.table.word(0).load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]
@@ -59,6 +148,8 @@ struct Clients {
     list: Mutex<HashMap<u64, Arc<Client>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     next: AtomicU64,
+    /// The hits served by clients gone since.
+    gone_hits: AtomicU64,
 }
 
 /// A shared cache's server; dropping it disconnects every client (releasing what they held)
@@ -102,6 +193,31 @@ impl Owner {
         })
     }
 
+    /// Lets go of what clients hold no more (§12): the owner's tier sees their releases here.
+    pub(crate) fn reconcile(&self) {
+        let clients: Vec<Arc<Client>> = self.clients.list.lock().values().cloned().collect();
+        for c in clients {
+            c.reconcile();
+        }
+    }
+
+    /// Makes the clients ask the owner for every picture they know, next time (§3.5: after a
+    /// `remove`, the href loads afresh, for them too), and lets go of what they hold no more.
+    pub(crate) fn invalidate(&self) {
+        let clients: Vec<Arc<Client>> = self.clients.list.lock().values().cloned().collect();
+        for c in clients {
+            c.invalidate();
+            c.reconcile();
+        }
+    }
+
+    /// Hits the clients served themselves, from their tables (every client's, gone ones too).
+    pub(crate) fn client_hits(&self) -> u64 {
+        let list = self.clients.list.lock();
+        self.clients.gone_hits.load(Ordering::Relaxed)
+            + list.values().map(|c| c.hits()).sum::<u64>()
+    }
+
     /// The `"shared"` object of the statistics (§12).
     pub(crate) fn stats(&self) -> SharedStats {
         let list = self.clients.list.lock();
@@ -111,17 +227,24 @@ impl Owner {
                 let holds = c.holds.lock();
                 ClientStats {
                     pid: c.pid,
-                    held_entries: holds.len() as u64,
-                    held_bytes: holds.values().map(|(h, _)| h.pixels().len() as u64).sum(),
+                    held_entries: holds.by_id.len() as u64,
+                    held_bytes: holds
+                        .by_id
+                        .values()
+                        .map(|(h, _)| h.pixels().len() as u64)
+                        .sum(),
                     requests: c.requests.load(Ordering::Relaxed),
+                    hits: c.hits(),
                 }
             })
             .collect();
         clients.sort_by_key(|c| c.pid);
+        drop(list);
         SharedStats {
             socket: self.path.display().to_string(),
             clients,
             mapped_bytes: crate::os::shm::mapped_bytes(),
+            client_hits: self.client_hits(),
         }
     }
 }
@@ -187,10 +310,18 @@ fn accept(listener: OwnedFd, wake: OwnedFd, clients: Arc<Clients>, backend: Arc<
         ) else {
             continue;
         };
+        // The client's hold table, sent before anything else.
+        let Ok(table) = SharedWords::new(c"texcache-holds", wire::TABLE_WORDS) else {
+            continue;
+        };
+        if socket::send_packet(conn.as_fd(), &[wire::TABLE], Some(table.fd())).is_err() {
+            continue;
+        }
         let client = Arc::new(Client {
             pid: socket::peer_pid(conn.as_fd()).unwrap_or(0),
             socket: copy,
-            holds: Mutex::new(HashMap::new()),
+            table,
+            holds: Mutex::new(Holds::default()),
             requests: AtomicU64::new(0),
         });
         let id = clients.next.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +332,9 @@ fn accept(listener: OwnedFd, wake: OwnedFd, clients: Arc<Clients>, backend: Arc<
             .spawn(move || {
                 serve(&conn, &client, &*b);
                 // Releases everything the client held.
-                c.list.lock().remove(&id);
+                let mut list = c.list.lock();
+                c.gone_hits.fetch_add(client.hits(), Ordering::Relaxed);
+                list.remove(&id);
             });
         match spawned {
             Ok(t) => {
@@ -237,46 +370,41 @@ fn serve(conn: &OwnedFd, client: &Client, backend: &dyn Backend) {
         let sent = match request {
             Request::Acquire(href, fit) => match backend.bitmap(&href, fit) {
                 None => return,
-                Some(Ok(handle)) => {
-                    let sent = match handle.shared() {
-                        Some((region, id)) => {
-                            let reply = Writer::new(wire::PICTURE)
-                                .u64(id)
-                                .u32(handle.width())
-                                .u32(handle.height())
-                                .u8(wire::format_code(handle.format()))
-                                .u64(region.len() as u64);
-                            // Held before the client can know it is: its stats never lag.
-                            let mut holds = client.holds.lock();
-                            holds.entry(id).or_insert_with(|| (handle.clone(), 0)).1 += 1;
-                            drop(holds);
-                            socket::send_packet(conn.as_fd(), &reply.0, Some(region.fd()))
-                        }
-                        None => {
-                            let e = Error::new(
-                                href,
-                                ErrorKind::Unsupported {
-                                    detail: "the owner holds this picture outside shared memory"
-                                        .into(),
-                                },
-                            );
-                            socket::send_packet(conn.as_fd(), &wire::error_message(&e).0, None)
-                        }
-                    };
-                    sent
-                }
+                Some(Ok(handle)) => match (handle.shared(), client.hold_for(&handle)) {
+                    (Some((region, id)), Some((slot, generation))) => {
+                        let reply = Writer::new(wire::PICTURE)
+                            .u64(id)
+                            .u32(handle.width())
+                            .u32(handle.height())
+                            .u8(wire::format_code(handle.format()))
+                            .u64(region.len() as u64)
+                            .u32(slot)
+                            .u32(generation);
+                        // The client's hold is counted: this handle goes before the reply, so
+                        // that the client never sees the owner holding more than it does.
+                        let Ok(fd) = region.fd().try_clone_to_owned() else {
+                            return;
+                        };
+                        drop(handle);
+                        socket::send_packet(conn.as_fd(), &reply.0, Some(fd.as_fd()))
+                    }
+                    (shared, _) => {
+                        let detail = if shared.is_none() {
+                            "the owner holds this picture outside shared memory"
+                        } else {
+                            "this client holds as many pictures as it may at once"
+                        };
+                        let e = Error::new(
+                            href,
+                            ErrorKind::Unsupported {
+                                detail: detail.into(),
+                            },
+                        );
+                        socket::send_packet(conn.as_fd(), &wire::error_message(&e).0, None)
+                    }
+                },
                 Some(Err(e)) => socket::send_packet(conn.as_fd(), &wire::error_message(&e).0, None),
             },
-            Request::Release(id) => {
-                let mut holds = client.holds.lock();
-                if let Some(slot) = holds.get_mut(&id) {
-                    slot.1 -= 1;
-                    if slot.1 == 0 {
-                        holds.remove(&id);
-                    }
-                }
-                Ok(())
-            }
             Request::Prefetch(hrefs, fit) => match backend.prefetch(hrefs, fit) {
                 None => return,
                 Some(Ok(())) => socket::send_packet(conn.as_fd(), &[wire::DONE], None),

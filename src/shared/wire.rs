@@ -7,14 +7,30 @@
 //! | tag | message | body |
 //! | --- | --- | --- |
 //! | 1 | acquire | fit width u32, fit height u32 (0, 0: no fit), the href |
-//! | 2 | release | picture id u64 |
 //! | 3 | prefetch | fit width u32, fit height u32, then hrefs, each a u32 length and its bytes |
 //! | 4 | remove | the href |
 //! | 5 | stats | nothing |
 //!
-//! Owner to client: 1 a picture (id u64, width u32, height u32, format u8, bytes u64, with its
-//! descriptor), 2 an error (kind u8, width u32, height u32, max u64, then the href and a text,
-//! each a u32 length and its bytes), 3 done, 4 a bool (u8), 5 a JSON text.
+//! Owner to client: first, on connecting, 6 the client's hold table (with its descriptor); then
+//! one reply per request: 1 a picture (id u64, width u32, height u32, format u8, bytes u64, the
+//! hold's slot u32 and its generation u32, with the picture's descriptor), 2 an error (kind u8,
+//! width u32, height u32, max u64, then the href and a text, each a u32 length and its bytes),
+//! 3 done, 4 a bool (u8), 5 a JSON text.
+//!
+//! # The hold table
+//!
+//! Each client has a table of 64-bit words in shared memory that it and the owner both write,
+//! always as atomics. Word 0 counts the hits the client served itself; word `1 + s` is hold
+//! slot `s`: a generation (high 32 bits) and a count of holds (low 32 bits). The owner gives a
+//! client a slot for each picture it holds (a handle in the owner's tier) and counts one hold
+//! per picture it sends; the client adds a hold for a picture it already knows with a
+//! compare-and-swap that keeps the generation (a hit with no message at all) and drops a hold
+//! by decrementing. The owner takes a slot back only from zero holds, with a compare-and-swap
+//! that bumps the generation (then lets go of its handle): so either the client's increment
+//! lands first, and the owner sees a hold and keeps the picture, or the owner's lands first,
+//! and the client sees a new generation and asks the owner instead. The top bit of a slot word
+//! ([`STALE`]) tells the client to ask the owner (after a `remove`) without taking the slot
+//! from the views that still hold it.
 
 use crate::error::{Error, ErrorKind};
 use crate::observe::stats::PixelFormat;
@@ -25,7 +41,6 @@ use std::sync::Arc;
 pub(crate) const MAX_MESSAGE: usize = 1 << 20;
 
 pub(crate) const ACQUIRE: u8 = 1;
-pub(crate) const RELEASE: u8 = 2;
 pub(crate) const PREFETCH: u8 = 3;
 pub(crate) const REMOVE: u8 = 4;
 pub(crate) const STATS: u8 = 5;
@@ -35,6 +50,22 @@ pub(crate) const ERROR: u8 = 2;
 pub(crate) const DONE: u8 = 3;
 pub(crate) const BOOL: u8 = 4;
 pub(crate) const JSON: u8 = 5;
+pub(crate) const TABLE: u8 = 6;
+
+/// Hold slots in a client's table: the pictures one client may hold at once.
+pub(crate) const SLOTS: usize = 1 << 14;
+/// Words in a client's table: its hit count, then the slots.
+pub(crate) const TABLE_WORDS: usize = 1 + SLOTS;
+/// The holds in a slot's word.
+pub(crate) const COUNT: u64 = 0xffff_ffff;
+/// A slot's flag: the picture may no longer be what its href names (a `remove`), so a hit
+/// asks the owner.
+pub(crate) const STALE: u64 = 1 << 63;
+
+/// A slot word's generation (without the flag).
+pub(crate) fn generation(word: u64) -> u32 {
+    ((word >> 32) & 0x7fff_ffff) as u32
+}
 
 /// A pixel format's code in a picture message.
 pub(crate) fn format_code(f: PixelFormat) -> u8 {
@@ -58,7 +89,6 @@ pub(crate) fn format_of(code: u8) -> Option<PixelFormat> {
 #[derive(Debug, PartialEq)]
 pub(crate) enum Request {
     Acquire(String, Option<(u32, u32)>),
-    Release(u64),
     Prefetch(Vec<String>, Option<(u32, u32)>),
     Remove(String),
     Stats,
@@ -144,7 +174,6 @@ pub(crate) fn parse_request(message: &[u8]) -> Option<Request> {
             let fit = r.fit()?;
             Request::Acquire(r.rest_text()?, fit)
         }
-        RELEASE => Request::Release(r.u64()?),
         PREFETCH => {
             let fit = r.fit()?;
             let mut hrefs = Vec::new();
@@ -231,8 +260,6 @@ mod tests {
             parse_request(&m),
             Some(Request::Prefetch(vec!["a".into(), "b".into()], None))
         );
-        let m = Writer::new(RELEASE).u64(7).0;
-        assert_eq!(parse_request(&m), Some(Request::Release(7)));
         for bad in [
             &b""[..],
             b"\x09",

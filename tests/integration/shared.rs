@@ -73,6 +73,23 @@ fn owner(media: &Path, socket: &Path) -> Cache {
     Cache::new(cfg).unwrap()
 }
 
+/// An owner over generated pictures (in a temporary folder, kept while the first value lives)
+/// and a client of it, in this process.
+fn owner_and_client() -> (
+    tempfile::TempDir,
+    Vec<String>,
+    Cache,
+    texcache::shared::Client,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    let names = pictures(&media);
+    let socket = tmp.path().join("shared.sock");
+    let cache = owner(&media, &socket);
+    let client = texcache::shared::connect(&socket).unwrap();
+    (tmp, names, cache, client)
+}
+
 /// Polls `f` until it holds, for at most `secs` seconds.
 fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -386,8 +403,14 @@ fn clients_that_misbehave_are_dropped_and_the_others_served() {
     };
     let closed_by_owner = |fd: &std::os::fd::OwnedFd| {
         let mut b = [0u8; 64];
-        // SAFETY: a live buffer of 64 bytes.
-        unsafe { libc::recv(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) == 0 }
+        // (The owner's first message, the client's hold table, may come before the end.)
+        loop {
+            // SAFETY: a live buffer of 64 bytes.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
+            if n <= 0 {
+                return n == 0;
+            }
+        }
     };
     // Garbage, and half a request (an acquire cut short in its fit), are dropped.
     let garbage = raw();
@@ -423,12 +446,7 @@ fn clients_that_misbehave_are_dropped_and_the_others_served() {
 
 #[test]
 fn no_client_can_write_the_shared_pixels() {
-    let tmp = tempfile::tempdir().unwrap();
-    let media = tmp.path().join("media");
-    let names = pictures(&media);
-    let socket = tmp.path().join("shared.sock");
-    let cache = owner(&media, &socket);
-    let client = texcache::shared::connect(&socket).unwrap();
+    let (_tmp, names, cache, client) = owner_and_client();
     let view = client.bitmap(&names[0]).unwrap();
     let before = cache.bitmap(&names[0]).unwrap().pixels().to_vec();
     let page = view.pixels().as_ptr() as usize & !4095;
@@ -550,7 +568,13 @@ fn random_traffic_from_several_processes_is_accounted_as_one_process_would() {
         ),
         "replayed {r:?}\nshared {s:?}"
     );
-    assert_eq!(r.cpu.hits + r.cpu.coalesced, s.cpu.hits + s.cpu.coalesced);
+    // Hits the clients served themselves, from their hold tables, are not the tier's events
+    // (nothing to record or replay): the rest are.
+    let client_hits = s.shared.as_ref().unwrap().client_hits;
+    assert_eq!(
+        r.cpu.hits + r.cpu.coalesced,
+        s.cpu.hits + s.cpu.coalesced - client_hits
+    );
 }
 
 #[test]
@@ -577,4 +601,40 @@ fn a_picture_decoded_before_sharing_began_is_served_from_shared_memory() {
         cache.stats().cpu.in_use == 0
     });
     assert_eq!(cache.stats().cpu.used, 96 * 64 * 4);
+}
+
+#[test]
+fn a_client_hits_what_it_knows_without_asking_the_owner_until_the_owner_lets_it_go() {
+    let (_tmp, names, cache, client) = owner_and_client();
+    let first = client.bitmap(&names[0]).unwrap();
+    let requests = || cache.stats().shared.unwrap().clients[0].requests;
+    let before = (requests(), cache.stats().cpu.hits);
+    // Hits of a picture it holds, or held: no request; each one of the owner's hits.
+    let second = client.bitmap(&names[0]).unwrap();
+    assert_eq!(second.pixels(), first.pixels());
+    assert_eq!(first.holds(), 2);
+    drop((first, second));
+    let third = client.bitmap(&names[0]).unwrap();
+    assert_eq!(third.holds(), 1);
+    let s = cache.stats();
+    assert_eq!(requests(), before.0, "no request for a hit");
+    assert_eq!(s.cpu.hits, before.1 + 2);
+    assert_eq!(s.shared.as_ref().unwrap().client_hits, 2);
+    // Still held: in use in the owner's tier, not evictable.
+    assert_eq!(s.cpu.in_use_entries, 1);
+    assert_eq!(cache.trim(texcache::TierKind::Cpu, 0).used, s.cpu.used);
+    drop(third);
+    // Released: the owner lets go when it reconciles (statistics, trims, loads), and the
+    // client's next acquire asks it again.
+    assert_eq!(cache.stats().cpu.in_use_entries, 0);
+    assert_eq!(cache.trim(texcache::TierKind::Cpu, 0).used, 0);
+    let again = client.bitmap(&names[0]).unwrap();
+    assert_eq!(requests(), before.0 + 1);
+    assert_eq!(cache.stats().cpu.misses, 2);
+    // A removal makes the client ask again too, and get the picture loaded afresh.
+    let misses = cache.stats().cpu.misses;
+    assert!(client.remove(&names[0]).unwrap());
+    let fresh = client.bitmap(&names[0]).unwrap();
+    assert_eq!(fresh.pixels(), again.pixels());
+    assert_eq!(cache.stats().cpu.misses, misses + 1);
 }
