@@ -110,6 +110,14 @@ fn run_child(what: &str, socket: &Path, media: &Path) {
                 let b = client.bitmap(n).unwrap();
                 println!("SUM {n} {}", checksum(b.pixels()));
             }
+            // Once the client is gone, nothing of the owner's stays mapped here.
+            drop(client);
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let left = maps
+                .lines()
+                .filter(|l| l.contains("/memfd:texcache"))
+                .count();
+            println!("MAPPED AFTER {left}");
             println!("DONE");
         }
         // Holds every picture, says so, and waits to be killed.
@@ -210,6 +218,7 @@ fn four_client_processes_share_one_decode_of_each_picture() {
             let out = k.wait_with_output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             assert!(out.status.success() && text.contains("DONE"), "{text}");
+            assert!(text.contains("MAPPED AFTER 0"), "{text}");
             text.lines()
                 .filter_map(|l| l.split_once("SUM ").map(|(_, s)| s.to_string()))
                 .collect()
