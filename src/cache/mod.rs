@@ -1328,9 +1328,11 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if !self.is_ours() {
             // The parent's cache, dropped in a forked child (see `crate::os::fork`): its socket
-            // thread, trace writer and device are the parent's; they are let go of without
+            // threads (control and shared tier: their connections are the parent's too), trace
+            // writer and device are the parent's; they are let go of without
             // being stopped, joined, flushed or removed. (The tiers leave themselves as they are.)
             std::mem::forget(self.control.get_mut().take());
+            std::mem::forget(self.shared.get_mut().take());
             std::mem::forget(self.recorder.get_mut().take());
             #[cfg(feature = "gpu")]
             std::mem::forget(self.device.get_mut().take());

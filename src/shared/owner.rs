@@ -331,7 +331,9 @@ fn accept(listener: OwnedFd, wake: OwnedFd, clients: Arc<Clients>, backend: Arc<
             .name(format!("texcache-shared-{}", client.pid))
             .spawn(move || {
                 serve(&conn, &client, &*b);
-                // Releases everything the client held.
+                // Releases everything the client held, before it leaves the list (so that no
+                // statistics see it gone with its pictures still in use).
+                client.holds.lock().by_id.clear();
                 let mut list = c.list.lock();
                 c.gone_hits.fetch_add(client.hits(), Ordering::Relaxed);
                 list.remove(&id);
