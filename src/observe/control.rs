@@ -24,7 +24,7 @@
 use crate::error::{Error, Result};
 use crate::os::socket::{pipe, SocketFile};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -98,12 +98,7 @@ impl Drop for Server {
 fn serve(listener: UnixListener, handler: Handler, wake: OwnedFd) {
     let mut buf = [0u8; MAX_REQUEST];
     loop {
-        let Ok(revents) =
-            crate::os::file::poll_two([listener.as_raw_fd(), wake.as_raw_fd()], libc::POLLIN)
-        else {
-            return;
-        };
-        if revents[1] != 0 {
+        if !crate::os::socket::wait_for_connection(listener.as_fd(), wake.as_fd()) {
             return; // the Server was dropped
         }
         let mut conn = match listener.accept() {

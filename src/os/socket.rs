@@ -94,6 +94,15 @@ fn is_served(path: &Path) -> bool {
     connect_seqpacket(path).is_ok()
 }
 
+/// Waits until `listener` has a connection to accept (`true`), or until the write end of the
+/// `wake` pipe is closed or polling fails (`false`: the server is stopping).
+pub(crate) fn wait_for_connection(listener: BorrowedFd<'_>, wake: BorrowedFd<'_>) -> bool {
+    match crate::os::file::poll_two([listener.as_raw_fd(), wake.as_raw_fd()], libc::POLLIN) {
+        Ok(revents) => revents[1] == 0,
+        Err(_) => false,
+    }
+}
+
 /// A pipe (read end, write end), both close-on-exec.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];

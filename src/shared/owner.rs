@@ -277,12 +277,7 @@ impl Drop for Owner {
 /// The accepting thread: a new thread for each client, until the pipe hangs up.
 fn accept(listener: OwnedFd, wake: OwnedFd, clients: Arc<Clients>, backend: Arc<dyn Backend>) {
     loop {
-        let Ok(revents) =
-            crate::os::file::poll_two([listener.as_raw_fd(), wake.as_raw_fd()], libc::POLLIN)
-        else {
-            return;
-        };
-        if revents[1] != 0 {
+        if !socket::wait_for_connection(listener.as_fd(), wake.as_fd()) {
             return;
         }
         // SAFETY: accept4 on our listening socket, no address wanted; the result is checked.
