@@ -96,7 +96,12 @@ pub fn probe(href: &str, path: &Path, max_pixels: u64) -> Result<Probe> {
     }
     let bytes = crate::picture::load::read_file(href, path, None, max_pixels)?;
     let options = crate::picture::decode::DecodeOptions::new(max_pixels);
-    let decoded = crate::picture::decode::decode_telling(href, &bytes, &options)?;
+    let decoded = crate::picture::decode::decode_telling(
+        href,
+        &bytes,
+        &options,
+        crate::picture::bitmap::Destination::Heap,
+    )?;
     drop(bytes);
     let bitmap = decoded.bitmap;
     let format = crate::picture::decode::sniff(href, head)

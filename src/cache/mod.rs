@@ -21,7 +21,7 @@ use crate::observe::control::{error_json, Server};
 use crate::observe::history::{History, Sample};
 use crate::observe::pressure::PressureLevel;
 use crate::observe::stats::{self, ProcessStats, Stats, TierStats};
-use crate::picture::bitmap::Bitmap;
+use crate::picture::bitmap::{Bitmap, Destination};
 use crate::tier::{Handle, Tier, TierKind};
 use crate::video::{self, VideoNode};
 use parking_lot::Mutex;
@@ -988,8 +988,10 @@ impl Inner {
             Some(c) => c.clone(),
             None => self.made_with.clone(),
         };
+        // The parent's sockets and trace stay the parent's: the child serves and writes none.
         config.stats.socket = PathBuf::new();
         config.stats.trace = PathBuf::new();
+        config.shared.socket = PathBuf::new();
         let child = Inner::start(config, self.resolver.clone(), self.confine_root.clone());
         // Without its sampler thread (none could be started) the child's history is sampled
         // only by `sample_history`.
@@ -1204,24 +1206,19 @@ impl Inner {
             orientation: self.orientation.load(Ordering::Relaxed),
             fit: key.fit(),
         };
-        let bitmap = crate::picture::load::load_file(
+        let bytes = crate::picture::load::read_file(
             href,
             &key.path(),
             self.confine_root.as_deref(),
-            &options,
+            options.max_pixels,
         )?;
-        if !self.sharing.load(Ordering::Relaxed) {
-            return Ok(bitmap);
-        }
-        bitmap.into_shared().map_err(|e| {
-            Error::new(
-                href,
-                ErrorKind::Io {
-                    path: key.path().into(),
-                    source: Arc::new(e),
-                },
-            )
-        })
+        // A sharing cache decodes straight into the shared memory its clients map (§12).
+        let to = if self.sharing.load(Ordering::Relaxed) {
+            Destination::Shared
+        } else {
+            Destination::Heap
+        };
+        crate::picture::decode::decode_telling(href, &bytes, &options, to).map(|d| d.bitmap)
     }
 }
 

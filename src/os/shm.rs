@@ -109,16 +109,6 @@ impl SharedPixels {
         Ok(pixels)
     }
 
-    /// A new sealed region holding a copy of `bytes`.
-    pub(crate) fn from_bytes(name: &CStr, bytes: &[u8]) -> io::Result<SharedPixels> {
-        let mut pixels = SharedPixels::new(name, bytes.len())?;
-        pixels
-            .as_mut_slice()
-            .expect("a new region is writable")
-            .copy_from_slice(bytes);
-        Ok(pixels)
-    }
-
     /// Maps a region another process made, read-only, after checking that it is sealed as
     /// [`SharedPixels::new`] seals (so it can neither shrink under the mapping nor be written)
     /// and holds `len` bytes.
@@ -290,7 +280,8 @@ mod tests {
 
     #[test]
     fn another_mapping_sees_the_pixels_and_cannot_write_them() {
-        let owner = SharedPixels::from_bytes(c"texcache-test", &[7u8; 10_000]).unwrap();
+        let mut owner = SharedPixels::new(c"texcache-test", 10_000).unwrap();
+        owner.as_mut_slice().unwrap().fill(7);
         let view = SharedPixels::map_readonly(dup(owner.fd()), 10_000).unwrap();
         assert_eq!(view.as_slice(), &[7u8; 10_000][..]);
         let mut view = view;

@@ -475,6 +475,7 @@ pub(crate) fn decode(
     href: &str,
     _bytes: &[u8],
     _max_pixels: u64,
+    _to: super::bitmap::Destination,
 ) -> Result<(super::bitmap::Bitmap, u8)> {
     Err(unsupported(
         href,
@@ -497,14 +498,19 @@ mod ffmpeg {
     use crate::error::Result;
     use crate::ffmpeg::{ff_error, quiet_logs, Codec};
     use crate::observe::stats::PixelFormat;
-    use crate::picture::bitmap::Bitmap;
+    use crate::picture::bitmap::{Bitmap, Destination, PixelBuffer};
     use ffmpeg_sys_next as ff;
     use std::ffi::c_int;
     use std::ptr;
 
-    /// The AVIF file `bytes` decoded: the picture as stored (RGBA8), and the EXIF orientation
-    /// that turns it upright.
-    pub(crate) fn decode(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, u8)> {
+    /// The AVIF file `bytes` decoded into `to`: the picture as stored (RGBA8), and the EXIF
+    /// orientation that turns it upright.
+    pub(crate) fn decode(
+        href: &str,
+        bytes: &[u8],
+        max_pixels: u64,
+        to: Destination,
+    ) -> Result<(Bitmap, u8)> {
         quiet_logs();
         let item = primary(href, bytes)?;
         if let Some((w, h)) = item.size {
@@ -622,9 +628,9 @@ mod ffmpeg {
                 1 << 16,
                 1 << 16,
             );
-            let mut rgba = vec![0u8; w as usize * h as usize * 4];
+            let mut rgba = PixelBuffer::new(href, to, w as usize * h as usize * 4)?;
             let dst = [
-                rgba.as_mut_ptr(),
+                rgba.as_mut_slice().as_mut_ptr(),
                 ptr::null_mut(),
                 ptr::null_mut(),
                 ptr::null_mut(),
@@ -643,7 +649,7 @@ mod ffmpeg {
                 return Err(corrupt(href, "the picture could not be converted to RGBA"));
             }
             Ok((
-                Bitmap::new(w as u32, h as u32, PixelFormat::Rgba8, rgba),
+                rgba.into_bitmap(w as u32, h as u32, PixelFormat::Rgba8),
                 item.exif_orientation(),
             ))
         }

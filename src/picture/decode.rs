@@ -11,7 +11,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::stats::PixelFormat;
-use crate::picture::bitmap::Bitmap;
+use crate::picture::bitmap::{Bitmap, Destination, PixelBuffer};
 #[cfg(any(feature = "rust-jpeg", feature = "turbojpeg"))]
 use crate::picture::jpeg::jpeg_segments;
 use crate::picture::limits::{
@@ -96,7 +96,7 @@ pub fn fitted_size(width: u32, height: u32, box_w: u32, box_h: u32) -> (u32, u32
 /// assert_eq!((b.width(), b.height(), b.format()), (32, 32, texcache::PixelFormat::Gray8));
 /// ```
 pub fn decode(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Bitmap> {
-    decode_telling(href, bytes, options).map(|d| d.bitmap)
+    decode_telling(href, bytes, options, Destination::Heap).map(|d| d.bitmap)
 }
 
 /// A decoded picture, and what decoding it did.
@@ -108,12 +108,19 @@ pub(crate) struct Decoded {
     pub stored: (u32, u32),
 }
 
-/// [`decode`], telling what it did. A decoder that panics on its input (zune-jpeg does on some
+/// [`decode`] into `destination`, telling what it did. Every buffer a stage of the decode makes
+/// (the picture as stored, resized, turned upright) is made there, so the bitmap's pixels are
+/// written where they stay, with no copy of them elsewhere besides. A decoder that panics on its input (zune-jpeg does on some
 /// damaged JPEGs: the fuzzer's find in `tests/fuzz/decode/`) gives a `Corrupt` error: the
 /// decoders own no state beyond this call, so nothing is left half-changed.
-pub(crate) fn decode_telling(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Decoded> {
+pub(crate) fn decode_telling(
+    href: &str,
+    bytes: &[u8],
+    options: &DecodeOptions,
+    destination: Destination,
+) -> Result<Decoded> {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_caught(href, bytes, options)
+        decode_caught(href, bytes, options, destination)
     }));
     decoded.unwrap_or_else(|panic| {
         let message = panic
@@ -130,15 +137,20 @@ pub(crate) fn decode_telling(href: &str, bytes: &[u8], options: &DecodeOptions) 
     })
 }
 
-fn decode_caught(href: &str, bytes: &[u8], options: &DecodeOptions) -> Result<Decoded> {
+fn decode_caught(
+    href: &str,
+    bytes: &[u8],
+    options: &DecodeOptions,
+    to: Destination,
+) -> Result<Decoded> {
     if let Some(fit) = options.fit {
-        return decode_fitted(href, bytes, options, fit);
+        return decode_fitted(href, bytes, options, fit, to);
     }
-    let (bitmap, orientation) = decode_stored(href, bytes, options.max_pixels)?;
+    let (bitmap, orientation) = decode_stored(href, bytes, options.max_pixels, to)?;
     let stored = (bitmap.width(), bitmap.height());
     Ok(match orientation {
         Some(o) if options.orientation => Decoded {
-            bitmap: upright(bitmap, o),
+            bitmap: upright(href, bitmap, o, to)?,
             orientation: o.to_exif(),
             stored,
         },
@@ -160,26 +172,27 @@ fn decode_fitted(
     bytes: &[u8],
     options: &DecodeOptions,
     (box_w, box_h): (u32, u32),
+    to: Destination,
 ) -> Result<Decoded> {
     let scaled = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        jpeg_scaled(href, bytes, options, (box_w, box_h))?
+        jpeg_scaled(href, bytes, options, (box_w, box_h), to)?
     } else {
         None
     };
     let (bitmap, orientation, full) = match scaled {
         Some(s) => s,
         None => {
-            let (b, o) = decode_stored(href, bytes, options.max_pixels)?;
+            let (b, o) = decode_stored(href, bytes, options.max_pixels, to)?;
             let full = (b.width(), b.height());
             (b, o, full)
         }
     };
     let orientation = orientation.filter(|_| options.orientation);
     let (tw, th) = fitted_stored_size(full, orientation, (box_w, box_h));
-    let bitmap = resize(bitmap, tw, th);
+    let bitmap = resize(href, bitmap, tw, th, to)?;
     Ok(match orientation {
         Some(o) => Decoded {
-            bitmap: upright(bitmap, o),
+            bitmap: upright(href, bitmap, o, to)?,
             orientation: o.to_exif(),
             stored: full,
         },
@@ -217,10 +230,17 @@ fn jpeg_scaled(
     bytes: &[u8],
     options: &DecodeOptions,
     fit: (u32, u32),
+    to: Destination,
 ) -> Result<Option<Scaled>> {
-    jpeg_turbo(href, bytes, options.max_pixels, |full, orientation| {
-        fitted_stored_size(full, orientation.filter(|_| options.orientation), fit)
-    })
+    jpeg_turbo(
+        href,
+        bytes,
+        options.max_pixels,
+        |full, orientation| {
+            fitted_stored_size(full, orientation.filter(|_| options.orientation), fit)
+        },
+        to,
+    )
     .map(Some)
 }
 
@@ -235,6 +255,7 @@ fn jpeg_turbo(
     bytes: &[u8],
     max_pixels: u64,
     at_least: impl FnOnce((u32, u32), Option<Orientation>) -> (u32, u32),
+    to: Destination,
 ) -> Result<Scaled> {
     use crate::picture::turbojpeg::{Colorspace, Decompressor};
     if let Some(variant) = unsupported_jpeg(bytes) {
@@ -263,9 +284,9 @@ fn jpeg_turbo(
         Colorspace::Gray => (PixelFormat::Gray8, 1),
         _ => (PixelFormat::Rgba8, 4),
     };
-    let mut pixels = vec![0u8; w as usize * h as usize * channels];
-    dec.decode(bytes, &header, (w, h), &mut pixels)?;
-    Ok((Bitmap::new(w, h, format, pixels), orientation, full))
+    let mut pixels = PixelBuffer::new(href, to, w as usize * h as usize * channels)?;
+    dec.decode(bytes, &header, (w, h), pixels.as_mut_slice())?;
+    Ok((pixels.into_bitmap(w, h, format), orientation, full))
 }
 
 /// The EXIF block (TIFF header first) of a JPEG's first `Exif` APP1 segment.
@@ -287,6 +308,7 @@ fn jpeg_scaled(
     bytes: &[u8],
     options: &DecodeOptions,
     fit: (u32, u32),
+    to: Destination,
 ) -> Result<Option<Scaled>> {
     if unsupported_jpeg(bytes).is_some() || repair_jpeg_header(bytes).is_some() {
         return Ok(None);
@@ -322,47 +344,57 @@ fn jpeg_scaled(
         return Ok(None);
     };
     let (w, h) = (w as u32, h as u32);
-    let mut pixels = match dec.decode() {
+    let decoded = match dec.decode() {
         Ok(p) => p,
         // The full-size decoder says what is wrong, in its words.
         Err(_) => return Ok(None),
     };
     let n = w as usize * h as usize;
-    if format == PixelFormat::Rgba8 {
-        if pixels.len() != n * 3 {
+    let pixels = if format == PixelFormat::Rgba8 {
+        if decoded.len() != n * 3 {
             return Ok(None);
         }
-        pixels.resize(n * 4, 0);
-        rgb_to_rgba_in_place(&mut pixels, n);
-    } else if pixels.len() != n {
+        let mut rgba = PixelBuffer::new(href, to, n * 4)?;
+        for (s, d) in decoded
+            .chunks_exact(3)
+            .zip(rgba.as_mut_slice().chunks_exact_mut(4))
+        {
+            d.copy_from_slice(&[s[0], s[1], s[2], 255]);
+        }
+        rgba
+    } else if decoded.len() != n {
         return Ok(None);
-    }
-    Ok(Some((Bitmap::new(w, h, format, pixels), orientation, full)))
+    } else {
+        PixelBuffer::from_vec(href, to, decoded)?
+    };
+    Ok(Some((pixels.into_bitmap(w, h, format), orientation, full)))
 }
 
-/// `bitmap` resized to `w`x`h` with a Lanczos-3 filter (alpha premultiplied while filtering);
-/// the same bitmap when it already has that size.
-fn resize(bitmap: Bitmap, w: u32, h: u32) -> Bitmap {
+/// `bitmap` resized to `w`x`h` with a Lanczos-3 filter (alpha premultiplied while filtering),
+/// into a new buffer in `to`; the same bitmap when it already has that size.
+fn resize(href: &str, bitmap: Bitmap, w: u32, h: u32, to: Destination) -> Result<Bitmap> {
     use fast_image_resize as fr;
     if (bitmap.width(), bitmap.height()) == (w, h) {
-        return bitmap;
+        return Ok(bitmap);
     }
     let format = bitmap.format();
     let pixel_type = match format {
         PixelFormat::Gray8 => fr::PixelType::U8,
         _ => fr::PixelType::U8x4,
     };
-    let (sw, sh) = (bitmap.width(), bitmap.height());
-    let src = fr::images::Image::from_vec_u8(sw, sh, bitmap.into_pixels(), pixel_type)
-        .expect("a bitmap's buffer fits its size");
-    let mut dst = fr::images::Image::new(w, h, pixel_type);
+    let mut pixels = PixelBuffer::new(href, to, w as usize * h as usize * pixel_type.size())?;
+    let src =
+        fr::images::ImageRef::new(bitmap.width(), bitmap.height(), bitmap.pixels(), pixel_type)
+            .expect("a bitmap's buffer fits its size");
+    let mut dst = fr::images::Image::from_slice_u8(w, h, pixels.as_mut_slice(), pixel_type)
+        .expect("the buffer was made for this size");
     let options =
         fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
     fr::Resizer::new()
         .resize(&src, &mut dst, &options)
         .expect("same pixel types, non-empty images");
-    drop(src);
-    Bitmap::new(w, h, format, dst.into_vec())
+    drop(dst);
+    Ok(pixels.into_bitmap(w, h, format))
 }
 
 /// The EXIF orientation of an EXIF block (TIFF header first, or after an `Exif\0\0` header),
@@ -373,24 +405,50 @@ fn exif_orientation(exif: Option<&[u8]>) -> Option<Orientation> {
         .filter(|&o| o != Orientation::NoTransforms)
 }
 
-/// Turns a bitmap as stored into the picture upright (one new buffer for the rotations).
-fn upright(bitmap: Bitmap, o: Orientation) -> Bitmap {
+/// Turns a bitmap as stored into the picture upright, in a new buffer in `to`.
+fn upright(href: &str, bitmap: Bitmap, o: Orientation, to: Destination) -> Result<Bitmap> {
     let (w, h, format) = (bitmap.width(), bitmap.height(), bitmap.format());
-    let pixels = bitmap.into_pixels();
-    let mut img = match format {
-        PixelFormat::Gray8 => DynamicImage::ImageLuma8(
-            image::GrayImage::from_raw(w, h, pixels).expect("a bitmap's size"),
-        ),
-        _ => DynamicImage::ImageRgba8(
-            image::RgbaImage::from_raw(w, h, pixels).expect("a bitmap's size"),
-        ),
-    };
-    img.apply_orientation(o);
-    let (w, h) = (img.width(), img.height());
-    match img {
-        DynamicImage::ImageLuma8(g) => Bitmap::new(w, h, PixelFormat::Gray8, g.into_raw()),
-        other => Bitmap::new(w, h, PixelFormat::Rgba8, other.into_rgba8().into_raw()),
+    let mut pixels = PixelBuffer::new(href, to, bitmap.pixels().len())?;
+    let (uw, uh) = if o.to_exif() >= 5 { (h, w) } else { (w, h) };
+    match format {
+        PixelFormat::Gray8 => {
+            orient::<image::Luma<u8>>(bitmap.pixels(), (w, h), pixels.as_mut_slice(), o)
+        }
+        _ => orient::<image::Rgba<u8>>(bitmap.pixels(), (w, h), pixels.as_mut_slice(), o),
     }
+    Ok(pixels.into_bitmap(uw, uh, format))
+}
+
+/// Writes the `w`x`h` picture `src` into `dst` turned by `o` (as `image`'s
+/// `DynamicImage::apply_orientation` turns it).
+fn orient<P: image::Pixel<Subpixel = u8> + 'static>(
+    src: &[u8],
+    (w, h): (u32, u32),
+    dst: &mut [u8],
+    o: Orientation,
+) {
+    use image::imageops;
+    let src = image::ImageBuffer::<P, &[u8]>::from_raw(w, h, src).expect("a bitmap's size");
+    let quarter = o.to_exif() >= 5;
+    let (dw, dh) = if quarter { (h, w) } else { (w, h) };
+    let mut dst =
+        image::ImageBuffer::<P, &mut [u8]>::from_raw(dw, dh, dst).expect("a bitmap's size");
+    let done = match o {
+        Orientation::NoTransforms => {
+            dst.copy_from_slice(&src);
+            Ok(())
+        }
+        Orientation::Rotate90 => imageops::rotate90_in(&src, &mut dst),
+        Orientation::Rotate180 => imageops::rotate180_in(&src, &mut dst),
+        Orientation::Rotate270 => imageops::rotate270_in(&src, &mut dst),
+        Orientation::FlipHorizontal => imageops::flip_horizontal_in(&src, &mut dst),
+        Orientation::FlipVertical => imageops::flip_vertical_in(&src, &mut dst),
+        Orientation::Rotate90FlipH => imageops::rotate90_in(&src, &mut dst)
+            .map(|()| imageops::flip_horizontal_in_place(&mut dst)),
+        Orientation::Rotate270FlipH => imageops::rotate270_in(&src, &mut dst)
+            .map(|()| imageops::flip_horizontal_in_place(&mut dst)),
+    };
+    done.expect("the destination has the turned size");
 }
 
 /// The picture as stored, and the EXIF orientation its file says to show it in.
@@ -398,17 +456,18 @@ fn decode_stored(
     href: &str,
     bytes: &[u8],
     max_pixels: u64,
+    to: Destination,
 ) -> Result<(Bitmap, Option<Orientation>)> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return decode_jpeg(href, bytes, max_pixels);
+        return decode_jpeg(href, bytes, max_pixels, to);
     }
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        if let Some(decoded) = decode_png(href, bytes, max_pixels)? {
+        if let Some(decoded) = decode_png(href, bytes, max_pixels, to)? {
             return Ok(decoded);
         }
     }
     if crate::picture::avif::is_avif(bytes) {
-        let (bitmap, exif) = crate::picture::avif::decode(href, bytes, max_pixels)?;
+        let (bitmap, exif) = crate::picture::avif::decode(href, bytes, max_pixels, to)?;
         let orientation = Orientation::from_exif(exif).filter(|&o| o != Orientation::NoTransforms);
         return Ok((bitmap, orientation));
     }
@@ -475,29 +534,45 @@ fn decode_stored(
     } else {
         exif_orientation(decoder.exif_metadata().ok().flatten().as_deref())
     };
-    let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
-    let bitmap = if gray {
-        Bitmap::new(
-            width,
-            height,
-            PixelFormat::Gray8,
-            img.into_luma8().into_raw(),
-        )
+    let format = if gray {
+        PixelFormat::Gray8
     } else {
-        Bitmap::new(
-            width,
-            height,
-            PixelFormat::Rgba8,
-            img.into_rgba8().into_raw(),
-        )
+        PixelFormat::Rgba8
     };
-    Ok((bitmap, orientation))
+    // A decoder whose samples are already the bitmap's writes them straight into its buffer;
+    // the others' pixels are converted by `image` and copied there (for the heap: kept).
+    let native = match decoder.color_type() {
+        ColorType::L8 => gray,
+        ColorType::Rgba8 => !gray,
+        _ => false,
+    };
+    let pixels = if native {
+        let mut pixels = PixelBuffer::new(href, to, decoder.total_bytes() as usize)?;
+        decoder
+            .read_image(pixels.as_mut_slice())
+            .map_err(|e| classify(href, e))?;
+        pixels
+    } else {
+        let img = DynamicImage::from_decoder(decoder).map_err(|e| classify(href, e))?;
+        let converted = if gray {
+            img.into_luma8().into_raw()
+        } else {
+            img.into_rgba8().into_raw()
+        };
+        PixelBuffer::from_vec(href, to, converted)?
+    };
+    Ok((pixels.into_bitmap(width, height, format), orientation))
 }
 
 /// JPEG through libjpeg-turbo at full size ([`jpeg_turbo`]).
 #[cfg(feature = "turbojpeg")]
-fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Option<Orientation>)> {
-    let (bitmap, orientation, _) = jpeg_turbo(href, bytes, max_pixels, |full, _| full)?;
+fn decode_jpeg(
+    href: &str,
+    bytes: &[u8],
+    max_pixels: u64,
+    to: Destination,
+) -> Result<(Bitmap, Option<Orientation>)> {
+    let (bitmap, orientation, _) = jpeg_turbo(href, bytes, max_pixels, |full, _| full, to)?;
     Ok((bitmap, orientation))
 }
 
@@ -507,7 +582,12 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Opt
 /// one check of its own first: a file cut short inside its first scan is `Corrupt`, not a
 /// silently grey picture ([`cut_in_first_scan`]).
 #[cfg(all(feature = "rust-jpeg", not(feature = "turbojpeg")))]
-fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Option<Orientation>)> {
+fn decode_jpeg(
+    href: &str,
+    bytes: &[u8],
+    max_pixels: u64,
+    to: Destination,
+) -> Result<(Bitmap, Option<Orientation>)> {
     // Segments zune-jpeg refuses and libjpeg-turbo skips: a copy without them (rare).
     if let Some(variant) = unsupported_jpeg(bytes) {
         return Err(Error::new(
@@ -565,7 +645,7 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Opt
         // zune-jpeg panics writing some of these ("Slice to small cannot write").
         let input = input.expect("matched");
         return Ok((
-            decode_cmyk_jpeg(href, bytes, input, (width, height))?,
+            decode_cmyk_jpeg(href, bytes, input, (width, height), to)?,
             orientation,
         ));
     }
@@ -599,12 +679,13 @@ fn decode_jpeg(href: &str, bytes: &[u8], max_pixels: u64) -> Result<(Bitmap, Opt
         ));
     }
     let final_len = pixel_count * if gray { 1 } else { 4 };
-    let mut pixels = vec![0u8; final_len];
-    dec.decode_into(&mut pixels[..len]).map_err(corrupt)?;
+    let mut pixels = PixelBuffer::new(href, to, final_len)?;
+    dec.decode_into(&mut pixels.as_mut_slice()[..len])
+        .map_err(corrupt)?;
     if via_rgb {
-        rgb_to_rgba_in_place(&mut pixels, pixel_count);
+        rgb_to_rgba_in_place(pixels.as_mut_slice(), pixel_count);
     }
-    Ok((Bitmap::new(width, height, format, pixels), orientation))
+    Ok((pixels.into_bitmap(width, height, format), orientation))
 }
 
 /// A CMYK or YCCK JPEG (`width`x`height`, checked against `loader.max_pixels`) through
@@ -618,6 +699,7 @@ fn decode_cmyk_jpeg(
     bytes: &[u8],
     input: zune_core::colorspace::ColorSpace,
     (width, height): (u32, u32),
+    to: Destination,
 ) -> Result<Bitmap> {
     use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     let corrupt = |detail: String| Error::new(href, ErrorKind::Corrupt { detail });
@@ -628,8 +710,9 @@ fn decode_cmyk_jpeg(
         .jpeg_set_out_colorspace(input);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     let n = width as usize * height as usize;
-    let mut pixels = vec![0u8; n * 4];
-    dec.decode_into(&mut pixels)
+    let mut buffer = PixelBuffer::new(href, to, n * 4)?;
+    let pixels = buffer.as_mut_slice();
+    dec.decode_into(pixels)
         .map_err(|e| corrupt(e.to_string()))?;
     if dec.output_colorspace() != Some(input) {
         return Err(corrupt(format!(
@@ -638,10 +721,10 @@ fn decode_cmyk_jpeg(
         )));
     }
     if input == ColorSpace::YCCK {
-        ycck_to_inverted_cmyk(&mut pixels);
+        ycck_to_inverted_cmyk(pixels);
     }
-    crate::picture::jpeg::inverted_cmyk_to_rgba(&mut pixels);
-    Ok(Bitmap::new(width, height, PixelFormat::Rgba8, pixels))
+    crate::picture::jpeg::inverted_cmyk_to_rgba(pixels);
+    Ok(buffer.into_bitmap(width, height, PixelFormat::Rgba8))
 }
 
 /// YCCK samples to Adobe-inverted CMYK in place, as libjpeg's `ycck_cmyk_convert`: R, G and B
@@ -743,6 +826,7 @@ fn jpeg_scaled(
     _bytes: &[u8],
     _options: &DecodeOptions,
     _fit: (u32, u32),
+    _to: Destination,
 ) -> Result<Option<Scaled>> {
     Ok(None)
 }
@@ -753,6 +837,7 @@ fn decode_jpeg(
     href: &str,
     _bytes: &[u8],
     _max_pixels: u64,
+    _to: Destination,
 ) -> Result<(Bitmap, Option<Orientation>)> {
     Err(Error::new(
         href,
@@ -773,6 +858,7 @@ fn decode_png(
     href: &str,
     bytes: &[u8],
     max_pixels: u64,
+    to: Destination,
 ) -> Result<Option<(Bitmap, Option<Orientation>)>> {
     use png::{BitDepth, ColorType, Transformations};
     let corrupt = |e: png::DecodingError| match e {
@@ -818,17 +904,18 @@ fn decode_png(
     let exif_before = exif_orientation(reader.info().exif_metadata.as_deref());
     let (format, pixels) = match reader.output_color_type() {
         (ColorType::Rgba, BitDepth::Eight) => {
-            let mut pixels = vec![0u8; pixel_count * 4];
-            reader.next_frame(&mut pixels).map_err(corrupt)?;
+            let mut pixels = PixelBuffer::new(href, to, pixel_count * 4)?;
+            reader.next_frame(pixels.as_mut_slice()).map_err(corrupt)?;
             (PixelFormat::Rgba8, pixels)
         }
         (ColorType::Grayscale, BitDepth::Eight) => {
-            let mut pixels = vec![0u8; pixel_count];
-            reader.next_frame(&mut pixels).map_err(corrupt)?;
+            let mut pixels = PixelBuffer::new(href, to, pixel_count)?;
+            reader.next_frame(pixels.as_mut_slice()).map_err(corrupt)?;
             (PixelFormat::Gray8, pixels)
         }
         (ColorType::Rgb, BitDepth::Eight) if !interlaced => {
-            let rgba = expand_rows(&mut reader, width, height, 3, |s, d| {
+            let mut rgba = PixelBuffer::new(href, to, pixel_count * 4)?;
+            expand_rows(&mut reader, width, rgba.as_mut_slice(), 3, |s, d| {
                 d[..3].copy_from_slice(s);
                 d[3] = 255;
             })
@@ -836,7 +923,8 @@ fn decode_png(
             (PixelFormat::Rgba8, rgba)
         }
         (ColorType::GrayscaleAlpha, BitDepth::Eight) if !interlaced => {
-            let rgba = expand_rows(&mut reader, width, height, 2, |s, d| {
+            let mut rgba = PixelBuffer::new(href, to, pixel_count * 4)?;
+            expand_rows(&mut reader, width, rgba.as_mut_slice(), 2, |s, d| {
                 d.copy_from_slice(&[s[0], s[0], s[0], s[1]]);
             })
             .map_err(corrupt)?;
@@ -846,10 +934,13 @@ fn decode_png(
             // Interlaced gray+alpha (rare): the whole image, then one expanding copy.
             let mut ga = vec![0u8; pixel_count * 2];
             reader.next_frame(&mut ga).map_err(corrupt)?;
-            let rgba = ga
+            let mut rgba = PixelBuffer::new(href, to, pixel_count * 4)?;
+            for (s, d) in ga
                 .chunks_exact(2)
-                .flat_map(|p| [p[0], p[0], p[0], p[1]])
-                .collect();
+                .zip(rgba.as_mut_slice().chunks_exact_mut(4))
+            {
+                d.copy_from_slice(&[s[0], s[0], s[0], s[1]]);
+            }
             (PixelFormat::Rgba8, rgba)
         }
         other => {
@@ -864,22 +955,21 @@ fn decode_png(
     let orientation =
         exif_before.or_else(|| exif_orientation(reader.info().exif_metadata.as_deref()));
     Ok(Some((
-        Bitmap::new(width, height, format, pixels),
+        pixels.into_bitmap(width, height, format),
         orientation,
     )))
 }
 
 /// Reads a non-interlaced image row by row into a reused row buffer of `channels` bytes per
-/// pixel and expands each pixel into 4 bytes of the RGBA8 result with `expand`.
+/// pixel and expands each pixel into 4 bytes of `rgba` with `expand`.
 fn expand_rows<R: std::io::BufRead + std::io::Seek>(
     reader: &mut png::Reader<R>,
     width: u32,
-    height: u32,
+    rgba: &mut [u8],
     channels: usize,
     expand: impl Fn(&[u8], &mut [u8]),
-) -> std::result::Result<Vec<u8>, png::DecodingError> {
+) -> std::result::Result<(), png::DecodingError> {
     let w = width as usize;
-    let mut rgba = vec![0u8; w * height as usize * 4];
     let mut row = vec![0u8; w * channels];
     for dst in rgba.chunks_exact_mut(w * 4) {
         if reader.read_row(&mut row)?.is_none() {
@@ -894,5 +984,66 @@ fn expand_rows<R: std::io::BufRead + std::io::Seek>(
     // Past the last row: the decoder checks the rest of the image data, as a whole-frame read
     // does.
     reader.read_row(&mut row)?;
-    Ok(rgba)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of the corpus's picture folders decodes into shared memory (§12) exactly as
+    /// into the heap, plain and fitted, upright: the same bitmap, or the same error.
+    #[test]
+    fn shared_memory_gets_the_same_pixels_as_the_heap() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+        let mut decoded = 0;
+        for dir in ["formats", "orientation", "photos", "pngsuite", "png-faults"] {
+            let entries = std::fs::read_dir(corpus.join(dir)).expect("../shared/corpus");
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let href = path.display().to_string();
+                let bytes = std::fs::read(&path).unwrap();
+                for fit in [None, Some((64, 48))] {
+                    let options = DecodeOptions {
+                        fit,
+                        ..DecodeOptions::new(1 << 26)
+                    };
+                    let heap = decode_telling(&href, &bytes, &options, Destination::Heap);
+                    let shared = decode_telling(&href, &bytes, &options, Destination::Shared);
+                    match (heap, shared) {
+                        (Ok(h), Ok(s)) => {
+                            let (hb, sb) = (&h.bitmap, &s.bitmap);
+                            assert!(hb.shared().is_none() && sb.shared().is_some(), "{href}");
+                            assert_eq!(
+                                (
+                                    hb.width(),
+                                    hb.height(),
+                                    hb.format(),
+                                    h.orientation,
+                                    h.stored
+                                ),
+                                (
+                                    sb.width(),
+                                    sb.height(),
+                                    sb.format(),
+                                    s.orientation,
+                                    s.stored
+                                ),
+                                "{href} {fit:?}"
+                            );
+                            assert!(hb.pixels() == sb.pixels(), "{href} {fit:?}: pixels differ");
+                            decoded += 1;
+                        }
+                        (Err(h), Err(s)) => assert_eq!(h.to_string(), s.to_string()),
+                        (h, s) => panic!(
+                            "{href} {fit:?}: {:?} on the heap, {:?} shared",
+                            h.err(),
+                            s.err()
+                        ),
+                    }
+                }
+            }
+        }
+        assert!(decoded > 200, "only {decoded} pictures decoded");
+    }
 }

@@ -1,6 +1,7 @@
 //! Pictures: from the bytes of a file to the [`Bitmap`] the CPU tier holds.
 //!
-//! - `bitmap.rs`: the [`Bitmap`] type (pixels, size, format).
+//! - `bitmap.rs`: the [`Bitmap`] type (pixels, size, format), and the buffer a decoder writes
+//!   one into: on the heap, or in shared memory for a cache that shares its tier (§12).
 //! - `load.rs`: reading the file behind an href ([`load_file`]).
 //! - `decode.rs`: bytes to bitmaps ([`decode`]), fitted decoding ([`fitted_size`]), EXIF
 //!   orientation, PNG straight into RGBA.

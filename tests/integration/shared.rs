@@ -163,6 +163,9 @@ fn run_child(what: &str, socket: &Path, media: &Path) {
             drop(held);
             println!("ACQUIRES {acquires}");
         }
+        // Decodes each big picture into a cache of its own and into a sharing cache, and
+        // prints how far each decode raised this process's peak of resident memory.
+        "peak" => peaks(media, socket),
         // Owns a shared cache and waits to be killed.
         "own" => {
             let cache = owner(media, socket);
@@ -174,6 +177,56 @@ fn run_child(what: &str, socket: &Path, media: &Path) {
         }
         other => panic!("unknown child role {other}"),
     }
+}
+
+/// A line of `/proc/self/status` (`VmHWM`, `RssShmem`), in bytes.
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    line.trim().trim_end_matches(" kB").parse::<u64>().unwrap() * 1024
+}
+
+/// The child's part of the peak test: `PEAK KIND NAME PIXEL_BYTES PEAK_GROWTH SHMEM_GROWTH`
+/// for each decode, plain and fitted, into the heap and into shared memory.
+fn peaks(media: &Path, socket: &Path) {
+    // glibc: every allocation of 64 KiB or more gets a mapping of its own, unmapped when it is
+    // freed, so that the peak of resident memory is the peak of the bytes alive.
+    // SAFETY: plain calls setting two of glibc's allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 10);
+    }
+    let mut cfg = Config::default();
+    cfg.mediadir = media.into();
+    cfg.stats.history_interval_ms = 0;
+    let heap = Cache::new(cfg).unwrap();
+    let shared = owner(media, socket);
+    for name in pictures_in(media) {
+        for fit in [None, Some((1000, 1000))] {
+            for (kind, cache) in [("heap", &heap), ("shared", &shared)] {
+                // "5": the peak of resident memory starts again from what is resident now.
+                std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+                let (hwm, shmem) = (status_bytes("VmHWM"), status_bytes("RssShmem"));
+                let b = match fit {
+                    None => cache.bitmap(&name).unwrap(),
+                    Some((w, h)) => cache.bitmap_fit(&name, w, h).unwrap(),
+                };
+                let bytes = b.pixels().len();
+                let how = fit.map_or("full".to_string(), |(w, h)| format!("fit{w}x{h}"));
+                println!(
+                    "PEAK {kind} {name}/{how} {bytes} {} {}",
+                    status_bytes("VmHWM") - hwm,
+                    status_bytes("RssShmem").saturating_sub(shmem)
+                );
+                drop(b);
+                cache.remove(&name);
+            }
+        }
+    }
+    println!("DONE");
 }
 
 fn pictures_in(media: &Path) -> Vec<String> {
@@ -584,6 +637,59 @@ fn random_traffic_from_several_processes_is_accounted_as_one_process_would() {
         r.cpu.hits + r.cpu.coalesced,
         s.cpu.hits + s.cpu.coalesced - client_hits
     );
+}
+
+/// A sharing cache decodes straight into shared memory: decoding a big picture raises the
+/// owner's peak of resident memory no more than decoding it into a private cache does (a
+/// private copy besides would add the picture's bytes), and the pixels are in shared memory.
+#[test]
+fn a_sharing_cache_decodes_into_shared_memory_with_no_private_copy() {
+    if let Some((what, socket, media)) = role() {
+        return run_child(&what, &socket, &media);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    samples::write_pictures(&media, 3, 2400, 1600, true).unwrap();
+    let socket = tmp.path().join("peak.sock");
+    let out = child(
+        "a_sharing_cache_decodes_into_shared_memory_with_no_private_copy",
+        "peak",
+        &socket,
+        &media,
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "the child failed");
+    let out = String::from_utf8(out.stdout).unwrap();
+    let mut peaks = std::collections::HashMap::new();
+    for line in out.lines() {
+        if let Some((_, rest)) = line.split_once("PEAK ") {
+            let f: Vec<&str> = rest.split(' ').collect();
+            let n = |i: usize| f[i].parse::<i64>().unwrap();
+            peaks.insert((f[0].to_string(), f[1].to_string()), (n(2), n(3), n(4)));
+        }
+    }
+    assert_eq!(peaks.len(), 12, "{out}");
+    const MIB: i64 = 1 << 20;
+    for ((kind, what), &(bytes, _, shmem)) in &peaks {
+        if kind == "shared" {
+            let (_, heap_peak, heap_shmem) = peaks[&("heap".to_string(), what.clone())];
+            let (_, peak, _) = peaks[&(kind.clone(), what.clone())];
+            println!("{what}: {bytes} bytes, peak +{heap_peak} private, +{peak} shared");
+            assert!(
+                shmem >= bytes,
+                "{what}: {shmem} bytes of shared memory for {bytes}"
+            );
+            assert!(
+                heap_shmem < MIB,
+                "{what}: a private decode used shared memory"
+            );
+            assert!(
+                peak < heap_peak + MIB,
+                "{what}: the shared decode's peak {peak} above the private one's {heap_peak}"
+            );
+        }
+    }
 }
 
 #[test]
