@@ -1,5 +1,6 @@
 //! A hit allocates nothing: not for a normal relative href, and not for one that needs
-//! normalising (`./a.png`, `sub/../a.png`, an absolute path). Its own test binary, since the
+//! normalising (`./a.png`, `sub/../a.png`, an absolute path), and not a shared tier's client's
+//! hit (§12). Its own test binary, since the
 //! counting allocator sees the whole process.
 
 mod common;
@@ -112,4 +113,35 @@ fn ready_requests_allocate_nothing() {
         0,
         "allocations during 2,000 ready requests"
     );
+}
+
+#[test]
+fn a_shared_tier_clients_hits_allocate_nothing() {
+    let _alone = alone();
+    let tmp = tempfile::tempdir().unwrap();
+    common::png(tmp.path(), "a.png", 40, 30);
+    let cache = quiet_cache(tmp.path());
+    let socket = tmp.path().join("shared.sock");
+    cache.share(&socket).unwrap();
+    let client = texcache::shared::connect(&socket).unwrap();
+    // Warm up: the first acquire is the owner's (mapped once); the rest the client serves.
+    for _ in 0..2000 {
+        drop(client.bitmap("a.png").unwrap());
+        drop(client.bitmap_fit("a.png", 16, 16).unwrap());
+    }
+    let before = counting::allocations();
+    for _ in 0..1000 {
+        drop(std::hint::black_box(client.bitmap("a.png").unwrap()));
+        drop(std::hint::black_box(
+            client.bitmap_fit("a.png", 16, 16).unwrap(),
+        ));
+    }
+    let allocations = counting::allocations() - before;
+    let shared = cache.stats().shared.unwrap();
+    // Every acquire was a hit the client served, but for the few it asked the owner for
+    // (the first of each, and one again once the owner's load of the other let it go).
+    let requests = shared.clients[0].requests;
+    assert!(requests <= 4, "{shared:?}");
+    assert_eq!(shared.client_hits + requests, 2 * 3000, "{shared:?}");
+    assert_eq!(allocations, 0, "allocations during 2,000 client hits");
 }
