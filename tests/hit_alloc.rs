@@ -1,7 +1,6 @@
 //! A hit allocates nothing: not for a normal relative href, and not for one that needs
 //! normalising (`./a.png`, `sub/../a.png`, an absolute path), and not a shared tier's client's
-//! hit (§12). Its own test binary, since the
-//! counting allocator sees the whole process.
+//! hit (§12). Its own test binary, since the counting allocator sees the whole process.
 
 mod common;
 
