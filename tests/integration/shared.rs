@@ -753,3 +753,83 @@ fn a_client_hits_what_it_knows_without_asking_the_owner_until_the_owner_lets_it_
     assert_eq!(fresh.pixels(), again.pixels());
     assert_eq!(cache.stats().cpu.misses, misses + 1);
 }
+
+/// The shared tier's socket is made as the control socket (§9): mode 0600, a file that is not
+/// a socket (a regular file, a symlink) left untouched and reported, a stale socket replaced,
+/// a live one not taken over, and the file gone when the owner ends.
+#[test]
+fn the_socket_path_is_handled_as_the_control_sockets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    let names = pictures(&media);
+    let socket = tmp.path().join("shared.sock");
+    let refused = |what: &str| {
+        let mut cfg = Config::default();
+        cfg.mediadir = media.clone();
+        cfg.shared.socket = socket.clone();
+        match Cache::new(cfg) {
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::Socket { .. })
+                    && e.to_string().contains("shared.sock"),
+                "{what}: {e}"
+            ),
+            Ok(_) => panic!("{what}: served"),
+        }
+    };
+    std::fs::write(&socket, "precious").unwrap();
+    refused("a regular file");
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
+    std::fs::remove_file(&socket).unwrap();
+    let target = tmp.path().join("target");
+    std::fs::write(&target, "target").unwrap();
+    std::os::unix::fs::symlink(&target, &socket).unwrap();
+    refused("a symlink");
+    assert!(std::fs::symlink_metadata(&socket).unwrap().is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "target");
+    std::fs::remove_file(&socket).unwrap();
+    // A stale socket: bound, never served, its listener gone.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let cache = owner(&media, &socket);
+    let client = texcache::shared::connect(&socket).unwrap();
+    assert!(client.bitmap(&names[0]).is_ok());
+    refused("a live socket");
+    assert!(
+        client.bitmap(&names[1]).is_ok(),
+        "the first owner still serves"
+    );
+    drop((client, cache));
+    assert!(
+        std::fs::symlink_metadata(&socket).is_err(),
+        "the socket file is left"
+    );
+}
+
+/// A client's hrefs are confined as the owner's own are: with `confine = true`, paths and
+/// symlinks leading out of `mediadir` are `OutsideMediadir` errors.
+#[test]
+fn a_clients_hrefs_are_confined_by_the_owners_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    let names = pictures(&media);
+    std::fs::copy(media.join(&names[0]), tmp.path().join("secret.png")).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("secret.png"), media.join("link.png")).unwrap();
+    let socket = tmp.path().join("shared.sock");
+    let mut cfg = Config::default();
+    cfg.mediadir = media.clone();
+    cfg.confine = true;
+    cfg.stats.history_interval_ms = 0;
+    cfg.shared.socket = socket.clone();
+    let _cache = Cache::new(cfg).unwrap();
+    let client = texcache::shared::connect(&socket).unwrap();
+    let outside = tmp.path().join("secret.png").display().to_string();
+    for href in ["../secret.png", outside.as_str(), "link.png"] {
+        match client.bitmap(href) {
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::OutsideMediadir { .. }),
+                "{href}: {e}"
+            ),
+            Ok(_) => panic!("{href}: read outside mediadir"),
+        }
+    }
+    assert!(client.bitmap(&names[0]).is_ok());
+}
