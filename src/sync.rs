@@ -1,19 +1,33 @@
-//! The locks the tier core is built on, in one place so that a model checker can check them.
+//! The locks texcache is built on, in one place: fork-safe, and checkable by a model checker.
 //!
-//! Normally these are `parking_lot`'s `Mutex` and `Condvar`, and [`TierMutex`] for the tier
-//! lock itself (see [`RawTierLock`] for why that one is different). With the `model-check`
-//! feature, `Mutex` and `Condvar` are thin wrappers over [shuttle](https://docs.rs/shuttle)'s,
-//! with the same API, and the tier lock is *the same* [`RawTierLock`] built on shuttle's
-//! atomics, with shuttle's yield in place of spinning and napping; so `tests/model.rs` explores
-//! thread interleavings of the real tier code and of its real lock (the release/evict race,
-//! the coalescing wait, a waiter's bounded wait). The feature is for that test only: with it,
-//! the tier works only inside `shuttle::check_*`.
+//! [`Mutex`] and [`Condvar`] have `parking_lot`'s API (no poisoning; `wait(&mut guard)`) over
+//! the standard library's, which are a futex word each and nothing else. `parking_lot`'s are
+//! not fork-safe: they park threads in one table for the whole process, whose bucket locks a
+//! thread of the parent may hold at the moment of a `fork`, forever locked in the child then,
+//! so that the child's first contended lock or notified condition variable hangs (it did:
+//! `python/tests/test_fork.py`, a child dropping its cache while the parent's sampler thread
+//! was waking). A child forked from a process that uses texcache makes and uses caches of its
+//! own (§2b), so every lock texcache takes must be usable after a fork.
+//!
+//! [`TierMutex`] is the tier lock itself (see [`RawTierLock`] for why that one is different).
+//! With the `model-check` feature, the tier core's `Mutex` and `Condvar` ([`checked`]) are
+//! thin wrappers over [shuttle](https://docs.rs/shuttle)'s, with the same API, and the tier
+//! lock is *the same* [`RawTierLock`] built on shuttle's atomics, with shuttle's yield in place
+//! of spinning and napping; so `tests/model.rs` explores thread interleavings of the real tier
+//! code and of its real lock (the release/evict race, the coalescing wait, a waiter's bounded
+//! wait). The feature is for that test only: with it, the tier works only inside
+//! `shuttle::check_*`.
 
-#[cfg(not(feature = "model-check"))]
-pub(crate) use parking_lot::{Condvar, Mutex};
+pub(crate) use self::std_locks::{Condvar, Mutex, MutexGuard};
 
-#[cfg(feature = "model-check")]
-pub(crate) use self::model::{Condvar, Mutex};
+/// The locks of the tier core (its single-flight placeholders): [`Mutex`] and [`Condvar`], or
+/// shuttle's under the `model-check` feature.
+pub(crate) mod checked {
+    #[cfg(feature = "model-check")]
+    pub(crate) use super::model::{Condvar, Mutex};
+    #[cfg(not(feature = "model-check"))]
+    pub(crate) use super::std_locks::{Condvar, Mutex};
+}
 
 #[cfg(not(feature = "model-check"))]
 use std::sync::atomic::{AtomicBool, AtomicU32};
@@ -223,6 +237,125 @@ unsafe impl lock_api::RawMutex for RawTierLock {
     }
 }
 
+/// `parking_lot`'s API over the standard library's locks (the module doc says why).
+mod std_locks {
+    use std::ops::{Deref, DerefMut};
+    use std::sync::PoisonError;
+    use std::time::Duration;
+
+    /// A mutex whose `lock` returns the guard itself: a panic under the lock does not poison
+    /// it (what the lock guards is left consistent by every path that can panic, or is
+    /// rebuilt by the next user, as `parking_lot`'s users assume).
+    #[derive(Default)]
+    pub(crate) struct Mutex<T: ?Sized>(std::sync::Mutex<T>);
+
+    /// The guard of a [`Mutex`]. The `Option` is `None` only inside [`Condvar::wait`] and
+    /// [`MutexGuard::unlocked`], which hand the standard guard over and take it back.
+    pub(crate) struct MutexGuard<'a, T: ?Sized> {
+        mutex: &'a std::sync::Mutex<T>,
+        guard: Option<std::sync::MutexGuard<'a, T>>,
+    }
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex(std::sync::Mutex::new(value))
+        }
+    }
+
+    impl<T: ?Sized> Mutex<T> {
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            MutexGuard {
+                mutex: &self.0,
+                guard: Some(self.0.lock().unwrap_or_else(PoisonError::into_inner)),
+            }
+        }
+
+        /// The guard, if nobody holds the lock now.
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            let guard = match self.0.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            };
+            Some(MutexGuard {
+                mutex: &self.0,
+                guard: Some(guard),
+            })
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Mutex<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl<'a, T: ?Sized> MutexGuard<'a, T> {
+        /// Runs `f` with the lock released, and takes it again.
+        pub(crate) fn unlocked<R>(guard: &mut Self, f: impl FnOnce() -> R) -> R {
+            drop(guard.guard.take());
+            let r = f();
+            guard.guard = Some(guard.mutex.lock().unwrap_or_else(PoisonError::into_inner));
+            r
+        }
+    }
+
+    impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            self.guard.as_deref().expect("a guard holds its lock")
+        }
+    }
+
+    impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.guard.as_deref_mut().expect("a guard holds its lock")
+        }
+    }
+
+    /// A condition variable whose waits take the guard by reference.
+    #[derive(Default)]
+    pub(crate) struct Condvar(std::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) const fn new() -> Self {
+            Condvar(std::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+            let g = guard.guard.take().expect("a guard holds its lock");
+            guard.guard = Some(self.0.wait(g).unwrap_or_else(PoisonError::into_inner));
+        }
+
+        /// Waits for a notification or `timeout`; whether the time ran out.
+        pub(crate) fn wait_for<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            timeout: Duration,
+        ) -> std::sync::WaitTimeoutResult {
+            let g = guard.guard.take().expect("a guard holds its lock");
+            let (g, result) = self
+                .0
+                .wait_timeout(g, timeout)
+                .unwrap_or_else(PoisonError::into_inner);
+            guard.guard = Some(g);
+            result
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}
+
 #[cfg(feature = "model-check")]
 mod model {
     use std::ops::{Deref, DerefMut};
@@ -310,6 +443,79 @@ mod tests {
             });
         });
         assert_eq!(m.into_inner(), THREADS * ADDS);
+    }
+
+    /// Forked while four threads of the parent wait on and notify condition variables without
+    /// pause, a child makes 256 locks and condition variables of its own and waits on each:
+    /// every child ends. (With `parking_lot`'s locks in their place, a bucket of its table of
+    /// parked threads locked by a parent's thread at the fork stays locked in the child, and
+    /// the child hangs.)
+    #[test]
+    fn a_child_forked_while_threads_wait_and_notify_can_wait_and_notify() {
+        use super::{Condvar, Mutex};
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        use std::time::Duration;
+        let stop = AtomicBool::new(false);
+        let pairs: Vec<(Mutex<u64>, Condvar)> =
+            (0..4).map(|_| (Mutex::new(0), Condvar::new())).collect();
+        std::thread::scope(|s| {
+            for i in 0..pairs.len() {
+                let (pairs, stop) = (&pairs, &stop);
+                s.spawn(move || {
+                    while !stop.load(Relaxed) {
+                        let (m, c) = &pairs[i];
+                        let mut g = m.lock();
+                        *g += 1;
+                        c.wait_for(&mut g, Duration::from_micros(1));
+                        drop(g);
+                        pairs[(i + 1) % pairs.len()].1.notify_all();
+                    }
+                });
+            }
+            let hung = (0..40).find(|_| {
+                !child_ends(|| {
+                    let pairs: Vec<Box<(Mutex<()>, Condvar)>> = (0..256)
+                        .map(|_| Box::new((Mutex::new(()), Condvar::new())))
+                        .collect();
+                    for p in &pairs {
+                        let mut g = p.0.lock();
+                        p.1.wait_for(&mut g, Duration::from_micros(1));
+                        drop(g);
+                        p.1.notify_all();
+                    }
+                })
+            });
+            stop.store(true, Relaxed);
+            assert_eq!(hung, None, "a forked child hung");
+        });
+    }
+
+    /// Runs `f` in a forked child (which leaves with `_exit`); whether the child ended within
+    /// 10 s (it is killed if not).
+    fn child_ends(f: impl FnOnce()) -> bool {
+        // SAFETY: the child runs `f` (these locks, the allocator, whose locks glibc resets at
+        // a fork, and system calls) and leaves with `_exit`, never returning into the harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            f();
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let mut status = 0;
+            // SAFETY: `pid` is our child; `status` a live local.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let _ = tx.send(status);
+        });
+        let ended = rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+        if !ended {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        waiter.join().unwrap();
+        ended
     }
 }
 

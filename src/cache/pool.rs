@@ -10,7 +10,7 @@
 //! so far has finished.
 
 use crate::error::{Error, ErrorKind, Result};
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::sync::mpsc;
 use std::sync::Arc;
 

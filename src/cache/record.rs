@@ -28,10 +28,10 @@
 pub(crate) const RECORDING_HEADER: &str = "# texcache trace recorded by process";
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::sync::{Condvar, Mutex};
 use crate::tier::log::{Batch, Event, TierLog, Wake, WAKE_AT};
 use crate::tier::TierKind;
 use crate::tier::{LogRef, Resource};
-use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Write;

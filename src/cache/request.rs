@@ -1,7 +1,7 @@
 //! Non-blocking loads: [`Request`], and the promise a loader thread fulfils.
 
 use crate::error::{Error, ErrorKind, Result};
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

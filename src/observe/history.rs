@@ -8,7 +8,7 @@
 //! after a scene change); with the interval at 0 those are the only samples. The buffer holds
 //! the last `stats.history_length` samples and never grows past them.
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

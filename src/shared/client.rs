@@ -26,7 +26,7 @@ use crate::observe::stats::{PixelFormat, Stats};
 use crate::os::shm::{SharedPixels, SharedWords};
 use crate::os::socket;
 use crate::picture::bitmap::Bitmap;
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};

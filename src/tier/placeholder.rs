@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::key::Key;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::checked::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A load in flight for one key, and its outcome `T` once published (the core's entry

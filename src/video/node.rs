@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::gpu::Gpu;
 use crate::observe::stats::PixelFormat;
 pub use crate::observe::stats::{NodeStats, State};
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -617,7 +617,7 @@ impl VideoNode {
             }
             let now = std::time::Instant::now();
             if now < *spin_until.get_or_insert(now + WAIT_SPIN) {
-                parking_lot::MutexGuard::unlocked(&mut st, || backoff.snooze());
+                crate::sync::MutexGuard::unlocked(&mut st, || backoff.snooze());
                 continue;
             }
             self.shared.consumer.wait(&mut st);
@@ -865,7 +865,7 @@ fn decoder_thread(shared: Arc<Shared>) {
         }
         shared.consumer.notify_all();
         if !freed.is_empty() {
-            parking_lot::MutexGuard::unlocked(&mut st, || drop(freed));
+            crate::sync::MutexGuard::unlocked(&mut st, || drop(freed));
         }
     }
 }
