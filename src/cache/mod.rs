@@ -703,7 +703,7 @@ impl Cache {
     }
 
     /// Queues a request's load. If no loader thread can start, the job is dropped unrun and
-    /// its promise tells the request ([`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled)).
+    /// its promise tells the request ([`ErrorKind::Cancelled`]).
     fn queue_request(&self, run: Box<dyn FnOnce(&Cache) + Send>) {
         let _ = self.queue_jobs(std::iter::once(Job::Request(run)));
     }

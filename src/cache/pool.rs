@@ -49,7 +49,7 @@ impl<J: Send + 'static> Pool<J> {
 
     /// Queues `jobs`, first starting `threads` threads that run them with the runner `run` makes
     /// if none run. If the system
-    /// refuses some threads ([`ErrorKind::Thread`](crate::ErrorKind::Thread)), the pool goes on with those that started and
+    /// refuses some threads ([`ErrorKind::Thread`]), the pool goes on with those that started and
     /// this returns the error after queuing the jobs to them; if it refuses all, nothing is
     /// queued and the next call tries again.
     pub(crate) fn queue(

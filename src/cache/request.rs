@@ -23,8 +23,8 @@ use std::task::{Context, Poll, Waker};
 /// A pending request holds the handle from the moment its load finishes until the caller
 /// takes it, so the cache cannot evict the picture in between; dropping the request drops
 /// the handle. Every waiter learns of the outcome: a failed load is the load's error, a panic
-/// inside it [`ErrorKind::LoadPanicked`](crate::ErrorKind::LoadPanicked), and a request the cache shut down before running
-/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled): nothing waits for ever.
+/// inside it [`ErrorKind::LoadPanicked`], and a request the cache shut down before running
+/// [`ErrorKind::Cancelled`]: nothing waits for ever.
 ///
 /// ```
 /// # fn main() -> texcache::Result<()> {

@@ -14,7 +14,7 @@
 //! - A handle from the parent ([`Handle`](crate::Handle): a bitmap, a texture) still reads its
 //!   pixels in the child; cloning and dropping it there changes no count (the parent's tier,
 //!   whose lock may be held, is never locked in the child, and never frees those entries).
-//! - A [`VideoNode`](crate::VideoNode) from the parent, whose decoder thread the child does not
+//! - A [`VideoNode`](crate::video::VideoNode) from the parent, whose decoder thread the child does not
 //!   have, returns an error from every call that would wait for it, and is let go without
 //!   joining that thread.
 //!

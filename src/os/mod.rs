@@ -1,5 +1,5 @@
 //! What texcache asks of the operating system, in one place: files opened without blocking,
-//! confined and read within bounds ([`file`]), and the process generation that tells an object
+//! confined and read within bounds ([`mod@file`]), and the process generation that tells an object
 //! made before a `fork` ([`fork`]).
 
 pub(crate) mod file;

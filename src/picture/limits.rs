@@ -3,7 +3,7 @@
 //! encode, RIFF chunks that claim to run past their file, the TIFFs and BMPs the decoders
 //! mishandle; and the decoders' own errors classified into texcache's.
 //!
-//! A leaf: pictures ([`super::decode`], [`super::avif`]) and video sources import it.
+//! A leaf: pictures ([`mod@super::decode`], [`super::avif`]) and video sources import it.
 
 use crate::error::{Error, ErrorKind, Result};
 use image::{ImageError, Limits};

@@ -1,4 +1,4 @@
-//! Reading the file behind an href for [`super::decode`] to decode.
+//! Reading the file behind an href for [`mod@super::decode`] to decode.
 //!
 //! Files are opened as `crate::os::file` opens every file (never blocking, regular files only,
 //! confined on the descriptor), sniffed before they are read, and read no further than their

@@ -3,7 +3,7 @@
 //! - `bitmap.rs`: the [`Bitmap`] type (pixels, size, format), and the buffer a decoder writes
 //!   one into: on the heap, or in shared memory for a cache that shares its tier (§12).
 //! - `load.rs`: reading the file behind an href ([`load_file`]).
-//! - `decode.rs`: bytes to bitmaps ([`decode`]), fitted decoding ([`fitted_size`]), EXIF
+//! - `decode.rs`: bytes to bitmaps ([`decode()`]), fitted decoding ([`fitted_size`]), EXIF
 //!   orientation, PNG straight into RGBA.
 //! - `limits.rs`: what a decoder may be given (pixel limits, canvases larger than their file),
 //!   checked before it runs; a leaf that video sources import too.

@@ -9,7 +9,7 @@
 //! hit itself, with no message and no allocation (`wire.rs` says how the two share the table).
 //!
 //! When the owner ends, views stay readable (the mappings are this process's), and every call
-//! after fails at once with [`ErrorKind::OwnerGone`](crate::ErrorKind::OwnerGone).
+//! after fails at once with [`ErrorKind::OwnerGone`].
 //!
 //! ```no_run
 //! # fn main() -> texcache::Result<()> {

@@ -506,7 +506,7 @@ impl<V> TierCore<V> {
         }
     }
 
-    /// [`TierCore::drop_ref`] up to what may free memory, which it leaves to
+    /// `TierCore::drop_ref` (the tests' whole release) up to what may free memory, which it leaves to
     /// [`TierCore::finish_release`] (unless it returns [`Released::Done`]): so the common release
     /// (no eviction) needs no list of freed entries.
     #[inline]
