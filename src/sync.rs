@@ -4,10 +4,10 @@
 //! the standard library's, which are a futex word each and nothing else. `parking_lot`'s are
 //! not fork-safe: they park threads in one table for the whole process, whose bucket locks a
 //! thread of the parent may hold at the moment of a `fork`, forever locked in the child then,
-//! so that the child's first contended lock or notified condition variable hangs (it did:
-//! `python/tests/test_fork.py`, a child dropping its cache while the parent's sampler thread
-//! was waking). A child forked from a process that uses texcache makes and uses caches of its
-//! own (§2b), so every lock texcache takes must be usable after a fork.
+//! so that the child's first contended lock or notified condition variable can hang (a child
+//! dropping its cache, which wakes its sampler thread, while the parent's sampler was waking).
+//! A child forked from a process that uses texcache makes and uses caches of its own (§2b), so
+//! every lock texcache takes must be usable after a fork.
 //!
 //! [`TierMutex`] is the tier lock itself (see [`RawTierLock`] for why that one is different).
 //! With the `model-check` feature, the tier core's `Mutex` and `Condvar` ([`checked`]) are

@@ -65,12 +65,17 @@ fn pictures(dir: &Path) -> Vec<String> {
     samples::write_pictures(dir, PICTURES, 96, 64, true).unwrap()
 }
 
-fn owner(media: &Path, socket: &Path) -> Cache {
+/// A config over `media` (with no sampler thread), sharing at `socket` unless it is empty.
+fn config(media: &Path, socket: &Path) -> Config {
     let mut cfg = Config::default();
     cfg.mediadir = media.into();
     cfg.stats.history_interval_ms = 0;
     cfg.shared.socket = socket.into();
-    Cache::new(cfg).unwrap()
+    cfg
+}
+
+fn owner(media: &Path, socket: &Path) -> Cache {
+    Cache::new(config(media, socket)).unwrap()
 }
 
 /// An owner over generated pictures (in a temporary folder, kept while the first value lives)
@@ -199,10 +204,7 @@ fn peaks(media: &Path, socket: &Path) {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 10);
     }
-    let mut cfg = Config::default();
-    cfg.mediadir = media.into();
-    cfg.stats.history_interval_ms = 0;
-    let heap = Cache::new(cfg).unwrap();
+    let heap = Cache::new(config(media, Path::new(""))).unwrap();
     let shared = owner(media, socket);
     for name in pictures_in(media) {
         for fit in [None, Some((1000, 1000))] {
@@ -539,9 +541,7 @@ fn random_traffic_from_several_processes_is_accounted_as_one_process_would() {
     let names = pictures(&media);
     let socket = tmp.path().join("shared.sock");
     let trace = tmp.path().join("owner.trace");
-    let mut cfg = Config::default();
-    cfg.mediadir = media.clone();
-    cfg.stats.history_interval_ms = 0;
+    let mut cfg = config(&media, Path::new(""));
     cfg.stats.trace = trace.clone();
     cfg.loader.threads = 1;
     // Room for about half the pictures: evictions all along.
@@ -697,10 +697,7 @@ fn a_picture_decoded_before_sharing_began_is_served_from_shared_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
     let names = pictures(&media);
-    let mut cfg = Config::default();
-    cfg.mediadir = media.clone();
-    cfg.stats.history_interval_ms = 0;
-    let cache = Cache::new(cfg).unwrap();
+    let cache = Cache::new(config(&media, Path::new(""))).unwrap();
     let early = cache.bitmap(&names[0]).unwrap();
     let socket = tmp.path().join("later.sock");
     cache.share(&socket).unwrap();
@@ -763,18 +760,12 @@ fn the_socket_path_is_handled_as_the_control_sockets() {
     let media = tmp.path().join("media");
     let names = pictures(&media);
     let socket = tmp.path().join("shared.sock");
-    let refused = |what: &str| {
-        let mut cfg = Config::default();
-        cfg.mediadir = media.clone();
-        cfg.shared.socket = socket.clone();
-        match Cache::new(cfg) {
-            Err(e) => assert!(
-                matches!(e.kind(), ErrorKind::Socket { .. })
-                    && e.to_string().contains("shared.sock"),
-                "{what}: {e}"
-            ),
-            Ok(_) => panic!("{what}: served"),
-        }
+    let refused = |what: &str| match Cache::new(config(&media, &socket)) {
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::Socket { .. }) && e.to_string().contains("shared.sock"),
+            "{what}: {e}"
+        ),
+        Ok(_) => panic!("{what}: served"),
     };
     std::fs::write(&socket, "precious").unwrap();
     refused("a regular file");
@@ -814,11 +805,8 @@ fn a_clients_hrefs_are_confined_by_the_owners_config() {
     std::fs::copy(media.join(&names[0]), tmp.path().join("secret.png")).unwrap();
     std::os::unix::fs::symlink(tmp.path().join("secret.png"), media.join("link.png")).unwrap();
     let socket = tmp.path().join("shared.sock");
-    let mut cfg = Config::default();
-    cfg.mediadir = media.clone();
+    let mut cfg = config(&media, &socket);
     cfg.confine = true;
-    cfg.stats.history_interval_ms = 0;
-    cfg.shared.socket = socket.clone();
     let _cache = Cache::new(cfg).unwrap();
     let client = texcache::shared::connect(&socket).unwrap();
     let outside = tmp.path().join("secret.png").display().to_string();
