@@ -211,7 +211,7 @@ fn fitted_stored_size(
     orientation: Option<Orientation>,
     (box_w, box_h): (u32, u32),
 ) -> (u32, u32) {
-    if orientation.is_some_and(|o| o.to_exif() >= 5) {
+    if orientation.is_some_and(turns_a_quarter) {
         let (uw, uh) = fitted_size(h, w, box_w, box_h);
         (uh, uw)
     } else {
@@ -409,28 +409,31 @@ fn exif_orientation(exif: Option<&[u8]>) -> Option<Orientation> {
 fn upright(href: &str, bitmap: Bitmap, o: Orientation, to: Destination) -> Result<Bitmap> {
     let (w, h, format) = (bitmap.width(), bitmap.height(), bitmap.format());
     let mut pixels = PixelBuffer::new(href, to, bitmap.pixels().len())?;
-    let (uw, uh) = if o.to_exif() >= 5 { (h, w) } else { (w, h) };
+    let upright = if turns_a_quarter(o) { (h, w) } else { (w, h) };
+    let (src, dst) = (bitmap.pixels(), pixels.as_mut_slice());
     match format {
-        PixelFormat::Gray8 => {
-            orient::<image::Luma<u8>>(bitmap.pixels(), (w, h), pixels.as_mut_slice(), o)
-        }
-        _ => orient::<image::Rgba<u8>>(bitmap.pixels(), (w, h), pixels.as_mut_slice(), o),
+        PixelFormat::Gray8 => orient::<image::Luma<u8>>(src, (w, h), dst, upright, o),
+        _ => orient::<image::Rgba<u8>>(src, (w, h), dst, upright, o),
     }
-    Ok(pixels.into_bitmap(uw, uh, format))
+    Ok(pixels.into_bitmap(upright.0, upright.1, format))
 }
 
-/// Writes the `w`x`h` picture `src` into `dst` turned by `o` (as `image`'s
+/// Whether `o` turns the picture a quarter (EXIF 5 to 8), swapping its width and height.
+fn turns_a_quarter(o: Orientation) -> bool {
+    o.to_exif() >= 5
+}
+
+/// Writes the `w`x`h` picture `src` into `dst`, `dw`x`dh`, turned by `o` (as `image`'s
 /// `DynamicImage::apply_orientation` turns it).
 fn orient<P: image::Pixel<Subpixel = u8> + 'static>(
     src: &[u8],
     (w, h): (u32, u32),
     dst: &mut [u8],
+    (dw, dh): (u32, u32),
     o: Orientation,
 ) {
     use image::imageops;
     let src = image::ImageBuffer::<P, &[u8]>::from_raw(w, h, src).expect("a bitmap's size");
-    let quarter = o.to_exif() >= 5;
-    let (dw, dh) = if quarter { (h, w) } else { (w, h) };
     let mut dst =
         image::ImageBuffer::<P, &mut [u8]>::from_raw(dw, dh, dst).expect("a bitmap's size");
     let done = match o {
